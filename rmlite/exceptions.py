@@ -1,0 +1,58 @@
+"""The one exception tree of rmlite.
+
+Every error rmlite raises on purpose derives from :class:`RmliteError`, so callers can
+catch the library's errors without catching their own bugs. Errors about bad input
+also derive from :class:`ValueError`, so generic code that expects ``ValueError`` for
+bad values keeps working.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RmliteError(Exception):
+    """Root of every error rmlite raises on purpose."""
+
+
+class SchemaError(RmliteError, ValueError):
+    """A log does not meet the log contract (missing column, wrong type, bad shape)."""
+
+
+class IngestError(SchemaError):
+    """An ingest was refused; the store was left exactly as it was."""
+
+
+class ConflictError(IngestError):
+    """A transition key arrived again with different values; nothing was overwritten."""
+
+
+class DatasetNotFoundError(RmliteError, KeyError):
+    """A dataset name that the store does not hold."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class StoreLockedError(RmliteError, OSError):
+    """Another process holds the store file open for writing."""
+
+
+_lazy: dict[str, type] = {}
+
+
+def __getattr__(name: str) -> Any:
+    # NotFittedError must subclass scikit-learn's so that sklearn tooling recognizes it,
+    # but importing sklearn costs about a second; build the class on first use so that
+    # `import rmlite` and `rmlite --help` stay instant.
+    if name != "NotFittedError":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name not in _lazy:
+        from sklearn.exceptions import NotFittedError as _SkNotFittedError
+
+        class NotFittedError(RmliteError, _SkNotFittedError):
+            """An estimator or preprocessing step was used before ``fit``."""
+
+        NotFittedError.__module__ = __name__
+        _lazy[name] = NotFittedError
+    return _lazy[name]

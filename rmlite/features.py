@@ -1,0 +1,630 @@
+"""Features and targets from transitions: Arrow in, one contiguous float32 matrix out.
+
+Pure transforms, no I/O: :meth:`rmlite.LogStore.features` reads the Arrow table and calls
+:func:`build_features`. Everything is vectorized over the whole table (NumPy on the
+flattened Arrow buffers, Polars for the per-episode scan); no Python loop touches rows.
+
+Rows arrive sorted by (episode, step), so per-episode shifts are global shifts masked at
+episode starts, which is several times faster than grouped window expressions.
+
+Examples
+--------
+>>> import pyarrow as pa
+>>> table = pa.table({
+...     "episode_id": [0, 0, 0], "step": [0, 1, 2],
+...     "obs": [[0.0], [1.0], [2.0]], "action": [[1.0], [1.0], [0.0]],
+...     "reward": [1.0, 1.0, 1.0], "next_obs": [[1.0], [2.0], [3.0]],
+...     "terminated": [False, False, True], "truncated": [False, False, False]})
+>>> ff = build_features(table, FeatureSpec(target="return", gamma=0.5))
+>>> ff.feature_names
+['obs_0', 'act_0']
+>>> ff.y.tolist()                     # 1 + 0.5 * (1 + 0.5 * 1)
+[1.75, 1.5, 1.0]
+>>> ff.X.flags["C_CONTIGUOUS"], ff.X.dtype
+(True, dtype('float32'))
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from rmlite import schema as S
+from rmlite._typing import BoolArray, Float32Array, Float64Array, Int64Array
+from rmlite.exceptions import SchemaError
+
+Target = Literal["reward", "return", "event"]
+Truncation = Literal["mark", "bootstrap", "drop"]
+Missing = Literal["drop", "mean", "median", "ffill"]
+Scaling = Literal["none", "standard", "minmax", "robust", "clip"]
+
+_MEDIAN_ROWS = 1_000_000
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """What to build from a dataset: inputs, target, missing values, reward scaling.
+
+    Saved with every model, so ``predict`` builds exactly what ``fit`` saw. Each field's
+    ``help`` text is also the CLI's.
+
+    Examples
+    --------
+    >>> spec = FeatureSpec(next_obs=True, delta=True, target="return", gamma=0.99)
+    >>> FeatureSpec.from_dict(spec.to_dict()) == spec
+    True
+    """
+
+    obs: bool = field(default=True, metadata={"help": "use the observation"})
+    action: bool = field(default=True, metadata={"help": "use the action"})
+    next_obs: bool = field(default=False, metadata={"help": "use the next observation"})
+    delta: bool = field(default=False, metadata={"help": "use next_obs - obs"})
+    step: bool = field(default=False, metadata={"help": "use the step index within the episode"})
+    time_limit: int | None = field(
+        default=None,
+        metadata={"help": "add progress = step / TIME_LIMIT (the env's episode step limit)"},
+    )
+    lags: int = field(
+        default=0,
+        metadata={
+            "help": "add obs and action of the LAGS previous steps (padded with the "
+            "episode's first step, like Gymnasium's FrameStackObservation)"
+        },
+    )
+    target: Target = field(
+        default="reward",
+        metadata={
+            "help": "reward: immediate reward; return: discounted return-to-go; "
+            "event: reward > EVENT_THRESHOLD as 0/1"
+        },
+    )
+    gamma: float = field(default=0.99, metadata={"help": "discount of the return-to-go, in [0, 1]"})
+    truncation: Truncation = field(
+        default="mark",
+        metadata={
+            "help": "return of truncated/unfinished episodes, whose future is unknown: mark "
+            "(keep, report the missing discount mass in FeatureFrame.tail), bootstrap (add "
+            "gamma^k * mean training reward / (1 - gamma)), drop (drop rows whose missing "
+            "mass exceeds TAIL_TOLERANCE)"
+        },
+    )
+    tail_tolerance: float = field(
+        default=0.01, metadata={"help": "with truncation=drop: largest missing mass kept"}
+    )
+    event_threshold: float = field(
+        default=0.0, metadata={"help": "with target=event: a reward above this is an event"}
+    )
+    missing: Missing = field(
+        default="drop",
+        metadata={
+            "help": "missing or non-finite inputs: drop the row, fill with the training "
+            "mean or median, or forward-fill within the episode (then the mean)"
+        },
+    )
+    missing_indicator: bool = field(
+        default=False,
+        metadata={"help": "add a 0/1 column for each input that had missing values in training"},
+    )
+    scaling: Scaling = field(
+        default="none",
+        metadata={
+            "help": "target scaling fitted on training rows: none, standard, minmax, robust "
+            "(median/IQR), or clip (rewards clipped to CLIP before the target is built)"
+        },
+    )
+    clip: tuple[float, float] = field(
+        default=(-1.0, 1.0), metadata={"help": "with scaling=clip: reward range kept"}
+    )
+
+    def validate(self) -> None:
+        """Raise a :class:`SchemaError` naming the first parameter out of range."""
+        choices = {
+            "target": ("reward", "return", "event"),
+            "truncation": ("mark", "bootstrap", "drop"),
+            "missing": ("drop", "mean", "median", "ffill"),
+            "scaling": ("none", "standard", "minmax", "robust", "clip"),
+        }
+        for name, allowed in choices.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise SchemaError(
+                    f"The '{name}' parameter of FeatureSpec must be a str among "
+                    f"{set(allowed)}. Got {value!r} instead."
+                )
+        if not (isinstance(self.gamma, int | float) and 0.0 <= self.gamma <= 1.0):
+            raise SchemaError(
+                f"The 'gamma' parameter of FeatureSpec must be a float in the range "
+                f"[0.0, 1.0]. Got {self.gamma!r} instead."
+            )
+        if not (isinstance(self.lags, int) and 0 <= self.lags <= 64):
+            raise SchemaError(
+                f"The 'lags' parameter of FeatureSpec must be an int in the range [0, 64]. "
+                f"Got {self.lags!r} instead."
+            )
+        if self.time_limit is not None and not (
+            isinstance(self.time_limit, int) and self.time_limit > 0
+        ):
+            raise SchemaError(
+                f"The 'time_limit' parameter of FeatureSpec must be a positive int or None. "
+                f"Got {self.time_limit!r} instead."
+            )
+        if not 0.0 < self.tail_tolerance < 1.0:
+            raise SchemaError(
+                f"The 'tail_tolerance' parameter of FeatureSpec must be a float in the range "
+                f"(0.0, 1.0). Got {self.tail_tolerance!r} instead."
+            )
+        if len(self.clip) != 2 or not self.clip[0] < self.clip[1]:
+            raise SchemaError(
+                f"The 'clip' parameter of FeatureSpec must be (low, high) with low < high. "
+                f"Got {self.clip!r} instead."
+            )
+        if self.target == "return" and self.truncation == "bootstrap" and self.gamma >= 1.0:
+            raise SchemaError(
+                "FeatureSpec(truncation='bootstrap') needs gamma < 1: with gamma = 1 the "
+                "bootstrap value mean_reward / (1 - gamma) is infinite. Use 'mark' or 'drop'."
+            )
+        if self.target == "event" and self.scaling not in ("none", "clip"):
+            raise SchemaError(
+                f"FeatureSpec(target='event') predicts a 0/1 event; scaling must be 'none'. "
+                f"Got {self.scaling!r} instead."
+            )
+        if not any((self.obs, self.action, self.next_obs, self.delta, self.step)) and (
+            self.time_limit is None and self.lags == 0
+        ):
+            raise SchemaError("FeatureSpec selects no input: enable obs, action or another input.")
+
+    def columns_needed(self) -> list[str]:
+        """Store columns this spec reads."""
+        cols = [S.EPISODE, S.STEP, S.REWARD, S.TERMINATED, S.TRUNCATED]
+        if self.obs or self.delta or self.lags:
+            cols.append(S.OBS)
+        if self.action or self.lags:
+            cols.append(S.ACTION)
+        if self.next_obs or self.delta:
+            cols.append(S.NEXT_OBS)
+        return cols
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary (saved with models)."""
+        out = asdict(self)
+        out["clip"] = list(self.clip)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureSpec:
+        """Inverse of :meth:`to_dict`; unknown keys are an error that names them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise SchemaError(f"FeatureSpec has no parameter(s) {unknown}; known: {sorted(known)}.")
+        values = dict(data)
+        if "clip" in values:
+            values["clip"] = tuple(values["clip"])
+        return cls(**values)
+
+
+@dataclass
+class FittedStats:
+    """Preprocessing learned on training rows and applied unchanged to any other rows."""
+
+    feature_names: list[str]
+    obs_dim: int
+    action_dim: int
+    fill_values: list[float] | None = None
+    indicator_columns: list[str] = field(default_factory=list)
+    target_center: float = 0.0
+    target_scale: float = 1.0
+    bootstrap_value: float = 0.0
+    train_rows: int = 0
+
+    def transform_target(self, y: Float64Array) -> Float64Array:
+        """Apply the fitted target scaling."""
+        return (y - self.target_center) / self.target_scale
+
+    def inverse_transform_target(self, y: np.ndarray) -> np.ndarray:
+        """Undo the target scaling (predictions back in reward units)."""
+        return np.asarray(y, dtype=np.float64) * self.target_scale + self.target_center
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary (saved with models)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FittedStats:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**data)
+
+
+@dataclass
+class FeatureFrame:
+    """What a model trains on.
+
+    Attributes
+    ----------
+    X
+        C-contiguous float32 matrix, one row per kept transition.
+    y
+        Target as float32 (scaled as ``stats`` says); NaN where unknown if the target was
+        not required.
+    feature_names
+        Column names of ``X``.
+    groups
+        Episode id of each row: split, cross-validate and hold out by it.
+    steps
+        Step of each row (with ``groups``, the key to join predictions back).
+    tail
+        Discount mass of the return-to-go missing because the episode was truncated or
+        unfinished (gamma ** steps remaining); 0 where the return is complete.
+    stats
+        Preprocessing fitted on the training rows.
+    spec
+        The spec that built this frame.
+    """
+
+    X: Float32Array
+    y: Float32Array
+    feature_names: list[str]
+    groups: Int64Array
+    steps: Int64Array
+    tail: Float32Array
+    stats: FittedStats
+    spec: FeatureSpec
+
+    def __len__(self) -> int:
+        return int(self.X.shape[0])
+
+    def to_polars(self) -> pl.DataFrame:
+        """Keys, features and target as one frame (for ``rmlite features --out``)."""
+        frame = pl.from_numpy(self.X, schema=self.feature_names, orient="row")
+        return frame.with_columns(
+            pl.Series(S.EPISODE, self.groups),
+            pl.Series(S.STEP, self.steps),
+            pl.Series("target", self.y),
+            pl.Series("tail", self.tail),
+        ).select(S.EPISODE, S.STEP, *self.feature_names, "target", "tail")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def vectors(column: pa.ChunkedArray | pa.Array, dim: int) -> Float32Array:
+    """A list<float32> Arrow column as an (n, dim) float32 matrix; NULL lists become NaN rows.
+
+    Zero-copy when the column has no NULL lists and one chunk.
+    """
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    n = len(arr)
+    flat = arr.flatten().to_numpy(zero_copy_only=False)
+    if flat.dtype != np.float32:
+        flat = flat.astype(np.float32)
+    if arr.null_count == 0:
+        if flat.size != n * dim:
+            raise SchemaError(f"vectors must all have {dim} values; found {flat.size} for {n} rows.")
+        return flat.reshape(n, dim)
+    out = np.full((n, dim), np.nan, dtype=np.float32)
+    valid = arr.is_valid().to_numpy(zero_copy_only=False)
+    out[valid] = flat.reshape(-1, dim)
+    return out
+
+
+def return_to_go(
+    reward: Float64Array, episode: Int64Array, gamma: float
+) -> Float64Array:
+    """Discounted return-to-go per episode, exact and stable for any episode length.
+
+    G_t = r_t + gamma * G_{t+1}, with G = 0 after an episode's last step (Sutton & Barto,
+    eq. 3.9). Computed as the recursion itself (a reversed exponentially weighted sum per
+    episode), never as sum_k gamma^k r_k / gamma^t, which underflows past a few thousand
+    steps. ``reward`` must be sorted by (episode, step).
+
+    Examples
+    --------
+    >>> return_to_go(np.array([1.0, 1.0, 1.0, 2.0]), np.array([0, 0, 0, 1]), 0.9).round(6).tolist()
+    [2.71, 1.9, 1.0, 2.0]
+    """
+    frame = pl.DataFrame({"e": episode, "r": reward})
+    if gamma >= 1.0:
+        expr = pl.col("r").reverse().cum_sum().reverse()
+    elif gamma <= 0.0:
+        expr = pl.col("r")
+    else:
+        # ewm_sum: y_i = x_i + (1 - alpha) * y_{i-1}; with alpha = 1 - gamma and the
+        # sequence reversed, that is exactly G_t = r_t + gamma * G_{t+1}.
+        expr = pl.col("r").reverse().ewm_sum(alpha=1.0 - gamma).reverse()
+    return frame.select(expr.over("e"))["r"].to_numpy(writable=True)
+
+
+def _episode_layout(episode: Int64Array) -> tuple[Int64Array, Int64Array]:
+    """Row index of each row's episode start and of its episode end."""
+    n = len(episode)
+    is_start = np.empty(n, dtype=bool)
+    is_start[:1] = True
+    np.not_equal(episode[1:], episode[:-1], out=is_start[1:])
+    start_rows = np.flatnonzero(is_start)
+    end_rows = np.r_[start_rows[1:] - 1, n - 1]
+    ordinal = np.cumsum(is_start) - 1
+    return start_rows[ordinal], end_rows[ordinal]
+
+
+def feature_names(spec: FeatureSpec, obs_dim: int, action_dim: int) -> list[str]:
+    """Names of the input columns a spec builds, in matrix order."""
+    names: list[str] = []
+    if spec.obs:
+        names += [f"obs_{i}" for i in range(obs_dim)]
+    if spec.action:
+        names += [f"act_{i}" for i in range(action_dim)]
+    if spec.next_obs:
+        names += [f"next_obs_{i}" for i in range(obs_dim)]
+    if spec.delta:
+        names += [f"delta_{i}" for i in range(obs_dim)]
+    if spec.step:
+        names.append("step")
+    if spec.time_limit is not None:
+        names.append("progress")
+    for k in range(1, spec.lags + 1):
+        names += [f"obs_lag{k}_{i}" for i in range(obs_dim)]
+        names += [f"act_lag{k}_{i}" for i in range(action_dim)]
+    return names
+
+
+def _dim(table: pa.Table, col: str) -> int:
+    if col not in table.column_names:
+        return 0
+    arr = table.column(col)
+    lengths = pa.compute.list_value_length(arr).drop_null()
+    return int(lengths[0].as_py()) if len(lengths) else 0
+
+
+# --------------------------------------------------------------------- build_features
+
+
+def build_features(
+    table: pa.Table | pl.DataFrame,
+    spec: FeatureSpec,
+    *,
+    train_episodes: Iterable[int] | None = None,
+    stats: FittedStats | None = None,
+    require_target: bool = True,
+) -> FeatureFrame:
+    """Build the feature matrix and target of a spec from transitions.
+
+    Parameters
+    ----------
+    table
+        Transitions sorted by (episode, step), with the columns of
+        :meth:`FeatureSpec.columns_needed`.
+    spec
+        What to build.
+    train_episodes
+        Episodes whose rows fit the statistics (imputation values, target scaling,
+        bootstrap value). Default: all rows. Ignored when ``stats`` is given.
+    stats
+        Statistics fitted before (on training episodes), applied as they are.
+    require_target
+        Drop rows whose target is unknown (missing rewards). ``False`` keeps them with
+        ``y = NaN``, for prediction.
+    """
+    spec.validate()
+    if isinstance(table, pl.DataFrame):
+        table = table.to_arrow()
+    missing_cols = [c for c in spec.columns_needed() if c not in table.column_names]
+    if missing_cols:
+        raise SchemaError(f"build_features needs column(s) {missing_cols}; the table has {table.column_names}.")
+    n = table.num_rows
+    if n == 0:
+        raise SchemaError("build_features was given no transitions.")
+
+    episode = table.column(S.EPISODE).to_numpy().astype(np.int64, copy=False)
+    step = table.column(S.STEP).to_numpy().astype(np.int64, copy=False)
+    if n > 1 and np.any((episode[1:] < episode[:-1]) | ((episode[1:] == episode[:-1]) & (step[1:] <= step[:-1]))):
+        raise SchemaError("build_features needs rows sorted by (episode_id, step) without duplicates.")
+    obs_dim = stats.obs_dim if stats else _dim(table, S.OBS) or _dim(table, S.NEXT_OBS)
+    act_dim = stats.action_dim if stats else _dim(table, S.ACTION)
+    names = feature_names(spec, obs_dim, act_dim)
+    if stats is not None and names + stats.indicator_columns != stats.feature_names:
+        raise SchemaError(
+            f"the fitted statistics are for features {stats.feature_names[:5]}..., but this "
+            f"spec and table give {names[:5]}...: obs/action dimensions differ."
+        )
+    start_row, end_row = _episode_layout(episode)
+    rows = np.arange(n, dtype=np.int64)
+
+    # ---- target (float64 until the end: returns accumulate)
+    reward = table.column(S.REWARD).to_numpy(zero_copy_only=False).astype(np.float64)  # NULL -> NaN
+    if spec.scaling == "clip":
+        reward = np.clip(reward, *spec.clip)
+    terminated = table.column(S.TERMINATED).to_numpy(zero_copy_only=False).astype(bool)
+    ended = terminated[end_row]  # the episode's last row says whether its future is known
+    tail = np.zeros(n, dtype=np.float64)
+    if spec.target == "reward":
+        y = reward
+    elif spec.target == "event":
+        y = np.where(np.isnan(reward), np.nan, (reward > spec.event_threshold).astype(np.float64))
+    else:
+        y = return_to_go(np.nan_to_num(reward, nan=0.0), episode, spec.gamma)
+        # A missing reward at or after t leaves G_t unknown.
+        unknown_after = return_to_go(np.isnan(reward).astype(np.float64), episode, 1.0) > 0
+        y[unknown_after] = np.nan
+        remaining = (end_row - rows + 1).astype(np.float64)
+        tail = np.where(ended, 0.0, np.power(spec.gamma, remaining))
+
+    # ---- which rows stay
+    keep = np.ones(n, dtype=bool)
+    if require_target:
+        keep &= np.isfinite(y)
+    if spec.target == "return" and spec.truncation == "drop":
+        keep &= tail <= spec.tail_tolerance
+    blocks = _source_blocks(table, spec, obs_dim, act_dim)
+    if spec.missing == "drop":
+        for block in blocks.values():
+            keep &= ~np.isnan(block).any(axis=1)
+    if not keep.any():
+        raise SchemaError(
+            f"no transition is left to build features from ({n} read): every row lacks the "
+            f"target or has missing inputs. Check rewards, or use missing='mean'."
+        )
+    idx: slice | Int64Array = slice(None) if keep.all() else np.flatnonzero(keep)
+    m = n if isinstance(idx, slice) else len(idx)
+
+    # ---- the matrix, written block by block into one C-contiguous float32 array
+    X = np.empty((m, len(names)), dtype=np.float32)
+    col = 0
+
+    def put(values: np.ndarray) -> None:
+        nonlocal col
+        width = 1 if values.ndim == 1 else values.shape[1]
+        if values.ndim == 1:
+            X[:, col] = values
+        else:
+            X[:, col : col + width] = values
+        col += width
+
+    if spec.obs:
+        put(blocks[S.OBS][idx])
+    if spec.action:
+        put(blocks[S.ACTION][idx])
+    if spec.next_obs:
+        put(blocks[S.NEXT_OBS][idx])
+    if spec.delta:
+        put(blocks[S.NEXT_OBS][idx])
+        X[:, col - obs_dim : col] -= blocks[S.OBS][idx]
+    if spec.step:
+        put(step[idx].astype(np.float32))
+    if spec.time_limit is not None:
+        put((step[idx] / spec.time_limit).astype(np.float32))
+    for k in range(1, spec.lags + 1):
+        # Sorted rows: the lag is the row k above, clamped to the episode's first row.
+        src = np.maximum(rows - k, start_row)[idx]
+        put(blocks[S.OBS][src])
+        put(blocks[S.ACTION][src])
+    assert col == len(names)
+
+    groups = episode[idx]
+    steps = step[idx]
+    y_kept = y[idx]
+    tail_kept = tail[idx].astype(np.float32)
+    if stats is None:
+        train = (
+            np.ones(m, dtype=bool)
+            if train_episodes is None
+            else np.isin(groups, np.fromiter(train_episodes, dtype=np.int64))
+        )
+        if not train.any():
+            raise SchemaError("train_episodes selects none of the dataset's episodes.")
+        stats = _fit_stats(X, y_kept, train, spec, names, obs_dim, act_dim, reward, episode)
+
+    X = _impute(X, spec, stats, groups, names)
+    if spec.target != "event":
+        y_kept = stats.transform_target(y_kept)
+        if spec.target == "return" and spec.truncation == "bootstrap":
+            y_kept = y_kept + tail_kept * stats.bootstrap_value / stats.target_scale
+    return FeatureFrame(
+        X=np.ascontiguousarray(X),
+        y=y_kept.astype(np.float32),
+        feature_names=list(stats.feature_names),
+        groups=groups,
+        steps=steps,
+        tail=tail_kept,
+        stats=stats,
+        spec=spec,
+    )
+
+
+def _source_blocks(
+    table: pa.Table, spec: FeatureSpec, obs_dim: int, act_dim: int
+) -> dict[str, Float32Array]:
+    blocks: dict[str, Float32Array] = {}
+    if spec.obs or spec.delta or spec.lags:
+        blocks[S.OBS] = vectors(table.column(S.OBS), obs_dim)
+    if spec.action or spec.lags:
+        blocks[S.ACTION] = vectors(table.column(S.ACTION), act_dim)
+    if spec.next_obs or spec.delta:
+        blocks[S.NEXT_OBS] = vectors(table.column(S.NEXT_OBS), obs_dim)
+    for key, block in blocks.items():
+        inf = np.isinf(block)
+        if inf.any():  # infinities count as missing, like NaN
+            block = np.array(block)  # zero-copy Arrow buffers are read-only
+            block[inf] = np.nan
+            blocks[key] = block
+    return blocks
+
+
+def _fit_stats(
+    X: Float32Array,
+    y: Float64Array,
+    train: BoolArray,
+    spec: FeatureSpec,
+    names: list[str],
+    obs_dim: int,
+    act_dim: int,
+    reward: Float64Array,
+    episode: Int64Array,
+) -> FittedStats:
+    stats = FittedStats(
+        feature_names=list(names), obs_dim=obs_dim, action_dim=act_dim, train_rows=int(train.sum())
+    )
+    all_train = bool(train.all())
+    Xt = X if all_train else X[train]
+    if spec.missing != "drop":
+        if spec.missing == "median":
+            step = max(1, len(Xt) // _MEDIAN_ROWS)
+            fill = np.nanmedian(Xt[::step], axis=0)
+        else:
+            fill = np.nanmean(Xt, axis=0, dtype=np.float64)
+        # A column with no value at all in training falls back to 0.
+        stats.fill_values = [float(v) if math.isfinite(v) else 0.0 for v in fill]
+        if spec.missing_indicator:
+            has_nan = np.isnan(Xt).any(axis=0)
+            stats.indicator_columns = [f"{names[j]}_missing" for j in np.flatnonzero(has_nan)]
+            stats.feature_names = names + stats.indicator_columns
+    yt = y[train]
+    yt = yt[np.isfinite(yt)]
+    if spec.target != "event" and len(yt):
+        if spec.scaling == "standard":
+            stats.target_center, stats.target_scale = float(yt.mean()), float(yt.std())
+        elif spec.scaling == "minmax":
+            lo, hi = float(yt.min()), float(yt.max())
+            stats.target_center, stats.target_scale = lo, hi - lo
+        elif spec.scaling == "robust":
+            q1, med, q3 = np.quantile(yt, [0.25, 0.5, 0.75])
+            stats.target_center, stats.target_scale = float(med), float(q3 - q1)
+        if not stats.target_scale > 0:  # a constant target: center only
+            stats.target_scale = 1.0
+    if spec.target == "return" and spec.truncation == "bootstrap":
+        r = reward[np.isfinite(reward)]
+        stats.bootstrap_value = float(r.mean() / (1.0 - spec.gamma)) if len(r) else 0.0
+    return stats
+
+
+def _impute(
+    X: Float32Array, spec: FeatureSpec, stats: FittedStats, groups: Int64Array, names: list[str]
+) -> Float32Array:
+    if spec.missing == "drop" or stats.fill_values is None:
+        return X
+    nan_cols = np.flatnonzero(np.isnan(X).any(axis=0))
+    indicators = None
+    if stats.indicator_columns:
+        wanted = [names.index(c[: -len("_missing")]) for c in stats.indicator_columns]
+        indicators = np.isnan(X[:, wanted]).astype(np.float32)
+    if spec.missing == "ffill" and len(nan_cols):
+        start = np.r_[True, groups[1:] != groups[:-1]]
+        start_row = np.maximum.accumulate(np.where(start, np.arange(len(X)), 0))
+    for j in nan_cols:
+        column = X[:, j]
+        hole = np.isnan(column)
+        if spec.missing == "ffill":
+            # Index of the last valid row at or before each row, not crossing episodes.
+            last = np.maximum.accumulate(np.where(hole, -1, np.arange(len(X))))
+            ok = hole & (last >= start_row)
+            column[ok] = column[last[ok]]
+            hole = np.isnan(column)
+        column[hole] = stats.fill_values[j]
+    if indicators is not None:
+        X = np.concatenate([X, indicators], axis=1)
+    return X

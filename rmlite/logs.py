@@ -1,0 +1,627 @@
+"""Reading logs from files or tables and normalizing them to the log contract.
+
+This module knows file formats and column layouts; it never touches the store. The
+result of :func:`prepare` is one Polars frame in the canonical layout of
+:mod:`rmlite.schema`, sorted by (episode, step), plus the rows rejected and why. The store
+then lands it in one transaction.
+
+Examples
+--------
+>>> import polars as pl
+>>> raw = pl.DataFrame({
+...     "episode_id": [0, 0, 0], "obs_0": [0.0, 1.0, 2.0], "obs_1": [1.0, 1.0, 1.0],
+...     "action": [1, 0, 1], "reward": [0.0, 0.0, 1.0],
+...     "terminated": [False, False, True]})
+>>> log = prepare([raw])
+>>> log.frame["obs"].to_list()
+[[0.0, 1.0], [1.0, 1.0], [2.0, 1.0]]
+>>> log.frame["next_obs"].to_list()   # derived; the terminal step's is unknown
+[[1.0, 1.0], [2.0, 1.0], None]
+>>> (log.obs_dim, log.action_dim, log.action_discrete)
+(2, 1, True)
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+import pyarrow as pa
+
+from rmlite import schema as S
+from rmlite._typing import PathLike
+from rmlite.exceptions import IngestError, SchemaError
+
+OnError = Literal["raise", "quarantine"]
+Source = PathLike | pl.DataFrame | pl.LazyFrame | pa.Table
+
+FORMATS: dict[str, str] = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".arrow": "ipc",
+    ".ipc": "ipc",
+    ".feather": "ipc",
+}
+"""File endings rmlite reads, and the reader each one uses."""
+
+ROW = "__row"
+SOURCE = "__source"
+REASON = "__reason"
+
+_FLAG_HELP = {S.TERMINATED: "--terminated-col", S.TRUNCATED: "--truncated-col"}
+_MAP_FLAG = {
+    S.EPISODE: "--episode-col",
+    S.STEP: "--step-col",
+    S.OBS: "--obs-cols",
+    S.ACTION: "--action-cols",
+    S.REWARD: "--reward-col",
+    S.NEXT_OBS: "--next-obs-cols",
+    S.TERMINATED: "--terminated-col",
+    S.TRUNCATED: "--truncated-col",
+    S.TIMESTAMP: "--timestamp-col",
+}
+
+
+@dataclass
+class PreparedLog:
+    """A log in canonical layout, ready for the store.
+
+    ``frame`` holds the canonical columns (without ``dataset``) plus the source name and
+    row number of every transition; ``rejected`` the rows refused in quarantine mode with
+    the reason and the original record as JSON.
+    """
+
+    frame: pl.DataFrame
+    rejected: pl.DataFrame
+    sources: list[str]
+    rows_read: int
+    obs_dim: int
+    action_dim: int
+    action_discrete: bool
+    next_obs_derived: bool
+    warnings: list[str] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def expand_sources(sources: Iterable[Source]) -> list[Source]:
+    """Expand paths, globs and folders into a sorted list of readable files.
+
+    Tables pass through unchanged. A path that matches nothing is an error that names it.
+    """
+    out: list[Source] = []
+    for src in sources:
+        if isinstance(src, pl.DataFrame | pl.LazyFrame | pa.Table):
+            out.append(src)
+            continue
+        text = os.fspath(src)
+        if any(ch in text for ch in "*?["):
+            matches = sorted(p for p in glob.glob(text, recursive=True) if _readable(p))
+            if not matches:
+                raise IngestError(f"{text}: the pattern matches no log file ({_endings()}).")
+            out.extend(matches)
+        elif os.path.isdir(text):
+            matches = sorted(str(p) for p in Path(text).rglob("*") if _readable(str(p)))
+            if not matches:
+                raise IngestError(f"{text}: the folder holds no log file ({_endings()}).")
+            out.extend(matches)
+        elif os.path.exists(text):
+            out.append(text)
+        else:
+            raise IngestError(f"{text}: no such file or folder.")
+    if not out:
+        raise IngestError("ingest was given no source.")
+    return out
+
+
+def _readable(path: str) -> bool:
+    return os.path.isfile(path) and Path(path).suffix.lower() in FORMATS
+
+
+def _endings() -> str:
+    return ", ".join(sorted(FORMATS))
+
+
+def read_source(src: Source) -> tuple[str, pl.DataFrame]:
+    """Read one source into an eager Polars frame; name it for error messages."""
+    if isinstance(src, pl.DataFrame):
+        return "<DataFrame>", src
+    if isinstance(src, pl.LazyFrame):
+        return "<LazyFrame>", src.collect()
+    if isinstance(src, pa.Table):
+        frame = pl.from_arrow(src)
+        assert isinstance(frame, pl.DataFrame)
+        return "<pyarrow.Table>", frame
+    path = os.fspath(src)
+    fmt = FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise IngestError(
+            f"{path}: unknown file type {Path(path).suffix!r}; rmlite reads {_endings()}."
+        )
+    try:
+        if fmt == "parquet":
+            frame = pl.read_parquet(path)
+        elif fmt == "csv":
+            sep = "\t" if path.lower().endswith(".tsv") else ","
+            frame = pl.read_csv(path, separator=sep, infer_schema_length=10_000)
+        elif fmt == "jsonl":
+            frame = pl.read_ndjson(path, infer_schema_length=10_000)
+        else:
+            frame = pl.read_ipc(path, memory_map=False)
+    except Exception as exc:  # the readers raise many types; all mean "unreadable"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise IngestError(
+            f"{path}: cannot be read as {fmt}: {first}. Check that the file is complete "
+            f"and really {fmt}."
+        ) from exc
+    return path, frame
+
+
+# ----------------------------------------------------------------------- normalizing
+
+
+def _find(columns: Sequence[str], canonical: str, mapping: dict[str, str], name: str) -> str | None:
+    if canonical in mapping:
+        wanted = mapping[canonical]
+        if wanted not in columns:
+            raise SchemaError(
+                f"{name}: column {wanted!r} (mapped with {_MAP_FLAG[canonical]}) not found; "
+                f"the columns are {_preview(columns)}."
+            )
+        return wanted
+    lower = {c.lower(): c for c in columns}
+    for alias in S.ALIASES.get(canonical, (canonical,)):
+        if alias in columns:
+            return alias
+        if alias in lower:
+            return lower[alias]
+    return None
+
+
+def _preview(columns: Sequence[str], k: int = 12) -> str:
+    shown = ", ".join(repr(c) for c in columns[:k])
+    return f"[{shown}{', ...' if len(columns) > k else ''}]"
+
+
+def _numbered(columns: Sequence[str], pattern: str) -> list[str]:
+    """Columns matching a glob, ordered by their trailing number (obs_2 before obs_10)."""
+    hits = [c for c in columns if fnmatch.fnmatchcase(c, pattern)]
+
+    def order(col: str) -> tuple[int, str]:
+        m = re.search(r"(\d+)$", col)
+        return (int(m.group(1)) if m else -1, col)
+
+    return sorted(hits, key=order)
+
+
+def _flat_columns(columns: Sequence[str], canonical: str) -> list[str]:
+    for prefix in S.FLAT_PREFIXES[canonical]:
+        rx = re.compile(rf"^{re.escape(prefix)}(\d+)$")
+        hits = [c for c in columns if rx.match(c)]
+        if hits:
+            return sorted(hits, key=lambda c: int(rx.match(c).group(1)))  # type: ignore[union-attr]
+    return []
+
+
+def _vector_expr(
+    frame: pl.DataFrame, canonical: str, mapping: dict[str, str], name: str
+) -> tuple[pl.Expr | None, list[str], bool]:
+    """Build the expression for a vector column; return it, the source columns it used,
+    and whether it came from one integer scalar column (a discrete action)."""
+    columns = frame.columns
+    wanted = mapping.get(canonical)
+    if wanted is not None and any(ch in wanted for ch in "*?["):
+        used = _numbered(columns, wanted)
+        if not used:
+            raise SchemaError(
+                f"{name}: the pattern {wanted!r} ({_MAP_FLAG[canonical]}) matches no column; "
+                f"the columns are {_preview(columns)}."
+            )
+        return _concat(frame, used, canonical, name), used, False
+    col = _find(columns, canonical, mapping, name)
+    if col is None:
+        used = _flat_columns(columns, canonical)
+        if not used:
+            return None, [], False
+        return _concat(frame, used, canonical, name), used, False
+    dtype = frame.schema[col]
+    if isinstance(dtype, pl.List | pl.Array):
+        inner = dtype.inner
+        if not (inner.is_numeric() or inner == pl.Boolean or inner == pl.Null):
+            raise SchemaError(
+                f"{name}: column {col!r} must hold numeric vectors; got {dtype}. "
+                f"Cast it or map another column with {_MAP_FLAG[canonical]}."
+            )
+        expr = pl.col(col)
+        if isinstance(dtype, pl.Array):
+            expr = expr.arr.to_list()
+        return expr.cast(pl.List(pl.Float32)), [col], False
+    if dtype.is_numeric() or dtype == pl.Boolean:
+        discrete = dtype.is_integer() or dtype == pl.Boolean
+        return pl.concat_list(pl.col(col).cast(pl.Float32)), [col], discrete
+    if dtype == pl.String:
+        # CSV cannot hold lists; accept JSON arrays written as text ("[0.1, 0.2]").
+        return (
+            pl.col(col).str.json_decode(pl.List(pl.Float64)).cast(pl.List(pl.Float32)),
+            [col],
+            False,
+        )
+    raise SchemaError(
+        f"{name}: column {col!r} must hold numeric vectors or numbers; got {dtype}. "
+        f"Cast it or map another column with {_MAP_FLAG[canonical]}."
+    )
+
+
+def _concat(frame: pl.DataFrame, used: list[str], canonical: str, name: str) -> pl.Expr:
+    for c in used:
+        dtype = frame.schema[c]
+        if not (dtype.is_numeric() or dtype == pl.Null):
+            raise SchemaError(
+                f"{name}: column {c!r} (part of {canonical}) must be numeric; got {dtype}. "
+                f"Cast it or map other columns with {_MAP_FLAG[canonical]}."
+            )
+    return pl.concat_list([pl.col(c).cast(pl.Float32) for c in used])
+
+
+def _flag_expr(frame: pl.DataFrame, col: str | None, canonical: str, name: str) -> pl.Expr:
+    if col is None:
+        return pl.lit(False)
+    dtype = frame.schema[col]
+    if dtype == pl.Boolean:
+        return pl.col(col)
+    if dtype.is_numeric():
+        bad = frame.select(
+            (pl.col(col).is_not_null() & ~pl.col(col).is_in([0, 1])).arg_true().first()
+        ).item()
+        if bad is not None:
+            raise SchemaError(
+                f"{name}: column {col!r} ({canonical}) must be true/false or 0/1; row {bad} "
+                f"holds {frame[col][bad]!r}. Fix the value or map another column with "
+                f"{_FLAG_HELP[canonical]}."
+            )
+        return pl.col(col).cast(pl.Boolean)
+    if dtype == pl.String:
+        text = pl.col(col).str.strip_chars().str.to_lowercase()
+        return (
+            pl.when(text.is_in(["true", "1", "t", "yes"]))
+            .then(True)
+            .when(text.is_in(["false", "0", "f", "no"]))
+            .then(False)
+            .otherwise(None)
+        )
+    raise SchemaError(
+        f"{name}: column {col!r} ({canonical}) must be boolean; got {dtype}. "
+        f"Cast it or map another column with {_FLAG_HELP[canonical]}."
+    )
+
+
+def _timestamp_expr(frame: pl.DataFrame, col: str, name: str) -> pl.Expr:
+    dtype = frame.schema[col]
+    if isinstance(dtype, pl.Datetime):
+        expr = pl.col(col)
+        if dtype.time_zone is not None:
+            expr = expr.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+        return expr.dt.cast_time_unit("us")
+    if dtype.is_numeric():
+        return (pl.col(col).cast(pl.Float64) * 1e6).cast(pl.Int64).cast(pl.Datetime("us"))
+    if dtype == pl.String:
+        return pl.col(col).str.to_datetime(time_unit="us", strict=False)
+    raise SchemaError(
+        f"{name}: column {col!r} (timestamp) must be a datetime, Unix seconds or ISO text; "
+        f"got {dtype}. Map another column with --timestamp-col."
+    )
+
+
+def normalize(frame: pl.DataFrame, name: str, mapping: S.ColumnMapping | None = None) -> pl.DataFrame:
+    """Map one source frame onto the canonical columns.
+
+    File-level problems (a required column missing, a column of the wrong type) raise a
+    :class:`SchemaError` naming the source and column. Row-level problems are left in the
+    ``__reason`` column (NULL where the row is fine) for :func:`prepare` to raise or
+    quarantine. Extra columns are kept as a JSON object in ``extra``.
+    """
+    m = dict(mapping.items()) if mapping is not None else {}
+    columns = frame.columns
+    if frame.height == 0:
+        raise SchemaError(f"{name}: the log has no rows.")
+
+    obs, obs_used, _ = _vector_expr(frame, S.OBS, m, name)
+    action, act_used, discrete = _vector_expr(frame, S.ACTION, m, name)
+    next_obs, next_used, _ = _vector_expr(frame, S.NEXT_OBS, m, name)
+    for expr, canonical in ((obs, S.OBS), (action, S.ACTION)):
+        if expr is None:
+            raise SchemaError(
+                f"{name}: required column {canonical!r} not found, as a list column or as "
+                f"numbered columns ({', '.join(p + '0' for p in S.FLAT_PREFIXES[canonical])}, "
+                f"...); the columns are {_preview(columns)}. Map it with {_MAP_FLAG[canonical]}."
+            )
+    reward_col = _find(columns, S.REWARD, m, name)
+    if reward_col is None:
+        raise SchemaError(
+            f"{name}: required column 'reward' not found; the columns are {_preview(columns)}. "
+            f"Map it with --reward-col (a column of NULLs is allowed for logs without rewards)."
+        )
+    rdtype = frame.schema[reward_col]
+    if not (rdtype.is_numeric() or rdtype in (pl.Boolean, pl.Null)):
+        raise SchemaError(
+            f"{name}: column {reward_col!r} (reward) must be numeric; got {rdtype}. "
+            f"Cast it or map another column with --reward-col."
+        )
+    episode_col = _find(columns, S.EPISODE, m, name)
+    step_col = _find(columns, S.STEP, m, name)
+    term_col = _find(columns, S.TERMINATED, m, name)
+    trunc_col = _find(columns, S.TRUNCATED, m, name)
+    ts_col = _find(columns, S.TIMESTAMP, m, name)
+    for col, canonical in ((episode_col, S.EPISODE), (step_col, S.STEP)):
+        if col is not None and not frame.schema[col].is_integer():
+            raise SchemaError(
+                f"{name}: column {col!r} ({canonical}) must hold integers; got "
+                f"{frame.schema[col]}. Map integer ids with {_MAP_FLAG[canonical]}."
+            )
+
+    terminated = _flag_expr(frame, term_col, S.TERMINATED, name)
+    truncated = _flag_expr(frame, trunc_col, S.TRUNCATED, name)
+    if episode_col is not None:
+        episode = pl.col(episode_col).cast(pl.Int64)
+    elif term_col is not None or trunc_col is not None:
+        # No episode ids: a new episode starts after each terminated/truncated row.
+        done = (terminated | truncated).fill_null(False).cast(pl.Int64)
+        episode = done.cum_sum().shift(1, fill_value=0)
+    else:
+        raise SchemaError(
+            f"{name}: no episode column ({', '.join(S.ALIASES[S.EPISODE])}) and no "
+            f"terminated/truncated flags to cut episodes by; map one with --episode-col."
+        )
+    used = {
+        c
+        for c in (reward_col, episode_col, step_col, term_col, trunc_col, ts_col)
+        if c is not None
+    }
+    used.update(obs_used, act_used, next_used)
+    extras = [c for c in columns if c not in used and not c.startswith("__")]
+
+    out = frame.select(
+        pl.int_range(pl.len(), dtype=pl.Int64).alias(ROW),
+        episode.alias(S.EPISODE),
+        obs.alias(S.OBS),  # type: ignore[union-attr]
+        action.alias(S.ACTION),  # type: ignore[union-attr]
+        pl.col(reward_col).cast(pl.Float64).alias(S.REWARD),
+        (next_obs if next_obs is not None else pl.lit(None, pl.List(pl.Float32))).alias(
+            S.NEXT_OBS
+        ),
+        terminated.alias(S.TERMINATED),
+        truncated.alias(S.TRUNCATED),
+        (
+            _timestamp_expr(frame, ts_col, name)
+            if ts_col is not None
+            else pl.lit(None, pl.Datetime("us"))
+        ).alias(S.TIMESTAMP),
+        (
+            pl.struct(extras).struct.json_encode() if extras else pl.lit(None, pl.String)
+        ).alias(S.EXTRA),
+        (pl.col(step_col).cast(pl.Int64) if step_col is not None else pl.lit(None, pl.Int64)).alias(
+            S.STEP
+        ),
+    )
+    if step_col is None:
+        out = out.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).over(S.EPISODE).alias(S.STEP))
+    out = out.with_columns(pl.lit(name).alias(SOURCE), pl.lit(discrete).alias("__discrete"))
+    return out.with_columns(_row_reasons(out, episode_col, step_col, next_obs is not None))
+
+
+def _row_reasons(
+    out: pl.DataFrame, episode_col: str | None, step_col: str | None, has_next: bool
+) -> pl.Expr:
+    """One text per row saying what is wrong with it, or NULL."""
+    obs_len = _mode_len(out, S.OBS)
+    act_len = _mode_len(out, S.ACTION)
+    checks: list[tuple[pl.Expr, pl.Expr]] = [
+        (pl.col(S.EPISODE).is_null(), pl.lit(f"{episode_col or S.EPISODE} is null")),
+        (pl.col(S.STEP).is_null(), pl.lit(f"{step_col or S.STEP} is null")),
+        (pl.col(S.OBS).is_null(), pl.lit("obs is null")),
+        (pl.col(S.ACTION).is_null(), pl.lit("action is null")),
+        (
+            pl.col(S.OBS).list.len() != obs_len,
+            pl.format("obs has {} values; expected {}", pl.col(S.OBS).list.len(), pl.lit(obs_len)),
+        ),
+        (
+            pl.col(S.ACTION).list.len() != act_len,
+            pl.format(
+                "action has {} values; expected {}", pl.col(S.ACTION).list.len(), pl.lit(act_len)
+            ),
+        ),
+        (pl.col(S.TERMINATED).is_null(), pl.lit("terminated is null or not true/false")),
+        (pl.col(S.TRUNCATED).is_null(), pl.lit("truncated is null or not true/false")),
+    ]
+    if has_next:
+        checks.append(
+            (
+                pl.col(S.NEXT_OBS).list.len() != obs_len,
+                pl.format(
+                    "next_obs has {} values; expected {} like obs",
+                    pl.col(S.NEXT_OBS).list.len(),
+                    pl.lit(obs_len),
+                ),
+            )
+        )
+    reason: pl.Expr = pl.lit(None, pl.String)
+    for cond, text in reversed(checks):
+        reason = pl.when(cond.fill_null(False)).then(text).otherwise(reason)
+    return reason.alias(REASON)
+
+
+def _mode_len(frame: pl.DataFrame, col: str) -> int:
+    lengths = frame.select(pl.col(col).list.len().drop_nulls().mode().min()).item()
+    return int(lengths) if lengths is not None else 0
+
+
+# --------------------------------------------------------------------------- prepare
+
+
+def prepare(
+    sources: Iterable[Source],
+    mapping: S.ColumnMapping | None = None,
+    on_error: OnError = "raise",
+    expected_dims: tuple[int, int] | None = None,
+) -> PreparedLog:
+    """Read, normalize and check every source of one ingest.
+
+    Parameters
+    ----------
+    sources
+        Files, globs, folders, or in-memory tables.
+    mapping
+        Where the canonical columns are found (see :class:`rmlite.schema.ColumnMapping`).
+    on_error
+        ``"raise"``: the first bad row stops the ingest with an error naming it.
+        ``"quarantine"``: bad rows are returned in ``rejected`` with the reason.
+    expected_dims
+        (obs_dim, action_dim) of the dataset already in the store, if any.
+    """
+    if on_error not in ("raise", "quarantine"):
+        raise ValueError(
+            f"The 'on_error' parameter must be 'raise' or 'quarantine'. Got {on_error!r} instead."
+        )
+    parts: list[pl.DataFrame] = []
+    raws: dict[str, pl.DataFrame] = {}
+    names: list[str] = []
+    for src in expand_sources(sources):
+        name, raw = read_source(src)
+        if name in raws:  # two in-memory tables: keep names unique for error messages
+            name = f"{name}#{len(names)}"
+        names.append(name)
+        raws[name] = raw
+        parts.append(normalize(raw, name, mapping))
+
+    frame = pl.concat(parts, how="vertical_relaxed") if len(parts) > 1 else parts[0]
+    rows_read = frame.height
+    discrete = bool(frame["__discrete"].all())
+    frame = frame.drop("__discrete")
+
+    # Dimensions: the dataset's, when it exists; else the most common length in the log.
+    obs_dim, act_dim = expected_dims or (_mode_len(frame, S.OBS), _mode_len(frame, S.ACTION))
+    if expected_dims is not None:
+        frame = frame.with_columns(
+            pl.when(pl.col(REASON).is_null() & (pl.col(S.OBS).list.len() != obs_dim))
+            .then(pl.format("obs has {} values; the dataset has {}", pl.col(S.OBS).list.len(), pl.lit(obs_dim)))
+            .when(pl.col(REASON).is_null() & (pl.col(S.ACTION).list.len() != act_dim))
+            .then(
+                pl.format(
+                    "action has {} values; the dataset has {}",
+                    pl.col(S.ACTION).list.len(),
+                    pl.lit(act_dim),
+                )
+            )
+            .otherwise(pl.col(REASON))
+            .alias(REASON)
+        )
+    # A key twice in one ingest (inside one file or across files) is ambiguous: reject all.
+    dup = pl.struct(S.EPISODE, S.STEP).is_duplicated() & pl.col(S.EPISODE).is_not_null()
+    frame = frame.with_columns(
+        pl.when(pl.col(REASON).is_null() & dup)
+        .then(pl.format("duplicate step: episode {} step {} appears more than once", pl.col(S.EPISODE), pl.col(S.STEP)))
+        .otherwise(pl.col(REASON))
+        .alias(REASON)
+    )
+
+    bad = frame.filter(pl.col(REASON).is_not_null())
+    if bad.height and on_error == "raise":
+        first = bad.row(0, named=True)
+        more = f" ({bad.height - 1} more bad rows)" if bad.height > 1 else ""
+        raise IngestError(
+            f"{first[SOURCE]}: row {first[ROW]}: {first[REASON]}{more}. Fix the log, map other "
+            f"columns, or pass --on-error quarantine to land the good rows and keep the bad "
+            f"ones in the 'rejected' table. Nothing was written."
+        )
+    rejected = _rejected_records(bad, raws)
+    frame = frame.filter(pl.col(REASON).is_null()).drop(REASON)
+    if frame.height == 0:
+        raise IngestError(
+            f"{', '.join(names)}: no valid rows remain ({rows_read} read, all rejected). "
+            f"Nothing was written."
+        )
+    frame = frame.sort(S.EPISODE, S.STEP)
+
+    derived = bool(frame[S.NEXT_OBS].null_count() == frame.height)
+    if derived:
+        # next_obs is the obs of the following step of the same episode; the last step of
+        # an episode (and any step before a gap) has none, and is left NULL, not invented.
+        follows = (pl.col(S.EPISODE).shift(-1) == pl.col(S.EPISODE)) & (
+            pl.col(S.STEP).shift(-1) == pl.col(S.STEP) + 1
+        )
+        frame = frame.with_columns(
+            pl.when(follows.fill_null(False))
+            .then(pl.col(S.OBS).shift(-1))
+            .otherwise(None)
+            .alias(S.NEXT_OBS)
+        )
+    warnings = []
+    if not any(_has(raw, S.TERMINATED, mapping) or _has(raw, S.TRUNCATED, mapping) for raw in raws.values()):
+        warnings.append("no terminated/truncated columns: both were set to false")
+    return PreparedLog(
+        frame=frame,
+        rejected=rejected,
+        sources=names,
+        rows_read=rows_read,
+        obs_dim=obs_dim,
+        action_dim=act_dim,
+        action_discrete=discrete,
+        next_obs_derived=derived,
+        warnings=warnings,
+    )
+
+
+def _has(raw: pl.DataFrame, canonical: str, mapping: S.ColumnMapping | None) -> bool:
+    m = dict(mapping.items()) if mapping is not None else {}
+    try:
+        return _find(raw.columns, canonical, m, "") is not None
+    except SchemaError:
+        return False
+
+
+def _rejected_records(bad: pl.DataFrame, raws: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """The rejected rows as (source, row, reason, record JSON of the original row)."""
+    out = []
+    for name, rows in bad.group_by(SOURCE, maintain_order=True):
+        source = str(name[0])
+        raw = raws[source]
+        idx = rows[ROW]
+        original = raw[idx.to_list()] if raw.width else raw
+        records = original.select(pl.struct(pl.all()).struct.json_encode().alias("record"))
+        out.append(
+            pl.DataFrame(
+                {
+                    "source": [source] * rows.height,
+                    "row": idx,
+                    "reason": rows[REASON],
+                    "record": records["record"],
+                },
+                schema={"source": pl.String, "row": pl.Int64, "reason": pl.String, "record": pl.String},
+            )
+        )
+    if not out:
+        return pl.DataFrame(
+            schema={"source": pl.String, "row": pl.Int64, "reason": pl.String, "record": pl.String}
+        )
+    return pl.concat(out)
+
+
+def canonical_arrow(frame: pl.DataFrame, dataset: str, ingest_id: int) -> pa.Table:
+    """The prepared frame as the Arrow table the store inserts, in column order."""
+    cols: list[Any] = [pl.lit(dataset).alias(S.DATASET)]
+    cols += [pl.col(c) for c in S.COLUMNS if c != S.DATASET]
+    cols += [pl.col(SOURCE).alias("source"), pl.col(ROW).alias("source_row"), pl.lit(ingest_id, pl.Int64).alias("ingest_id")]
+    return frame.select(cols).to_arrow()

@@ -1,0 +1,177 @@
+"""The log contract: column names, types and meaning of a transition, written once.
+
+A *transition* is one step of agent-environment interaction, named as in Gymnasium::
+
+    obs --action--> (reward, next_obs, terminated, truncated)
+
+Every log that reaches the store is normalized to these columns, and every other module
+refers to them through the constants below, never through string literals.
+
+Examples
+--------
+>>> from rmlite import schema
+>>> schema.KEY
+('dataset', 'episode_id', 'step')
+>>> schema.VECTOR_COLUMNS
+('obs', 'action', 'next_obs')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Final
+
+DATASET: Final = "dataset"
+"""Name of the dataset the transition belongs to (a project may hold many). VARCHAR."""
+
+EPISODE: Final = "episode_id"
+"""Episode identifier, unique within a dataset. BIGINT. Splits always group by it."""
+
+STEP: Final = "step"
+"""Position of the transition inside its episode, from 0. BIGINT."""
+
+OBS: Final = "obs"
+"""Observation the action was taken in: a float32 vector, the same length in a dataset."""
+
+ACTION: Final = "action"
+"""Action taken: a float32 vector. A discrete action is stored as a vector of length 1."""
+
+REWARD: Final = "reward"
+"""Reward received for the transition. DOUBLE; NULL where the log has no reward."""
+
+NEXT_OBS: Final = "next_obs"
+"""Observation after the action: float32 vector, NULL where it is unknown (for example the
+last step of an episode whose log did not record it)."""
+
+TERMINATED: Final = "terminated"
+"""True when the episode ended in a terminal state of the MDP (no bootstrapping past it)."""
+
+TRUNCATED: Final = "truncated"
+"""True when the episode was cut short (time limit, reset) and its future is unknown."""
+
+TIMESTAMP: Final = "timestamp"
+"""Optional wall-clock time of the transition. TIMESTAMP; numbers are Unix seconds."""
+
+EXTRA: Final = "extra"
+"""Every other source column, kept as it was, as one JSON object per transition."""
+
+KEY: Final = (DATASET, EPISODE, STEP)
+"""A transition's identity. Re-ingesting a key adds nothing; other values are a conflict."""
+
+VECTOR_COLUMNS: Final = (OBS, ACTION, NEXT_OBS)
+"""Columns holding vectors (DuckDB ``FLOAT[]``, Arrow ``list<float32>``)."""
+
+VALUE_COLUMNS: Final = (OBS, ACTION, REWARD, NEXT_OBS, TERMINATED, TRUNCATED)
+"""Columns compared when a key arrives again: any difference is a conflict."""
+
+COLUMNS: Final = (
+    DATASET,
+    EPISODE,
+    STEP,
+    OBS,
+    ACTION,
+    REWARD,
+    NEXT_OBS,
+    TERMINATED,
+    TRUNCATED,
+    TIMESTAMP,
+    EXTRA,
+)
+"""Canonical column order of the ``transitions`` table (besides bookkeeping columns)."""
+
+FLAT_PREFIXES: Final[dict[str, tuple[str, ...]]] = {
+    OBS: ("obs_", "observation_", "observations_", "state_", "s_"),
+    ACTION: ("act_", "action_", "actions_", "a_"),
+    NEXT_OBS: ("next_obs_", "next_observation_", "next_observations_", "next_state_", "s2_"),
+}
+"""Prefixes recognized for vectors flattened into numbered columns (``obs_0, obs_1, ...``)."""
+
+ALIASES: Final[dict[str, tuple[str, ...]]] = {
+    EPISODE: (EPISODE, "episode", "episode_index", "ep", "episode_idx"),
+    STEP: (STEP, "t", "timestep", "step_id", "step_index"),
+    OBS: (OBS, "observation", "observations", "state", "states"),
+    ACTION: (ACTION, "actions", "act"),
+    REWARD: (REWARD, "rewards"),
+    NEXT_OBS: (NEXT_OBS, "next_observation", "next_observations", "next_state", "next_states"),
+    TERMINATED: (TERMINATED, "terminals", "terminal", "terminations"),
+    TRUNCATED: (TRUNCATED, "timeouts", "timeout", "truncations"),
+    TIMESTAMP: (TIMESTAMP, "time", "ts", "wall_time"),
+}
+"""Names recognized for each canonical column when no mapping is given, in order of
+preference. ``done`` is deliberately absent: it mixes terminated and truncated."""
+
+TABLES: Final = ("transitions", "datasets", "ingests", "rejected")
+"""Tables of the store. ``transitions`` holds the logs; the others are bookkeeping."""
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """Where the canonical columns are found in a source log.
+
+    Every field is optional: unset fields are found by their canonical name, then by the
+    aliases in :data:`ALIASES`, then (for vectors) as numbered columns with one of the
+    prefixes in :data:`FLAT_PREFIXES`. A vector field may name one list column or give a
+    glob pattern (``'state_*'``) matching scalar columns, ordered by their numeric suffix.
+
+    Examples
+    --------
+    >>> ColumnMapping(reward="r", obs="state_*").reward
+    'r'
+    """
+
+    episode: str | None = field(
+        default=None,
+        metadata={
+            "help": "column holding episode ids; absent: episodes are cut after "
+            "terminated/truncated rows, in file order"
+        },
+    )
+    step: str | None = field(
+        default=None,
+        metadata={"help": "column holding the step index; absent: row order within episode"},
+    )
+    obs: str | None = field(
+        default=None,
+        metadata={"help": "observation list column, or a glob of scalar columns ('state_*')"},
+    )
+    action: str | None = field(
+        default=None,
+        metadata={"help": "action list or scalar column, or a glob of scalar columns"},
+    )
+    reward: str | None = field(default=None, metadata={"help": "reward column"})
+    next_obs: str | None = field(
+        default=None,
+        metadata={
+            "help": "next-observation list column or glob; absent: derived from the next "
+            "step of the same episode"
+        },
+    )
+    terminated: str | None = field(
+        default=None, metadata={"help": "terminated flag column (absent: all false)"}
+    )
+    truncated: str | None = field(
+        default=None, metadata={"help": "truncated flag column (absent: all false)"}
+    )
+    timestamp: str | None = field(default=None, metadata={"help": "timestamp column"})
+
+    def items(self) -> list[tuple[str, str]]:
+        """The (canonical column, source name) pairs that were set."""
+        out = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                out.append((_FIELD_TO_COLUMN[f.name], value))
+        return out
+
+
+_FIELD_TO_COLUMN: Final = {
+    "episode": EPISODE,
+    "step": STEP,
+    "obs": OBS,
+    "action": ACTION,
+    "reward": REWARD,
+    "next_obs": NEXT_OBS,
+    "terminated": TERMINATED,
+    "truncated": TRUNCATED,
+    "timestamp": TIMESTAMP,
+}

@@ -1,0 +1,535 @@
+"""The log store: one DuckDB file holding every dataset of a project.
+
+This is the only module that imports duckdb; every query it runs lives in ``sql/``. The
+store is a normal DuckDB file, so users can open it with DuckDB directly.
+
+Connections are opened per operation and closed right after: DuckDB lets one process
+write a file at a time, and a store object that held its file open would lock every other
+process (the dashboard, a monitor, a second ingest) out for as long as it lived.
+
+Examples
+--------
+>>> import polars as pl, tempfile, os
+>>> from rmlite import LogStore
+>>> log = pl.DataFrame({"episode_id": [0, 0], "step": [0, 1], "obs": [[0.0], [1.0]],
+...                     "action": [[1.0], [0.0]], "reward": [0.5, 1.0],
+...                     "terminated": [False, True]})
+>>> store = LogStore(os.path.join(tempfile.mkdtemp(), "demo.duckdb"))
+>>> store.ingest(log, dataset="demo").rows_added
+2
+>>> store.ingest(log, dataset="demo").rows_duplicate   # idempotent
+2
+>>> store.sql("SELECT count(*) AS n FROM transitions")["n"][0]
+2
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from typing import Any
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+from rmlite import logs
+from rmlite.features import FeatureFrame, FeatureSpec, FittedStats, build_features
+from rmlite import schema as S
+from rmlite._typing import PathLike
+from rmlite.exceptions import (
+    ConflictError,
+    DatasetNotFoundError,
+    IngestError,
+    RmliteError,
+    StoreLockedError,
+)
+
+
+DEFAULT_DB = "rmlite.duckdb"
+"""File name of the store when neither a path nor ``RMLITE_DB`` is given."""
+
+
+def default_path() -> str:
+    """The store path: ``$RMLITE_DB`` if set, else ``./rmlite.duckdb``."""
+    return os.environ.get("RMLITE_DB") or DEFAULT_DB
+
+
+@functools.cache
+def sql(name: str) -> str:
+    """The text of ``sql/<name>.sql``, shipped as the package ``rmlite.sql``."""
+    return resources.files("rmlite.sql").joinpath(f"{name}.sql").read_text(encoding="utf-8")
+
+
+def _run(
+    con: duckdb.DuckDBPyConnection, query: str, params: Mapping[str, Any] | Sequence[Any] | None = None
+) -> list[tuple[Any, ...]]:
+    """Execute and fetch everything: in DuckDB 2 an unfinished result blocks the connection."""
+    return con.execute(query, params).fetchall() if params is not None else con.execute(query).fetchall()
+
+
+@dataclass
+class IngestReport:
+    """What one ingest did. Counts are transitions."""
+
+    dataset: str
+    sources: list[str]
+    ingest_id: int
+    rows_read: int
+    rows_added: int
+    rows_duplicate: int
+    rows_conflicting: int
+    rows_rejected: int
+    episodes: int
+    obs_dim: int
+    action_dim: int
+    next_obs_derived: bool
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary."""
+        return asdict(self)
+
+    def __str__(self) -> str:
+        parts = [
+            f"{self.dataset}: {self.rows_added:,} transitions added",
+            f"{self.rows_duplicate:,} already stored",
+        ]
+        if self.rows_conflicting:
+            parts.append(f"{self.rows_conflicting:,} conflicting (quarantined)")
+        if self.rows_rejected:
+            parts.append(f"{self.rows_rejected:,} rejected (see the 'rejected' table)")
+        return ", ".join(parts) + f" from {len(self.sources)} source(s) in {self.seconds:.2f} s"
+
+
+@dataclass
+class CheckReport:
+    """Findings of :meth:`LogStore.check`: numbering, episode ends, values."""
+
+    dataset: str
+    episodes: dict[str, Any]
+    values: dict[str, Any]
+    next_obs: dict[str, Any]
+
+    @property
+    def problems(self) -> list[str]:
+        """Human-readable list of what looks wrong; empty when the log is clean."""
+        e, v, n = self.episodes, self.values, self.next_obs
+        out = []
+        if e["episodes_with_step_gaps"]:
+            out.append(
+                f"{e['episodes_with_step_gaps']} episodes have gaps in step numbering "
+                f"({e['missing_steps']} steps missing; e.g. episodes {e['example_gap_episodes']})"
+            )
+        if e["episodes_not_starting_at_0"]:
+            out.append(f"{e['episodes_not_starting_at_0']} episodes do not start at step 0")
+        if e["episodes_unfinished"]:
+            out.append(
+                f"{e['episodes_unfinished']} episodes end with neither terminated nor truncated "
+                f"(e.g. {e['example_unfinished_episodes']})"
+            )
+        if e["episodes_done_mid_episode"]:
+            out.append(
+                f"{e['episodes_done_mid_episode']} episodes are terminated/truncated before "
+                f"their last step"
+            )
+        if n["next_obs_mismatch"]:
+            out.append(
+                f"{n['next_obs_mismatch']} transitions have next_obs different from the next "
+                f"step's obs (e.g. [episode, step] {n['example_mismatches']}): an off-by-one?"
+            )
+        for col in ("reward_nan", "reward_inf", "obs_nan", "obs_inf", "action_nan", "action_inf",
+                    "next_obs_nan", "next_obs_inf"):
+            if v[col]:
+                out.append(f"{v[col]} {col.replace('_', ' ')} values")
+        if v["reward_null"]:
+            out.append(f"{v['reward_null']} transitions have no reward")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary, with the problem list."""
+        return {
+            "dataset": self.dataset,
+            "episodes": self.episodes,
+            "values": self.values,
+            "next_obs": self.next_obs,
+            "problems": self.problems,
+        }
+
+
+class LogStore:
+    """A project's logs in one DuckDB file.
+
+    Parameters
+    ----------
+    path
+        The DuckDB file; created on first write. Default: ``$RMLITE_DB`` or
+        ``./rmlite.duckdb``. ``":memory:"`` keeps everything in this process.
+    lock_timeout
+        Seconds to keep retrying while another process holds the file for writing.
+    """
+
+    def __init__(self, path: PathLike | None = None, *, lock_timeout: float = 30.0) -> None:
+        self.path = os.fspath(path) if path is not None else default_path()
+        self.lock_timeout = lock_timeout
+        self._memory: duckdb.DuckDBPyConnection | None = None
+        if self.path == ":memory:":
+            self._memory = duckdb.connect(":memory:")
+            _run(self._memory, sql("schema"))
+
+    def __repr__(self) -> str:
+        return f"LogStore({self.path!r})"
+
+    # ------------------------------------------------------------------ connections
+
+    @contextlib.contextmanager
+    def connect(self, write: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Open the file for one operation, retrying while another process holds it.
+
+        A read-only open of a file that does not exist yet is an error that says so.
+        """
+        if self._memory is not None:
+            yield self._memory
+            return
+        if not write and not os.path.exists(self.path):
+            raise RmliteError(
+                f"{self.path}: no store here yet. Ingest a log first (rmlite ingest ...) or "
+                f"pass --db with the path of an existing store."
+            )
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.02
+        while True:
+            try:
+                con = duckdb.connect(self.path, read_only=not write)
+                break
+            except duckdb.IOException as exc:  # held by another process
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise StoreLockedError(
+                        f"{self.path}: cannot open the store ({str(exc).splitlines()[0]}). "
+                        f"Another process is writing it; retry when it has finished."
+                    ) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+        try:
+            if write:
+                _run(con, sql("schema"))
+            yield con
+        finally:
+            con.close()
+
+    # ----------------------------------------------------------------------- ingest
+
+    def ingest(
+        self,
+        source: logs.Source | Iterable[logs.Source],
+        dataset: str,
+        mapping: S.ColumnMapping | None = None,
+        on_error: logs.OnError = "raise",
+        progress: Callable[[str], None] | None = None,
+    ) -> IngestReport:
+        """Land logs in the store, whole or not at all.
+
+        Parameters
+        ----------
+        source
+            A file, glob, folder, Polars or PyArrow table, or a list of them. Files may be
+            Parquet, CSV, JSON Lines or Arrow IPC.
+        dataset
+            The dataset to add to; created if new.
+        mapping
+            Where the canonical columns are in the source (found by name when omitted).
+        on_error
+            ``"raise"`` (default): any bad row or conflicting key refuses the whole ingest
+            and leaves the store as it was. ``"quarantine"``: good rows land, bad rows and
+            conflicts go to the ``rejected`` table with the reason.
+        progress
+            Called with a short message at each stage.
+
+        Returns
+        -------
+        IngestReport
+            Counts of rows added, already stored, conflicting and rejected.
+        """
+        started = time.perf_counter()
+        say = progress or (lambda _msg: None)
+        if not isinstance(dataset, str) or not dataset.strip():
+            raise IngestError(f"The dataset name must be a non-empty string. Got {dataset!r} instead.")
+        sources = (
+            [source]
+            if isinstance(source, str | os.PathLike | pl.DataFrame | pl.LazyFrame | pa.Table)
+            else list(source)
+        )
+        expected = self._dims(dataset)
+        say("reading and checking sources")
+        log = logs.prepare(sources, mapping=mapping, on_error=on_error, expected_dims=expected)
+        if expected is None and log.obs_dim == 0:
+            raise IngestError(f"{', '.join(log.sources)}: obs vectors are empty.")
+
+        say(f"landing {log.frame.height:,} transitions")
+        with self.connect(write=True) as con:
+            _run(con, "BEGIN TRANSACTION")
+            try:
+                report = self._land(con, dataset, log, on_error, say)
+                _run(con, "COMMIT")
+            except BaseException:
+                # KeyboardInterrupt too: nothing of this ingest may remain.
+                _run(con, "ROLLBACK")
+                raise
+        report.seconds = time.perf_counter() - started
+        say("done")
+        return report
+
+    def _land(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        dataset: str,
+        log: logs.PreparedLog,
+        on_error: logs.OnError,
+        say: Callable[[str], None],
+    ) -> IngestReport:
+        ingest_id = int(_run(con, sql("next_ingest_id"))[0][0])
+        staged = logs.canonical_arrow(log.frame, dataset, ingest_id)
+        con.register("staged", staged)
+        try:
+            conflicts = con.sql(sql("staged_conflicts")).pl()
+            if conflicts.height and on_error == "raise":
+                first = conflicts.row(0, named=True)
+                more = f" ({conflicts.height - 1} more)" if conflicts.height > 1 else ""
+                raise ConflictError(
+                    f"{first['source']}: row {first['source_row']}: episode {first['episode_id']} "
+                    f"step {first['step']} is already stored in dataset {dataset!r} with a "
+                    f"different {first['differs']}{more}. Stored rows are never overwritten: "
+                    f"ingest into another dataset, fix the log, or pass --on-error quarantine. "
+                    f"Nothing was written."
+                )
+            _run(
+                con,
+                sql("upsert_dataset"),
+                {
+                    "dataset": dataset,
+                    "obs_dim": log.obs_dim,
+                    "action_dim": log.action_dim,
+                    "action_discrete": log.action_discrete,
+                },
+            )
+            before = self._count(con, dataset)
+            _run(con, sql("insert_new"), {"dataset": dataset})
+            added = self._count(con, dataset) - before
+        finally:
+            con.unregister("staged")
+
+        rejected = log.rejected
+        if conflicts.height:
+            rejected = pl.concat(
+                [
+                    rejected,
+                    conflicts.select(
+                        pl.col("source"),
+                        pl.col("source_row").alias("row"),
+                        pl.format("conflict: stored with a different {}", pl.col("differs")).alias(
+                            "reason"
+                        ),
+                        pl.col("record"),
+                    ),
+                ]
+            )
+        if rejected.height:
+            say(f"quarantining {rejected.height:,} rows")
+            con.register("rejected_staged", rejected.to_arrow())
+            try:
+                _run(con, sql("insert_rejected"), {"ingest_id": ingest_id, "dataset": dataset})
+            finally:
+                con.unregister("rejected_staged")
+        duplicate = log.frame.height - added - conflicts.height
+        _run(
+            con,
+            sql("insert_ingest"),
+            {
+                "ingest_id": ingest_id,
+                "dataset": dataset,
+                "sources": log.sources,
+                "rows_read": log.rows_read,
+                "rows_added": added,
+                "rows_duplicate": duplicate,
+                "rows_rejected": rejected.height,
+            },
+        )
+        return IngestReport(
+            dataset=dataset,
+            sources=log.sources,
+            ingest_id=ingest_id,
+            rows_read=log.rows_read,
+            rows_added=added,
+            rows_duplicate=duplicate,
+            rows_conflicting=conflicts.height,
+            rows_rejected=log.rejected.height,
+            episodes=log.frame[S.EPISODE].n_unique(),
+            obs_dim=log.obs_dim,
+            action_dim=log.action_dim,
+            next_obs_derived=log.next_obs_derived,
+            seconds=0.0,
+            warnings=log.warnings,
+        )
+
+    @staticmethod
+    def _count(con: duckdb.DuckDBPyConnection, dataset: str) -> int:
+        return int(_run(con, "SELECT count(*) FROM transitions WHERE dataset = ?", [dataset])[0][0])
+
+    def _dims(self, dataset: str) -> tuple[int, int] | None:
+        if self._memory is None and not os.path.exists(self.path):
+            return None
+        with self.connect() as con:
+            if not self._has_tables(con):
+                return None
+            rows = _run(con, sql("dataset_info"), {"dataset": dataset})
+        return (int(rows[0][0]), int(rows[0][1])) if rows else None
+
+    @staticmethod
+    def _has_tables(con: duckdb.DuckDBPyConnection) -> bool:
+        rows = _run(
+            con, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'datasets'"
+        )
+        return bool(rows[0][0])
+
+    # ------------------------------------------------------------------------ reads
+
+    def datasets(self) -> pl.DataFrame:
+        """One row per dataset: episodes, transitions, dimensions, missing rewards."""
+        with self.connect() as con:
+            if not self._has_tables(con):
+                return pl.DataFrame()
+            return con.sql(sql("datasets")).pl()
+
+    def _require(self, con: duckdb.DuckDBPyConnection, dataset: str) -> None:
+        if self._has_tables(con) and _run(con, sql("dataset_info"), {"dataset": dataset}):
+            return
+        names = (
+            [r[0] for r in _run(con, "SELECT name FROM datasets ORDER BY name")]
+            if self._has_tables(con)
+            else []
+        )
+        hint = _did_you_mean(dataset, names)
+        raise DatasetNotFoundError(
+            f"{self.path}: no dataset {dataset!r}{hint}. The store holds: "
+            f"{', '.join(map(repr, names)) or 'nothing yet'}."
+        )
+
+    def read_arrow(self, dataset: str, columns: Sequence[str] | None = None) -> pa.Table:
+        """All transitions of a dataset as Arrow, sorted by (episode, step)."""
+        with self.connect() as con:
+            self._require(con, dataset)
+            query = sql("read_transitions")
+            if columns is not None:
+                unknown = [c for c in columns if c not in S.COLUMNS]
+                if unknown:
+                    raise RmliteError(
+                        f"unknown column(s) {unknown}; transitions have {list(S.COLUMNS)}."
+                    )
+                keep = list(dict.fromkeys([S.EPISODE, S.STEP, *columns]))
+                query = query.replace(
+                    "SELECT episode_id, step, obs, action, reward, next_obs, terminated, "
+                    'truncated, "timestamp", extra',
+                    "SELECT " + ", ".join(f'"{c}"' for c in keep),
+                )
+            return con.sql(query, params={"dataset": dataset}).to_arrow_table()
+
+    def read(self, dataset: str, columns: Sequence[str] | None = None) -> pl.DataFrame:
+        """All transitions of a dataset as a Polars frame, sorted by (episode, step)."""
+        frame = pl.from_arrow(self.read_arrow(dataset, columns))
+        assert isinstance(frame, pl.DataFrame)
+        return frame
+
+    def episodes(self, dataset: str) -> pl.DataFrame:
+        """One row per episode: length, first and last step, return, how it ended."""
+        with self.connect() as con:
+            self._require(con, dataset)
+            return con.sql(sql("episodes"), params={"dataset": dataset}).pl()
+
+    def rejected(self, dataset: str | None = None) -> pl.DataFrame:
+        """Rows quarantined by earlier ingests, with the reason."""
+        with self.connect() as con:
+            if not self._has_tables(con):
+                return pl.DataFrame()
+            if dataset is None:
+                return con.sql("SELECT * FROM rejected ORDER BY ingest_id, source, source_row").pl()
+            return con.sql(
+                "SELECT * FROM rejected WHERE dataset = $dataset "
+                "ORDER BY ingest_id, source, source_row",
+                params={"dataset": dataset},
+            ).pl()
+
+    def sql(
+        self, query: str, params: Mapping[str, Any] | Sequence[Any] | None = None, *, write: bool = False
+    ) -> pl.DataFrame:
+        """Run SQL on the store and return the result as a Polars frame.
+
+        The store opens read-only unless ``write=True``, so an analysis query cannot
+        change it by accident. Values belong in ``params`` (``$name`` or ``?``), never
+        formatted into the query.
+        """
+        with self.connect(write=write) as con:
+            try:
+                rel = con.sql(query, params=params) if params else con.sql(query)
+            except duckdb.Error as exc:
+                raise RmliteError(f"SQL error: {str(exc).strip()}") from exc
+            if rel is None:
+                return pl.DataFrame()
+            try:
+                return rel.pl()
+            except duckdb.InvalidInputException:  # a statement with no result set
+                return pl.DataFrame()
+
+    # ------------------------------------------------------------------------ check
+
+    def check(self, dataset: str, next_obs_tolerance: float = 1e-6) -> CheckReport:
+        """Check a dataset's log: numbering, episode ends, next_obs, non-finite values."""
+        with self.connect() as con:
+            self._require(con, dataset)
+            params = {"dataset": dataset}
+            episodes = con.sql(sql("check_episodes"), params=params).pl().row(0, named=True)
+            values = con.sql(sql("check_values"), params=params).pl().row(0, named=True)
+            nxt = con.sql(
+                sql("check_next_obs"), params={**params, "tolerance": next_obs_tolerance}
+            ).pl().row(0, named=True)
+        return CheckReport(dataset=dataset, episodes=episodes, values=values, next_obs=nxt)
+
+    # --------------------------------------------------------------------- features
+
+    def features(
+        self,
+        dataset: str,
+        spec: FeatureSpec | None = None,
+        *,
+        train_episodes: Iterable[int] | None = None,
+        stats: FittedStats | None = None,
+    ) -> FeatureFrame:
+        """Features and target of a dataset as one contiguous float32 matrix.
+
+        Parameters
+        ----------
+        dataset
+            The dataset to featurize.
+        spec
+            What to build (default: ``FeatureSpec()``, obs and action to reward).
+        train_episodes
+            Episodes whose rows fit the imputation and scaling statistics (default all).
+        stats
+            Statistics fitted earlier (for example on training episodes, applied now to
+            hold-out ones); ``train_episodes`` is then ignored.
+        """
+        spec = spec or FeatureSpec()
+        table = self.read_arrow(dataset, spec.columns_needed())
+        return build_features(table, spec, train_episodes=train_episodes, stats=stats)
+
+
+def _did_you_mean(name: str, options: Sequence[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, options, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

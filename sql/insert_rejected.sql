@@ -1,0 +1,4 @@
+-- insert_rejected: quarantine rows refused by an ingest, with the reason
+INSERT INTO rejected
+SELECT $ingest_id, $dataset, source, "row", reason, record, now()::TIMESTAMP
+FROM rejected_staged
