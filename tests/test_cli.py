@@ -1,0 +1,255 @@
+"""The ``rmlite`` command, run as a user would: in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from rmlite.testing import rollout
+
+
+def run(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "rmlite.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def log_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("logs") / "pendulum.parquet"
+    rollout("Pendulum-v1", episodes=3, seed=1, max_steps=40).write_parquet(path)
+    return path
+
+
+def dump(db: Path) -> list[tuple]:
+    out = run("sql", "SELECT * FROM transitions ORDER BY ALL", "--db", str(db), "--json")
+    assert out.returncode == 0, out.stderr
+    return [tuple(sorted(r.items())) for r in json.loads(out.stdout)]
+
+
+def test_help_lists_every_command() -> None:
+    out = run("--help")
+    assert out.returncode == 0
+    for command in ("ingest", "check", "datasets", "sql", "features", "quickstart", "bench"):
+        assert command in out.stdout
+    sub = run("ingest", "--help")
+    assert "--obs-cols" in sub.stdout and "Example:" in sub.stdout
+
+
+def test_console_script_is_installed() -> None:
+    exe = shutil.which("rmlite")
+    assert exe is not None, "pip install -e . should put the rmlite command on PATH"
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.startswith("rmlite ")
+
+
+def test_ingest_check_datasets_features(tmp_path: Path, log_file: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    out = run("ingest", str(log_file), "--db", str(db), "--dataset", "pend", "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["rows_added"] == 120 and report["obs_dim"] == 3 and report["action_dim"] == 1
+
+    again = json.loads(
+        run("ingest", str(log_file), "--db", str(db), "--dataset", "pend", "--json").stdout
+    )
+    assert again["rows_added"] == 0 and again["rows_duplicate"] == 120
+
+    check = run("check", "--db", str(db), "--dataset", "pend", "--json")
+    assert check.returncode == 0, check.stderr
+    findings = json.loads(check.stdout)
+    assert findings["problems"] == []
+    assert findings["episodes"]["episodes_truncated"] == 3
+
+    table = run("check", "--db", str(db), "--dataset", "pend")
+    assert "no problems found" in table.stdout
+
+    listing = json.loads(run("datasets", "--db", str(db), "--json").stdout)
+    assert [(d["dataset"], d["episodes"], d["transitions"]) for d in listing] == [("pend", 3, 120)]
+
+    feats = tmp_path / "f.parquet"
+    out = run(
+        "features",
+        "--db",
+        str(db),
+        "--dataset",
+        "pend",
+        "--target",
+        "return",
+        "--gamma",
+        "0.9",
+        "--next-obs",
+        "--out",
+        str(feats),
+        "--json",
+    )
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    frame = pl.read_parquet(feats)
+    # The rollout recorded next_obs for every step, so no row lacks an input.
+    assert frame.height == summary["rows"] == 120
+    assert {"obs_0", "act_0", "next_obs_2", "target", "episode_id", "step"} <= set(frame.columns)
+    last = frame.filter(pl.col("step") == 39)
+    # The last step of a truncated episode: its return-to-go is its own reward.
+    rewards = pl.read_parquet(log_file).filter(pl.col("step") == 39).sort("episode_id")["reward"]
+    assert last.sort("episode_id")["target"].to_list() == pytest.approx(rewards.to_list(), rel=1e-5)
+
+
+def test_sql_formats(tmp_path: Path, log_file: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    assert run("ingest", str(log_file), "--db", str(db), "--dataset", "pend").returncode == 0
+    csv = run(
+        "sql",
+        "SELECT episode_id, count(*) AS n FROM transitions GROUP BY 1 ORDER BY 1",
+        "--db",
+        str(db),
+        "--format",
+        "csv",
+    )
+    assert csv.returncode == 0
+    assert csv.stdout.splitlines() == ["episode_id,n", "0,40", "1,40", "2,40"]
+    out = tmp_path / "r.parquet"
+    assert (
+        run("sql", "SELECT * FROM transitions", "--db", str(db), "--out", str(out)).returncode == 0
+    )
+    assert pl.read_parquet(out).height == 120
+    # Read-only by default: a write is refused, and nothing changes.
+    before = dump(db)
+    refused = run("sql", "DELETE FROM transitions", "--db", str(db))
+    assert refused.returncode == 2 and "read-only" in refused.stderr.lower()
+    assert dump(db) == before
+
+
+def test_bad_input_exit_2_names_file_and_column_and_leaves_store(
+    tmp_path: Path, log_file: Path
+) -> None:
+    db = tmp_path / "s.duckdb"
+    assert run("ingest", str(log_file), "--db", str(db), "--dataset", "pend").returncode == 0
+    before = dump(db)
+
+    bad = tmp_path / "cheetah.csv"
+    pl.DataFrame(
+        {"episode_id": [0, 0], "obs_0": [0.1, 0.2], "act_0": [1.0, 0.0], "reward": ["a", "b"]}
+    ).write_csv(bad)
+    out = run("ingest", str(bad), "--db", str(db), "--dataset", "pend")
+    assert out.returncode == 2
+    assert "cheetah.csv" in out.stderr and "'reward'" in out.stderr and "--reward-col" in out.stderr
+    assert dump(db) == before
+
+    out = run("ingest", str(bad), "--db", str(db), "--dataset", "pend", "--reward-col", "r")
+    assert out.returncode == 2 and "'r'" in out.stderr and "not found" in out.stderr
+    assert dump(db) == before
+
+    missing = run("ingest", str(tmp_path / "nope.parquet"), "--db", str(db), "--dataset", "pend")
+    assert missing.returncode == 2 and "nope.parquet" in missing.stderr
+
+    unknown = run("check", "--db", str(db), "--dataset", "pendd")
+    assert unknown.returncode == 2 and "did you mean 'pend'" in unknown.stderr
+
+    bad_gamma = run("features", "--db", str(db), "--dataset", "pend", "--gamma", "1.5")
+    assert bad_gamma.returncode == 2 and "'gamma' parameter" in bad_gamma.stderr
+
+    usage = run("ingest", "--db", str(db))
+    assert usage.returncode == 2
+
+
+def test_mapping_flags(tmp_path: Path) -> None:
+    log = rollout("Pendulum-v1", episodes=2, seed=3, max_steps=20, layout="flat")
+    renamed = log.rename(
+        {f"obs_{i}": f"state_{i}" for i in range(3)} | {"reward": "r", "episode_id": "traj"}
+    ).drop([f"next_obs_{i}" for i in range(3)])
+    src = tmp_path / "renamed.jsonl"
+    renamed.write_ndjson(src)
+    db = tmp_path / "s.duckdb"
+    out = run(
+        "ingest",
+        str(src),
+        "--db",
+        str(db),
+        "--dataset",
+        "d",
+        "--obs-cols",
+        "state_*",
+        "--reward-col",
+        "r",
+        "--episode-col",
+        "traj",
+        "--json",
+    )
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["rows_added"] == 40 and report["obs_dim"] == 3 and report["next_obs_derived"]
+
+
+def test_quarantine_flag(tmp_path: Path) -> None:
+    log = rollout("Pendulum-v1", episodes=1, seed=4, max_steps=10)
+    bad = pl.concat([log, log.head(1)])  # a duplicated step
+    src = tmp_path / "dup.parquet"
+    bad.write_parquet(src)
+    db = tmp_path / "s.duckdb"
+    refused = run("ingest", str(src), "--db", str(db), "--dataset", "d")
+    assert (
+        refused.returncode == 2
+        and "duplicate step" in refused.stderr
+        and "dup.parquet" in refused.stderr
+    )
+    out = run(
+        "ingest", str(src), "--db", str(db), "--dataset", "d", "--on-error", "quarantine", "--json"
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["rows_added"] == 9
+    rejected = json.loads(
+        run(
+            "sql", "SELECT source_row, reason FROM rejected ORDER BY 1", "--db", str(db), "--json"
+        ).stdout
+    )
+    assert [r["source_row"] for r in rejected] == [0, 10]
+    assert all("duplicate step" in r["reason"] for r in rejected)
+
+
+def test_quickstart_embedded_default(tmp_path: Path) -> None:
+    out = run("quickstart", "--episodes", "6", "--json", cwd=tmp_path, env={"RMLITE_DB": ""})
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert (tmp_path / "rmlite.duckdb").exists()
+    assert summary["transitions"] == 6 * 200 and summary["problems"] == "none"
+    again = json.loads(
+        run("quickstart", "--episodes", "6", "--json", cwd=tmp_path, env={"RMLITE_DB": ""}).stdout
+    )
+    assert again["added_now"] == 0 and again["already_stored"] == 1200
+
+
+def test_bench_data_runs_and_reports_ratios(tmp_path: Path) -> None:
+    out = run(
+        "bench",
+        "data",
+        "--rows",
+        "20_000",
+        "--episode-length",
+        "500",
+        "--workdir",
+        str(tmp_path),
+        "--json",
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["rows"] == 20_000
+    assert result["ingest_vs_duckdb_time_ratio"] > 0 and result["speedup_vs_pandas_warm"] > 0
+    assert result["features"] == 80
+    # Exactness where the closed form underflows: ours matches the loop, pandas' does not.
+    assert result["rmlite_max_rel_error"] < 1e-9
+    assert result["pandas_non_finite"] > 0 or result["pandas_max_rel_error"] > 1e-6
