@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
 import polars as pl
@@ -39,10 +39,10 @@ from rmlite import schema as S
 from rmlite._typing import BoolArray, Float32Array, Float64Array, Int64Array
 from rmlite.exceptions import SchemaError
 
-Target = Literal["reward", "return", "event"]
-Truncation = Literal["mark", "bootstrap", "drop"]
-Missing = Literal["drop", "mean", "median", "ffill"]
-Scaling = Literal["none", "standard", "minmax", "robust", "clip"]
+Target: TypeAlias = Literal["reward", "return", "event"]
+Truncation: TypeAlias = Literal["mark", "bootstrap", "drop"]
+Missing: TypeAlias = Literal["drop", "mean", "median", "ffill"]
+Scaling: TypeAlias = Literal["none", "standard", "minmax", "robust", "clip"]
 
 _MEDIAN_ROWS = 1_000_000
 
@@ -305,7 +305,9 @@ def vectors(column: pa.ChunkedArray | pa.Array, dim: int) -> Float32Array:
         flat = flat.astype(np.float32)
     if arr.null_count == 0:
         if flat.size != n * dim:
-            raise SchemaError(f"vectors must all have {dim} values; found {flat.size} for {n} rows.")
+            raise SchemaError(
+                f"vectors must all have {dim} values; found {flat.size} for {n} rows."
+            )
         return flat.reshape(n, dim)
     out = np.full((n, dim), np.nan, dtype=np.float32)
     valid = arr.is_valid().to_numpy(zero_copy_only=False)
@@ -313,9 +315,7 @@ def vectors(column: pa.ChunkedArray | pa.Array, dim: int) -> Float32Array:
     return out
 
 
-def return_to_go(
-    reward: Float64Array, episode: Int64Array, gamma: float
-) -> Float64Array:
+def return_to_go(reward: Float64Array, episode: Int64Array, gamma: float) -> Float64Array:
     """Discounted return-to-go per episode, exact and stable for any episode length.
 
     G_t = r_t + gamma * G_{t+1}, with G = 0 after an episode's last step (Sutton & Barto,
@@ -415,22 +415,31 @@ def build_features(
         table = table.to_arrow()
     missing_cols = [c for c in spec.columns_needed() if c not in table.column_names]
     if missing_cols:
-        raise SchemaError(f"build_features needs column(s) {missing_cols}; the table has {table.column_names}.")
+        raise SchemaError(
+            f"build_features needs column(s) {missing_cols}; the table has {table.column_names}."
+        )
     n = table.num_rows
     if n == 0:
         raise SchemaError("build_features was given no transitions.")
 
     episode = table.column(S.EPISODE).to_numpy().astype(np.int64, copy=False)
     step = table.column(S.STEP).to_numpy().astype(np.int64, copy=False)
-    if n > 1 and np.any((episode[1:] < episode[:-1]) | ((episode[1:] == episode[:-1]) & (step[1:] <= step[:-1]))):
-        raise SchemaError("build_features needs rows sorted by (episode_id, step) without duplicates.")
-    obs_dim = stats.obs_dim if stats else _dim(table, S.OBS) or _dim(table, S.NEXT_OBS)
-    act_dim = stats.action_dim if stats else _dim(table, S.ACTION)
+    if n > 1 and np.any(
+        (episode[1:] < episode[:-1]) | ((episode[1:] == episode[:-1]) & (step[1:] <= step[:-1]))
+    ):
+        raise SchemaError(
+            "build_features needs rows sorted by (episode_id, step) without duplicates."
+        )
+    # The table's own dimensions, so that fitted stats of other dimensions are caught below;
+    # the stats' only for a column this spec does not read.
+    obs_dim = _dim(table, S.OBS) or _dim(table, S.NEXT_OBS) or (stats.obs_dim if stats else 0)
+    act_dim = _dim(table, S.ACTION) or (stats.action_dim if stats else 0)
     names = feature_names(spec, obs_dim, act_dim)
     if stats is not None and names + stats.indicator_columns != stats.feature_names:
         raise SchemaError(
-            f"the fitted statistics are for features {stats.feature_names[:5]}..., but this "
-            f"spec and table give {names[:5]}...: obs/action dimensions differ."
+            f"the fitted statistics (and any model trained with them) expect obs of "
+            f"{stats.obs_dim} and actions of {stats.action_dim} values; this table has obs of "
+            f"{obs_dim} and actions of {act_dim}. Use a dataset of the same environment."
         )
     start_row, end_row = _episode_layout(episode)
     rows = np.arange(n, dtype=np.int64)
@@ -449,8 +458,9 @@ def build_features(
     else:
         y = return_to_go(np.nan_to_num(reward, nan=0.0), episode, spec.gamma)
         # A missing reward at or after t leaves G_t unknown.
-        unknown_after = return_to_go(np.isnan(reward).astype(np.float64), episode, 1.0) > 0
-        y[unknown_after] = np.nan
+        if np.isnan(reward).any():
+            unknown_after = return_to_go(np.isnan(reward).astype(np.float64), episode, 1.0) > 0
+            y[unknown_after] = np.nan
         remaining = (end_row - rows + 1).astype(np.float64)
         tail = np.where(ended, 0.0, np.power(spec.gamma, remaining))
 
@@ -463,47 +473,40 @@ def build_features(
     blocks = _source_blocks(table, spec, obs_dim, act_dim)
     if spec.missing == "drop":
         for block in blocks.values():
-            keep &= ~np.isnan(block).any(axis=1)
+            keep &= ~_rows_with_nan(block)
     if not keep.any():
         raise SchemaError(
             f"no transition is left to build features from ({n} read): every row lacks the "
             f"target or has missing inputs. Check rewards, or use missing='mean'."
         )
-    idx: slice | Int64Array = slice(None) if keep.all() else np.flatnonzero(keep)
-    m = n if isinstance(idx, slice) else len(idx)
+    idx: Int64Array | None = None if keep.all() else np.flatnonzero(keep)
+    m = n if idx is None else len(idx)
 
-    # ---- the matrix, written block by block into one C-contiguous float32 array
-    X = np.empty((m, len(names)), dtype=np.float32)
-    col = 0
-
-    def put(values: np.ndarray) -> None:
-        nonlocal col
-        width = 1 if values.ndim == 1 else values.shape[1]
-        if values.ndim == 1:
-            X[:, col] = values
-        else:
-            X[:, col : col + width] = values
-        col += width
-
+    # ---- the matrix: one C-contiguous float32 array, written in row chunks (see _assemble)
+    plan: list[_Block] = []
+    kept_steps = step if idx is None else step[idx]
     if spec.obs:
-        put(blocks[S.OBS][idx])
+        plan.append(_Block(blocks[S.OBS], idx))
     if spec.action:
-        put(blocks[S.ACTION][idx])
+        plan.append(_Block(blocks[S.ACTION], idx))
     if spec.next_obs:
-        put(blocks[S.NEXT_OBS][idx])
+        plan.append(_Block(blocks[S.NEXT_OBS], idx))
     if spec.delta:
-        put(blocks[S.NEXT_OBS][idx])
-        X[:, col - obs_dim : col] -= blocks[S.OBS][idx]
+        plan.append(_Block(blocks[S.NEXT_OBS], idx, minus=blocks[S.OBS]))
     if spec.step:
-        put(step[idx].astype(np.float32))
+        plan.append(_Block(kept_steps.astype(np.float32)[:, None], None))
     if spec.time_limit is not None:
-        put((step[idx] / spec.time_limit).astype(np.float32))
+        plan.append(_Block((kept_steps / spec.time_limit).astype(np.float32)[:, None], None))
     for k in range(1, spec.lags + 1):
         # Sorted rows: the lag is the row k above, clamped to the episode's first row.
-        src = np.maximum(rows - k, start_row)[idx]
-        put(blocks[S.OBS][src])
-        put(blocks[S.ACTION][src])
-    assert col == len(names)
+        src = np.maximum(rows - k, start_row)
+        src = src if idx is None else src[idx]
+        plan.append(_Block(blocks[S.OBS], src))
+        plan.append(_Block(blocks[S.ACTION], src))
+    X = _assemble(plan, m)
+    assert X.shape[1] == len(names)
+    if idx is None:
+        idx = rows
 
     groups = episode[idx]
     steps = step[idx]
@@ -517,7 +520,13 @@ def build_features(
         )
         if not train.any():
             raise SchemaError("train_episodes selects none of the dataset's episodes.")
-        stats = _fit_stats(X, y_kept, train, spec, names, obs_dim, act_dim, reward, episode)
+        # The bootstrap value is a training statistic too: hide held-out rewards (NaN).
+        train_reward = (
+            reward
+            if train_episodes is None
+            else np.where(np.isin(episode, groups[train]), reward, np.nan)
+        )
+        stats = _fit_stats(X, y_kept, train, spec, names, obs_dim, act_dim, train_reward, episode)
 
     X = _impute(X, spec, stats, groups, names)
     if spec.target != "event":
@@ -536,6 +545,56 @@ def build_features(
     )
 
 
+_CHUNK = 4096  # rows per chunk: a chunk of the matrix stays in cache while every block lands
+
+
+@dataclass
+class _Block:
+    """Columns of the matrix: ``source[rows]`` (all rows when None), minus ``minus[rows]``."""
+
+    source: np.ndarray
+    rows: Int64Array | None
+    minus: np.ndarray | None = None
+
+
+def _assemble(plan: list[_Block], m: int) -> Float32Array:
+    """Write the blocks side by side into one (m, width) C-contiguous float32 matrix.
+
+    Row chunk by row chunk: writing block after block over the whole matrix would stream
+    it through memory once per block, and gathering whole blocks would allocate
+    temporaries as large as the matrix. This is a loop over chunks, not over rows.
+    """
+    widths = [b.source.shape[1] for b in plan]
+    X = np.empty((m, sum(widths)), dtype=np.float32)
+    for lo in range(0, m, _CHUNK):
+        hi = min(lo + _CHUNK, m)
+        col = 0
+        for block, width in zip(plan, widths, strict=True):
+            dst = X[lo:hi, col : col + width]
+            col += width
+            if block.rows is None:
+                if block.minus is None:
+                    dst[...] = block.source[lo:hi]
+                else:
+                    np.subtract(block.source[lo:hi], block.minus[lo:hi], out=dst)
+            else:
+                r = block.rows[lo:hi]
+                if block.minus is None:
+                    dst[...] = block.source[r]
+                else:
+                    np.subtract(block.source[r], block.minus[r], out=dst)
+    return X
+
+
+def _rows_with_nan(block: np.ndarray) -> BoolArray:
+    """Rows of a matrix holding any NaN or infinity, in one pass.
+
+    A float64 row sum is non-finite exactly when the row holds NaN or +-inf (float32
+    values cannot overflow a float64 sum of a few thousand terms).
+    """
+    return ~np.isfinite(block.sum(axis=1, dtype=np.float64))
+
+
 def _source_blocks(
     table: pa.Table, spec: FeatureSpec, obs_dim: int, act_dim: int
 ) -> dict[str, Float32Array]:
@@ -547,10 +606,12 @@ def _source_blocks(
     if spec.next_obs or spec.delta:
         blocks[S.NEXT_OBS] = vectors(table.column(S.NEXT_OBS), obs_dim)
     for key, block in blocks.items():
-        inf = np.isinf(block)
-        if inf.any():  # infinities count as missing, like NaN
+        if any(
+            np.isinf(block[lo : lo + _CHUNK * 8]).any() for lo in range(0, len(block), _CHUNK * 8)
+        ):
+            # Infinities count as missing, like NaN (a rare path, so a full copy is fine).
             block = np.array(block)  # zero-copy Arrow buffers are read-only
-            block[inf] = np.nan
+            block[np.isinf(block)] = np.nan
             blocks[key] = block
     return blocks
 

@@ -30,7 +30,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import polars as pl
 import pyarrow as pa
@@ -39,8 +39,8 @@ from rmlite import schema as S
 from rmlite._typing import PathLike
 from rmlite.exceptions import IngestError, SchemaError
 
-OnError = Literal["raise", "quarantine"]
-Source = PathLike | pl.DataFrame | pl.LazyFrame | pa.Table
+OnError: TypeAlias = Literal["raise", "quarantine"]
+Source: TypeAlias = PathLike | pl.DataFrame | pl.LazyFrame | pa.Table
 
 FORMATS: dict[str, str] = {
     ".parquet": "parquet",
@@ -160,8 +160,8 @@ def read_source(src: Source) -> tuple[str, pl.DataFrame]:
         elif fmt == "jsonl":
             frame = pl.read_ndjson(path, infer_schema_length=10_000)
         else:
-            frame = pl.read_ipc(path, memory_map=False)
-    except Exception as exc:  # the readers raise many types; all mean "unreadable"
+            frame = pl.read_ipc(path)  # Polars 2 removed memory_map=
+    except (OSError, ValueError, pl.exceptions.PolarsError, pa.ArrowException) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise IngestError(
             f"{path}: cannot be read as {fmt}: {first}. Check that the file is complete "
@@ -325,7 +325,9 @@ def _timestamp_expr(frame: pl.DataFrame, col: str, name: str) -> pl.Expr:
     )
 
 
-def normalize(frame: pl.DataFrame, name: str, mapping: S.ColumnMapping | None = None) -> pl.DataFrame:
+def normalize(
+    frame: pl.DataFrame, name: str, mapping: S.ColumnMapping | None = None
+) -> pl.DataFrame:
     """Map one source frame onto the canonical columns.
 
     File-level problems (a required column missing, a column of the wrong type) raise a
@@ -386,9 +388,7 @@ def normalize(frame: pl.DataFrame, name: str, mapping: S.ColumnMapping | None = 
             f"terminated/truncated flags to cut episodes by; map one with --episode-col."
         )
     used = {
-        c
-        for c in (reward_col, episode_col, step_col, term_col, trunc_col, ts_col)
-        if c is not None
+        c for c in (reward_col, episode_col, step_col, term_col, trunc_col, ts_col) if c is not None
     }
     used.update(obs_used, act_used, next_used)
     extras = [c for c in columns if c not in used and not c.startswith("__")]
@@ -399,9 +399,7 @@ def normalize(frame: pl.DataFrame, name: str, mapping: S.ColumnMapping | None = 
         obs.alias(S.OBS),  # type: ignore[union-attr]
         action.alias(S.ACTION),  # type: ignore[union-attr]
         pl.col(reward_col).cast(pl.Float64).alias(S.REWARD),
-        (next_obs if next_obs is not None else pl.lit(None, pl.List(pl.Float32))).alias(
-            S.NEXT_OBS
-        ),
+        (next_obs if next_obs is not None else pl.lit(None, pl.List(pl.Float32))).alias(S.NEXT_OBS),
         terminated.alias(S.TERMINATED),
         truncated.alias(S.TRUNCATED),
         (
@@ -409,16 +407,20 @@ def normalize(frame: pl.DataFrame, name: str, mapping: S.ColumnMapping | None = 
             if ts_col is not None
             else pl.lit(None, pl.Datetime("us"))
         ).alias(S.TIMESTAMP),
-        (
-            pl.struct(extras).struct.json_encode() if extras else pl.lit(None, pl.String)
-        ).alias(S.EXTRA),
+        (pl.struct(extras).struct.json_encode() if extras else pl.lit(None, pl.String)).alias(
+            S.EXTRA
+        ),
         (pl.col(step_col).cast(pl.Int64) if step_col is not None else pl.lit(None, pl.Int64)).alias(
             S.STEP
         ),
     )
     if step_col is None:
         out = out.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).over(S.EPISODE).alias(S.STEP))
-    out = out.with_columns(pl.lit(name).alias(SOURCE), pl.lit(discrete).alias("__discrete"))
+    out = out.with_columns(
+        pl.lit(name).alias(SOURCE),
+        pl.lit(discrete).alias("__discrete"),
+        pl.lit(episode_col is None).alias("__derived_episode"),
+    )
     return out.with_columns(_row_reasons(out, episode_col, step_col, next_obs is not None))
 
 
@@ -498,13 +500,19 @@ def prepare(
     parts: list[pl.DataFrame] = []
     raws: dict[str, pl.DataFrame] = {}
     names: list[str] = []
+    next_episode = 0
     for src in expand_sources(sources):
         name, raw = read_source(src)
         if name in raws:  # two in-memory tables: keep names unique for error messages
             name = f"{name}#{len(names)}"
         names.append(name)
         raws[name] = raw
-        parts.append(normalize(raw, name, mapping))
+        part = normalize(raw, name, mapping)
+        if part["__derived_episode"][0]:
+            # Episodes cut by flags are numbered from 0 in each file: continue the count.
+            part = part.with_columns(pl.col(S.EPISODE) + next_episode)
+            next_episode = int(part[S.EPISODE].max()) + 1  # type: ignore[arg-type]
+        parts.append(part.drop("__derived_episode"))
 
     frame = pl.concat(parts, how="vertical_relaxed") if len(parts) > 1 else parts[0]
     rows_read = frame.height
@@ -513,26 +521,37 @@ def prepare(
 
     # Dimensions: the dataset's, when it exists; else the most common length in the log.
     obs_dim, act_dim = expected_dims or (_mode_len(frame, S.OBS), _mode_len(frame, S.ACTION))
-    if expected_dims is not None:
-        frame = frame.with_columns(
-            pl.when(pl.col(REASON).is_null() & (pl.col(S.OBS).list.len() != obs_dim))
-            .then(pl.format("obs has {} values; the dataset has {}", pl.col(S.OBS).list.len(), pl.lit(obs_dim)))
-            .when(pl.col(REASON).is_null() & (pl.col(S.ACTION).list.len() != act_dim))
-            .then(
-                pl.format(
-                    "action has {} values; the dataset has {}",
-                    pl.col(S.ACTION).list.len(),
-                    pl.lit(act_dim),
-                )
+    # Checked for a new dataset too: each file passed its own length check, but files of
+    # one ingest may still disagree with each other.
+    frame = frame.with_columns(
+        pl.when(pl.col(REASON).is_null() & (pl.col(S.OBS).list.len() != obs_dim))
+        .then(
+            pl.format(
+                "obs has {} values; the dataset has {}", pl.col(S.OBS).list.len(), pl.lit(obs_dim)
             )
-            .otherwise(pl.col(REASON))
-            .alias(REASON)
         )
+        .when(pl.col(REASON).is_null() & (pl.col(S.ACTION).list.len() != act_dim))
+        .then(
+            pl.format(
+                "action has {} values; the dataset has {}",
+                pl.col(S.ACTION).list.len(),
+                pl.lit(act_dim),
+            )
+        )
+        .otherwise(pl.col(REASON))
+        .alias(REASON)
+    )
     # A key twice in one ingest (inside one file or across files) is ambiguous: reject all.
     dup = pl.struct(S.EPISODE, S.STEP).is_duplicated() & pl.col(S.EPISODE).is_not_null()
     frame = frame.with_columns(
         pl.when(pl.col(REASON).is_null() & dup)
-        .then(pl.format("duplicate step: episode {} step {} appears more than once", pl.col(S.EPISODE), pl.col(S.STEP)))
+        .then(
+            pl.format(
+                "duplicate step: episode {} step {} appears more than once",
+                pl.col(S.EPISODE),
+                pl.col(S.STEP),
+            )
+        )
         .otherwise(pl.col(REASON))
         .alias(REASON)
     )
@@ -569,7 +588,9 @@ def prepare(
             .alias(S.NEXT_OBS)
         )
     warnings = []
-    if not any(_has(raw, S.TERMINATED, mapping) or _has(raw, S.TRUNCATED, mapping) for raw in raws.values()):
+    if not any(
+        _has(raw, S.TERMINATED, mapping) or _has(raw, S.TRUNCATED, mapping) for raw in raws.values()
+    ):
         warnings.append("no terminated/truncated columns: both were set to false")
     return PreparedLog(
         frame=frame,
@@ -609,7 +630,12 @@ def _rejected_records(bad: pl.DataFrame, raws: dict[str, pl.DataFrame]) -> pl.Da
                     "reason": rows[REASON],
                     "record": records["record"],
                 },
-                schema={"source": pl.String, "row": pl.Int64, "reason": pl.String, "record": pl.String},
+                schema={
+                    "source": pl.String,
+                    "row": pl.Int64,
+                    "reason": pl.String,
+                    "record": pl.String,
+                },
             )
         )
     if not out:
@@ -623,5 +649,9 @@ def canonical_arrow(frame: pl.DataFrame, dataset: str, ingest_id: int) -> pa.Tab
     """The prepared frame as the Arrow table the store inserts, in column order."""
     cols: list[Any] = [pl.lit(dataset).alias(S.DATASET)]
     cols += [pl.col(c) for c in S.COLUMNS if c != S.DATASET]
-    cols += [pl.col(SOURCE).alias("source"), pl.col(ROW).alias("source_row"), pl.lit(ingest_id, pl.Int64).alias("ingest_id")]
+    cols += [
+        pl.col(SOURCE).alias("source"),
+        pl.col(ROW).alias("source_row"),
+        pl.lit(ingest_id, pl.Int64).alias("ingest_id"),
+    ]
     return frame.select(cols).to_arrow()

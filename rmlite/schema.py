@@ -100,8 +100,9 @@ ALIASES: Final[dict[str, tuple[str, ...]]] = {
 """Names recognized for each canonical column when no mapping is given, in order of
 preference. ``done`` is deliberately absent: it mixes terminated and truncated."""
 
-TABLES: Final = ("transitions", "datasets", "ingests", "rejected")
-"""Tables of the store. ``transitions`` holds the logs; the others are bookkeeping."""
+TABLES: Final = ("transitions", "datasets", "ingests", "rejected", "runs")
+"""Tables of the store. ``transitions`` holds the logs; the others are bookkeeping
+(``runs``: one row per training run with its parameters and metrics)."""
 
 
 @dataclass(frozen=True)
