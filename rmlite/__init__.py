@@ -30,9 +30,33 @@ _EXPORTS = {
     "ConflictError": "rmlite.exceptions",
     "DatasetNotFoundError": "rmlite.exceptions",
     "NotFittedError": "rmlite.exceptions",
+    "ParameterError": "rmlite.exceptions",
+    "RewardRegressor": "rmlite.estimator",
+    "RewardClassifier": "rmlite.estimator",
+    "load_model": "rmlite.estimator",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "CheckReport",
+    "ColumnMapping",
+    "ConflictError",
+    "DatasetNotFoundError",
+    "FeatureFrame",
+    "FeatureSpec",
+    "FittedStats",
+    "IngestError",
+    "IngestReport",
+    "LogStore",
+    "NotFittedError",
+    "ParameterError",
+    "RewardClassifier",
+    "RewardRegressor",
+    "RmliteError",
+    "SchemaError",
+    "build_features",
+    "load_model",
+    "return_to_go",
+]
 
 if TYPE_CHECKING:
     from rmlite.exceptions import (
@@ -40,9 +64,11 @@ if TYPE_CHECKING:
         DatasetNotFoundError,
         IngestError,
         NotFittedError,
+        ParameterError,
         RmliteError,
         SchemaError,
     )
+    from rmlite.estimator import RewardClassifier, RewardRegressor, load_model
     from rmlite.features import FeatureFrame, FeatureSpec, FittedStats, build_features, return_to_go
     from rmlite.schema import ColumnMapping
     from rmlite.store import CheckReport, IngestReport, LogStore

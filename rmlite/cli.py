@@ -298,6 +298,155 @@ def cmd_features(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _estimator_params(args: argparse.Namespace) -> dict[str, Any]:
+    params: dict[str, Any] = {"backend": args.backend, "device": args.device}
+    for name in (
+        "n_estimators",
+        "max_epochs",
+        "learning_rate",
+        "early_stopping_rounds",
+        "n_members",
+        "random_state",
+        "n_jobs",
+        "class_weight",
+    ):
+        value = getattr(args, name, None)
+        if value is not None:
+            params[name] = value
+    if args.hidden_sizes:
+        params["hidden_sizes"] = tuple(int(h) for h in args.hidden_sizes.split(","))
+    backend_params: dict[str, Any] = {}
+    for item in args.param or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(
+                _bad_input(
+                    f"--param {item!r}: expected KEY=VALUE, for example --param num_leaves=63."
+                )
+            )
+        backend_params[key] = _parse_value(raw)
+    if backend_params:
+        params["backend_params"] = backend_params
+    return params
+
+
+def _parse_value(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def _check_backend(name: str) -> str:
+    from rmlite.estimator import BACKENDS
+
+    if name not in BACKENDS:
+        import difflib
+
+        close = difflib.get_close_matches(name, BACKENDS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise argparse.ArgumentTypeError(
+            f"unknown backend {name!r}{hint}; choose from {', '.join(BACKENDS)}"
+        )
+    return name
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from rmlite.features import FeatureSpec
+    from rmlite.pipeline import train
+    from rmlite.store import LogStore
+
+    spec = _from_args(FeatureSpec, args)
+    progress = _Progress(enabled=not args.json)
+    try:
+        result = train(
+            LogStore(args.db),
+            args.dataset,
+            spec,
+            _estimator_params(args),
+            holdout=args.holdout,
+            cv=args.cv,
+            seed=args.seed,
+            out=args.out,
+            progress=progress,
+        )
+    finally:
+        progress.stop()
+    summary = {"dataset": args.dataset, "target": spec.target, **result.to_dict()}
+    if args.json:
+        _emit_json(summary)
+        return EXIT_OK
+    hold = result.metrics["holdout"]
+    keys = (
+        ["auc", "log_loss", "brier", "ece"]
+        if spec.target == "event"
+        else ["r2", "rmse", "mae", "spearman", "episode_return_mae"]
+    )
+    import polars as pl
+
+    rows = [
+        (k, _cell(hold.get(k)), _cell(result.metrics["train"].get(k))) for k in keys if k in hold
+    ]
+    _table(
+        pl.DataFrame(
+            rows, schema=["metric", "hold-out episodes", "training episodes"], orient="row"
+        ),
+        title=f"{args.backend} on {args.dataset} ({spec.target})",
+    )
+    if result.cv:
+        _console().print(
+            f"cross-validation {result.cv['metric']}: {result.cv['mean']:.4f} ± {result.cv['std']:.4f} over {result.cv['folds']} folds"
+        )
+    _console().print(
+        f"run {result.run_id}; fit {result.timings['fit_s']:.2f} s"
+        + (f"; model saved to {result.model_path}" if result.model_path else "")
+    )
+    return EXIT_OK
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from rmlite.pipeline import evaluate
+    from rmlite.store import LogStore
+
+    result = evaluate(LogStore(args.db), args.model, args.dataset)
+    if args.json:
+        _emit_json(result)
+    else:
+        import polars as pl
+
+        rows = [(k, _cell(v)) for k, v in result["metrics"].items()]
+        _table(
+            pl.DataFrame(rows, schema=["metric", "value"], orient="row"),
+            title=f"{args.model} on {args.dataset}",
+        )
+        if result["same_data_as_training"]:
+            _console().print(
+                "[yellow]note:[/] this is the data the model was trained on (hold-out included): use new episodes for an unbiased estimate"
+            )
+    return EXIT_OK
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from rmlite.pipeline import predict
+    from rmlite.store import LogStore
+
+    frame = predict(LogStore(args.db), args.model, args.dataset, return_std=args.return_std)
+    if args.out.endswith(".csv"):
+        frame.write_csv(args.out)
+    else:
+        frame.write_parquet(args.out)
+    summary = {
+        "rows": frame.height,
+        "out": args.out,
+        "mean": float(frame["prediction"].mean() or 0.0),
+    }
+    if args.json:
+        _emit_json(summary)
+    else:
+        _console().print(f"{frame.height:,} predictions written to {args.out}")
+    return EXIT_OK
+
+
 def cmd_quickstart(args: argparse.Namespace) -> int:
     from rmlite.pipeline import quickstart
 
@@ -335,6 +484,15 @@ def cmd_bench_data(args: argparse.Namespace) -> int:
         reference=not args.no_reference,
         log=None if args.json else _bench_log,
     )
+    if args.json:
+        _emit_json(result)
+    return EXIT_OK
+
+
+def cmd_bench_models(args: argparse.Namespace) -> int:
+    from rmlite.bench import bench_models
+
+    result = bench_models(rows=args.rows, features=args.features, n_estimators=args.n_estimators, mlp_epochs=args.mlp_epochs, repeat=args.repeat, log=None if args.json else _bench_log)
     if args.json:
         _emit_json(result)
     return EXIT_OK
@@ -461,6 +619,88 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = command(
+        "train",
+        cmd_train,
+        "Train a reward model, validated on held-out episodes; record the run.",
+        "rmlite train --dataset walker --target reward --next-obs --backend lightgbm --out models/walker",
+    )
+    p.add_argument("--dataset", required=True)
+    p.add_argument(
+        "--backend", type=_check_backend, default="lightgbm", help="lightgbm, xgboost or mlp"
+    )
+    p.add_argument(
+        "--device",
+        choices=["cpu", "cuda", "auto"],
+        default="cpu",
+        help="cuda fails clearly where no GPU exists; auto uses one when present",
+    )
+    p.add_argument("--out", default=None, help="folder to save the model in")
+    p.add_argument(
+        "--holdout",
+        type=float,
+        default=0.2,
+        help="share of episodes held out for the final metrics",
+    )
+    p.add_argument(
+        "--cv", type=int, default=0, help="also cross-validate with K episode-grouped folds"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seeds the episode split and the model")
+    p.add_argument("--n-estimators", type=int, default=None, help="boosting rounds (default 500)")
+    p.add_argument("--max-epochs", type=int, default=None, help="MLP epochs (default 100)")
+    p.add_argument(
+        "--learning-rate", type=float, default=None, help="default 0.05 for trees, 1e-3 for the MLP"
+    )
+    p.add_argument(
+        "--early-stopping-rounds",
+        type=int,
+        default=None,
+        help="stop when a validation split of training episodes stops improving",
+    )
+    p.add_argument(
+        "--n-members",
+        type=int,
+        default=None,
+        help="ensemble size (episode bootstrap); enables uncertainty",
+    )
+    p.add_argument("--n-jobs", type=int, default=None, help="CPU threads")
+    p.add_argument("--hidden-sizes", default=None, help="MLP layer widths, e.g. 256,256")
+    p.add_argument(
+        "--class-weight",
+        choices=["balanced"],
+        default=None,
+        help="event target: reweight the rare class (probabilities stay calibrated)",
+    )
+    p.add_argument(
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="native backend parameter, repeatable (--param num_leaves=63)",
+    )
+    _add_dataclass_flags(
+        p, FeatureSpec, {"obs": "--obs", "action": "--action", "step": "--step-feature"}
+    )
+
+    p = command(
+        "evaluate",
+        cmd_evaluate,
+        "Metrics of a saved model on a dataset, against its ground-truth rewards.",
+        "rmlite evaluate --model models/walker --dataset walker-new --json",
+    )
+    p.add_argument("--model", required=True, help="model folder written by rmlite train")
+    p.add_argument("--dataset", required=True)
+
+    p = command(
+        "predict",
+        cmd_predict,
+        "Predicted rewards for every transition of a dataset.",
+        "rmlite predict --model models/walker --dataset walker-new --out preds.parquet",
+    )
+    p.add_argument("--model", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--out", required=True, help="Parquet (or .csv) file")
+    p.add_argument("--return-std", action="store_true", help="also write the ensemble spread")
+
+    p = command(
         "quickstart",
         cmd_quickstart,
         "The main job on the embedded default: roll out Pendulum-v1, ingest, check, build features, summarize.",
@@ -489,6 +729,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--workdir", default=None, help="folder for the temporary files (default: a temp dir)"
     )
     b.add_argument("--no-reference", action="store_true", help="skip the pandas reference")
+    b.add_argument("--json", action="store_true")
+    b = bench.add_parser(
+        "models",
+        help="RewardRegressor against raw lightgbm.train / xgboost.train; MLP throughput.",
+        description="Fit time and predict throughput of RewardRegressor against the raw engines with identical parameters, MLP training samples/s and inference rows/s; CUDA rows where a GPU is present.",
+        epilog="Example:\n  rmlite bench models --rows 1_000_000 --features 40",
+        formatter_class=_Formatter,
+    )
+    b.set_defaults(func=cmd_bench_models)
+    b.add_argument("--rows", type=lambda s: int(s.replace("_", "")), default=1_000_000)
+    b.add_argument("--features", type=int, default=40)
+    b.add_argument("--n-estimators", type=int, default=100)
+    b.add_argument("--mlp-epochs", type=int, default=1)
+    b.add_argument("--repeat", type=int, default=1, help="repeat each timing, keep the best")
     b.add_argument("--json", action="store_true")
     return parser
 

@@ -27,6 +27,10 @@ class ConflictError(IngestError):
     """A transition key arrived again with different values; nothing was overwritten."""
 
 
+class ParameterError(RmliteError, ValueError):
+    """A parameter is out of range, unknown, or of the wrong type; the message names it."""
+
+
 class DatasetNotFoundError(RmliteError, KeyError):
     """A dataset name that the store does not hold."""
 

@@ -1,8 +1,10 @@
-"""The main job, top-down: collect → ingest → check → features (→ fit → validate → save).
+"""The main job, top-down: collect → ingest → check → features → fit → validate → save.
 
-``rmlite quickstart`` runs it on the embedded default store. Model training joins here
-when the estimators land; until then the job ends with the feature matrix a model would
-train on, split by episode into training and hold-out sets.
+:func:`train` is what ``rmlite train`` runs: features from the store, a hold-out of whole
+episodes, fit, metrics against the held-out ground truth, the saved model, and a row in
+the store's ``runs`` table. :func:`evaluate` and :func:`predict` apply a saved model to a
+dataset with exactly the preprocessing it was trained with. ``rmlite quickstart`` runs
+the data path on the embedded default store.
 
 Examples
 --------
@@ -15,12 +17,17 @@ Examples
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import polars as pl
 
-from rmlite.features import FeatureSpec
+from rmlite import schema as S
+from rmlite._typing import PathLike
+from rmlite.exceptions import ParameterError, SchemaError
+from rmlite.features import FeatureFrame, FeatureSpec, FittedStats
 from rmlite.store import LogStore, default_path
 from rmlite.testing import rollout
 
@@ -83,3 +90,275 @@ def quickstart(
         "holdout_episodes": len(holdout),
         **{k: round(v, 3) for k, v in timings.items()},
     }
+
+
+# --------------------------------------------------------------------------- train
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` produced."""
+
+    model: Any
+    metrics: dict[str, Any]
+    run_id: int
+    model_path: str | None
+    train_episodes: list[int]
+    holdout_episodes: list[int]
+    cv: dict[str, Any] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (without the model object)."""
+        return {
+            "run_id": self.run_id,
+            "model_path": self.model_path,
+            "metrics": self.metrics,
+            "cv": self.cv,
+            "train_episodes": len(self.train_episodes),
+            "holdout_episodes": len(self.holdout_episodes),
+            "timings": self.timings,
+            "params": self.model.get_params(),
+        }
+
+
+def split_episodes(
+    episodes: Sequence[int] | np.ndarray, holdout: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split episode ids into training and hold-out sets (at least one episode each)."""
+    episodes = np.asarray(episodes)
+    if len(episodes) < 2:
+        raise SchemaError(
+            f"an episode-grouped hold-out needs at least 2 episodes; the dataset has "
+            f"{len(episodes)}. Ingest more episodes."
+        )
+    if not 0.0 < holdout < 1.0:
+        raise SchemaError(
+            f"The 'holdout' parameter must be a float in the range (0.0, 1.0). Got {holdout!r} instead."
+        )
+    rng = np.random.default_rng(seed)
+    n_hold = min(len(episodes) - 1, max(1, round(len(episodes) * holdout)))
+    held = rng.choice(episodes, size=n_hold, replace=False)
+    return np.setdiff1d(episodes, held), np.sort(held)
+
+
+def make_estimator(target: str, params: dict[str, Any]) -> Any:
+    """A RewardClassifier for event targets, else a RewardRegressor."""
+    from rmlite.estimator import RewardClassifier, RewardRegressor
+
+    cls = RewardClassifier if target == "event" else RewardRegressor
+    return cls(**params)
+
+
+def score(model: Any, frame: FeatureFrame, rows: np.ndarray | slice) -> dict[str, Any]:
+    """Metrics of a model on some rows of a frame, in the target's own units."""
+    from rmlite.validation import event_metrics, regression_metrics
+
+    X, y, groups = frame.X[rows], frame.y[rows], frame.groups[rows]
+    if frame.spec.target == "event":
+        return event_metrics(y, model.predict_proba(X)[:, 1])
+    stats = frame.stats
+    y_true = stats.inverse_transform_target(y)
+    y_pred = stats.inverse_transform_target(model.predict(X))
+    # Summed per-episode error is meaningful for immediate rewards (it is the return).
+    return regression_metrics(y_true, y_pred, groups if frame.spec.target == "reward" else None)
+
+
+def train(
+    store: LogStore,
+    dataset: str,
+    spec: FeatureSpec | None = None,
+    params: dict[str, Any] | None = None,
+    *,
+    holdout: float = 0.2,
+    cv: int = 0,
+    seed: int = 0,
+    out: PathLike | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Train a reward model on a dataset and validate it on held-out episodes.
+
+    Parameters
+    ----------
+    store, dataset
+        Where the transitions are.
+    spec
+        Features and target (default: obs and action → immediate reward).
+    params
+        Estimator parameters (``backend``, ``device``, ``n_estimators``, ...).
+    holdout
+        Share of episodes held out for the final metrics; never seen in training, and
+        the preprocessing statistics are fitted without them.
+    cv
+        If > 1, also cross-validate on the training episodes with ``GroupKFold(cv)``.
+    seed
+        Seeds the episode split (and the model, unless ``params`` sets random_state).
+    out
+        Folder to save the model in; None saves nothing.
+    """
+    say = progress or (lambda _m: None)
+    spec = spec or FeatureSpec()
+    spec.validate()
+    params = {"random_state": seed, **(params or {})}
+    unknown = sorted(set(params) - set(make_estimator(spec.target, {}).get_params()))
+    if unknown:
+        raise ParameterError(f"unknown estimator parameter(s) {unknown}; see RewardRegressor's docstring.")
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+
+    episodes = store.episodes(dataset)[S.EPISODE].to_numpy()
+    train_eps, hold_eps = split_episodes(episodes, holdout, seed)
+    model = make_estimator(spec.target, params)
+    model.check_params()  # bad parameters fail before any work
+
+    say("building features")
+    t = time.perf_counter()
+    frame = store.features(dataset, spec, train_episodes=train_eps)
+    timings["features_s"] = time.perf_counter() - t
+    in_train = np.isin(frame.groups, train_eps)
+    if not in_train.any() or in_train.all():
+        raise SchemaError(
+            f"{dataset}: after dropping rows without a target or inputs, the training or the "
+            f"hold-out episodes have no rows left; check the rewards or use missing='mean'."
+        )
+
+    cv_result = None
+    if cv and cv > 1:
+        say(f"cross-validating ({cv} episode-grouped folds)")
+        cv_result = _cross_validate(model, frame, in_train, cv)
+
+    say(f"fitting {params.get('backend', 'lightgbm')} on {int(in_train.sum()):,} rows")
+    t = time.perf_counter()
+    model.fit(frame.X[in_train], frame.y[in_train], groups=frame.groups[in_train])
+    timings["fit_s"] = time.perf_counter() - t
+
+    say("scoring the hold-out episodes")
+    metrics = {"holdout": score(model, frame, ~in_train), "train": score(model, frame, in_train)}
+    model.feature_spec_ = spec.to_dict()
+    model.feature_stats_ = frame.stats.to_dict()
+    model.data_fingerprint_ = store.fingerprint(dataset)
+    model.metrics_ = metrics
+    model.dataset_ = dataset
+    model_path = None
+    if out is not None:
+        model_path = str(model.save(out))
+    timings["total_s"] = time.perf_counter() - started
+    run_id = store.record_run(
+        {
+            "kind": "train",
+            "dataset": dataset,
+            "target": spec.target,
+            "backend": model.backend,
+            "device": model.device_,
+            "params": model.get_params(),
+            "feature_spec": spec.to_dict(),
+            "metrics": {**metrics, "cv": cv_result},
+            "data_fingerprint": model.data_fingerprint_,
+            "model_path": model_path,
+            "duration_s": timings["total_s"],
+        }
+    )
+    return TrainResult(
+        model=model,
+        metrics=metrics,
+        run_id=run_id,
+        model_path=model_path,
+        train_episodes=[int(e) for e in train_eps],
+        holdout_episodes=[int(e) for e in hold_eps],
+        cv=cv_result,
+        timings=timings,
+    )
+
+
+def _cross_validate(model: Any, frame: FeatureFrame, rows: np.ndarray, folds: int) -> dict[str, Any]:
+    """GroupKFold over the training episodes: mean and spread of the fold scores."""
+    from sklearn.base import clone
+    from sklearn.model_selection import GroupKFold
+
+    index = np.flatnonzero(rows)
+    groups = frame.groups[index]
+    if len(np.unique(groups)) < folds:
+        raise SchemaError(
+            f"--cv {folds} needs at least {folds} training episodes; there are "
+            f"{len(np.unique(groups))}."
+        )
+    key = "auc" if frame.spec.target == "event" else "r2"
+    scores = []
+    for fit_idx, test_idx in GroupKFold(folds).split(index, groups=groups):
+        fit_rows = index[fit_idx]
+        fold_model = clone(model).fit(frame.X[fit_rows], frame.y[fit_rows], groups=frame.groups[fit_rows])
+        scores.append(score(fold_model, frame, index[test_idx])[key])
+    return {
+        "folds": folds,
+        "metric": key,
+        "scores": scores,
+        "mean": float(np.mean(scores)),
+        "std": float(np.std(scores)),
+    }
+
+
+# -------------------------------------------------------------- evaluate, predict
+
+
+def model_frame(store: LogStore, model: Any, dataset: str, require_target: bool) -> FeatureFrame:
+    """Features of a dataset built exactly as the model's training features were."""
+    from rmlite.features import build_features
+
+    spec_dict = getattr(model, "feature_spec_", None)
+    stats_dict = getattr(model, "feature_stats_", None)
+    if spec_dict is None or stats_dict is None:
+        raise SchemaError(
+            "this model carries no feature spec (it was fitted on a matrix, not by rmlite "
+            "train); build the features yourself and call model.predict(X)."
+        )
+    spec = FeatureSpec.from_dict(spec_dict)
+    stats = FittedStats.from_dict(stats_dict)
+    table = store.read_arrow(dataset, spec.columns_needed())
+    frame = build_features(table, spec, stats=stats, require_target=require_target)
+    names = list(getattr(model, "feature_names_in_", [])) or stats.feature_names
+    if frame.feature_names != names:
+        missing = [n for n in names if n not in frame.feature_names]
+        extra = [n for n in frame.feature_names if n not in names]
+        raise SchemaError(
+            f"{dataset}: features do not match the model's: missing {missing[:5]}, "
+            f"unexpected {extra[:5]}" + ("" if missing or extra else " (same names, another order)")
+            + ". Is the dataset's obs/action size the one the model was trained on?"
+        )
+    return frame
+
+
+def evaluate(store: LogStore, model_dir: PathLike, dataset: str) -> dict[str, Any]:
+    """Metrics of a saved model on every transition of a dataset that has a target."""
+    from rmlite.estimator import load_model
+
+    model = load_model(model_dir)
+    frame = model_frame(store, model, dataset, require_target=True)
+    return {
+        "model": str(model_dir),
+        "dataset": dataset,
+        "target": frame.spec.target,
+        "metrics": score(model, frame, slice(None)),
+        "same_data_as_training": store.fingerprint(dataset) == getattr(model, "data_fingerprint_", None),
+    }
+
+
+def predict(
+    store: LogStore, model_dir: PathLike, dataset: str, *, return_std: bool = False
+) -> pl.DataFrame:
+    """Predicted rewards (or returns, or event probabilities) per transition, with keys."""
+    from rmlite.estimator import load_model
+
+    model = load_model(model_dir)
+    frame = model_frame(store, model, dataset, require_target=False)
+    out: dict[str, Any] = {S.EPISODE: frame.groups, S.STEP: frame.steps}
+    if frame.spec.target == "event":
+        proba, std = model.predict_proba(frame.X, return_std=True)
+        out["prediction"] = proba[:, 1]
+    else:
+        mean, std = model.predict(frame.X, return_std=True)
+        # Back to reward units: scaling was part of the training preprocessing.
+        out["prediction"] = frame.stats.inverse_transform_target(mean)
+        std = std * frame.stats.target_scale
+    if return_std:
+        out["prediction_std"] = std
+    return pl.DataFrame(out)

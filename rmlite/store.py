@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -39,7 +40,6 @@ import polars as pl
 import pyarrow as pa
 
 from rmlite import logs
-from rmlite.features import FeatureFrame, FeatureSpec, FittedStats, build_features
 from rmlite import schema as S
 from rmlite._typing import PathLike
 from rmlite.exceptions import (
@@ -49,7 +49,7 @@ from rmlite.exceptions import (
     RmliteError,
     StoreLockedError,
 )
-
+from rmlite.features import FeatureFrame, FeatureSpec, FittedStats, build_features
 
 DEFAULT_DB = "rmlite.duckdb"
 """File name of the store when neither a path nor ``RMLITE_DB`` is given."""
@@ -67,10 +67,16 @@ def sql(name: str) -> str:
 
 
 def _run(
-    con: duckdb.DuckDBPyConnection, query: str, params: Mapping[str, Any] | Sequence[Any] | None = None
+    con: duckdb.DuckDBPyConnection,
+    query: str,
+    params: Mapping[str, Any] | Sequence[Any] | None = None,
 ) -> list[tuple[Any, ...]]:
     """Execute and fetch everything: in DuckDB 2 an unfinished result blocks the connection."""
-    return con.execute(query, params).fetchall() if params is not None else con.execute(query).fetchall()
+    return (
+        con.execute(query, params).fetchall()
+        if params is not None
+        else con.execute(query).fetchall()
+    )
 
 
 @dataclass
@@ -144,8 +150,16 @@ class CheckReport:
                 f"{n['next_obs_mismatch']} transitions have next_obs different from the next "
                 f"step's obs (e.g. [episode, step] {n['example_mismatches']}): an off-by-one?"
             )
-        for col in ("reward_nan", "reward_inf", "obs_nan", "obs_inf", "action_nan", "action_inf",
-                    "next_obs_nan", "next_obs_inf"):
+        for col in (
+            "reward_nan",
+            "reward_inf",
+            "obs_nan",
+            "obs_inf",
+            "action_nan",
+            "action_inf",
+            "next_obs_nan",
+            "next_obs_inf",
+        ):
             if v[col]:
                 out.append(f"{v[col]} {col.replace('_', ' ')} values")
         if v["reward_null"]:
@@ -259,7 +273,9 @@ class LogStore:
         started = time.perf_counter()
         say = progress or (lambda _msg: None)
         if not isinstance(dataset, str) or not dataset.strip():
-            raise IngestError(f"The dataset name must be a non-empty string. Got {dataset!r} instead.")
+            raise IngestError(
+                f"The dataset name must be a non-empty string. Got {dataset!r} instead."
+            )
         sources = (
             [source]
             if isinstance(source, str | os.PathLike | pl.DataFrame | pl.LazyFrame | pa.Table)
@@ -357,7 +373,8 @@ class LogStore:
                 "rows_read": log.rows_read,
                 "rows_added": added,
                 "rows_duplicate": duplicate,
-                "rows_rejected": rejected.height,
+                "rows_rejected": log.rejected.height,
+                "rows_conflicting": conflicts.height,
             },
         )
         return IngestReport(
@@ -391,9 +408,9 @@ class LogStore:
         return (int(rows[0][0]), int(rows[0][1])) if rows else None
 
     @staticmethod
-    def _has_tables(con: duckdb.DuckDBPyConnection) -> bool:
+    def _has_tables(con: duckdb.DuckDBPyConnection, table: str = "datasets") -> bool:
         rows = _run(
-            con, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'datasets'"
+            con, "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
         )
         return bool(rows[0][0])
 
@@ -465,7 +482,11 @@ class LogStore:
             ).pl()
 
     def sql(
-        self, query: str, params: Mapping[str, Any] | Sequence[Any] | None = None, *, write: bool = False
+        self,
+        query: str,
+        params: Mapping[str, Any] | Sequence[Any] | None = None,
+        *,
+        write: bool = False,
     ) -> pl.DataFrame:
         """Run SQL on the store and return the result as a Polars frame.
 
@@ -485,6 +506,39 @@ class LogStore:
             except duckdb.InvalidInputException:  # a statement with no result set
                 return pl.DataFrame()
 
+    def fingerprint(self, dataset: str) -> str:
+        """A hash of a dataset's content: equal exactly when the transitions are equal."""
+        with self.connect() as con:
+            self._require(con, dataset)
+            n, content = con.sql(sql("fingerprint"), params={"dataset": dataset}).fetchall()[0]
+        return f"{dataset}:{n}:{int(content):016x}"
+
+    def record_run(self, run: Mapping[str, Any]) -> int:
+        """Append one row to the ``runs`` table; return its ``run_id``.
+
+        Keys: kind, dataset, target, backend, device, params, feature_spec, metrics,
+        data_fingerprint, model_path, trial_number, duration_s (dicts stored as JSON).
+        """
+        fields = (
+            "kind", "dataset", "target", "backend", "device", "params", "feature_spec",
+            "metrics", "data_fingerprint", "model_path", "trial_number", "duration_s",
+        )  # fmt: skip
+        values = {k: run.get(k) for k in fields}
+        for k in ("params", "feature_spec", "metrics"):
+            if values[k] is not None:
+                values[k] = json.dumps(values[k], default=str)
+        with self.connect(write=True) as con:
+            return int(_run(con, sql("insert_run"), values)[0][0])
+
+    def runs(self, dataset: str | None = None) -> pl.DataFrame:
+        """Training runs recorded in the store, newest last."""
+        with self.connect() as con:
+            if not self._has_tables(con, "runs"):
+                return pl.DataFrame()
+            query = "SELECT * FROM runs" + (" WHERE dataset = $dataset" if dataset else "")
+            params = {"dataset": dataset} if dataset else None
+            return con.sql(query + " ORDER BY run_id", params=params).pl()
+
     # ------------------------------------------------------------------------ check
 
     def check(self, dataset: str, next_obs_tolerance: float = 1e-6) -> CheckReport:
@@ -494,9 +548,11 @@ class LogStore:
             params = {"dataset": dataset}
             episodes = con.sql(sql("check_episodes"), params=params).pl().row(0, named=True)
             values = con.sql(sql("check_values"), params=params).pl().row(0, named=True)
-            nxt = con.sql(
-                sql("check_next_obs"), params={**params, "tolerance": next_obs_tolerance}
-            ).pl().row(0, named=True)
+            nxt = (
+                con.sql(sql("check_next_obs"), params={**params, "tolerance": next_obs_tolerance})
+                .pl()
+                .row(0, named=True)
+            )
         return CheckReport(dataset=dataset, episodes=episodes, values=values, next_obs=nxt)
 
     # --------------------------------------------------------------------- features
@@ -533,3 +589,20 @@ def _did_you_mean(name: str, options: Sequence[str]) -> str:
 
     close = difflib.get_close_matches(name, options, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def duckdb_parquet_load(db_path: PathLike, parquet_path: PathLike, table: str = "raw") -> int:
+    """DuckDB's own load of a Parquet file (``CREATE TABLE AS SELECT * FROM read_parquet``).
+
+    The baseline that ``rmlite bench data`` measures ingest against: no validation, no
+    de-duplication, no key. Returns the number of rows loaded.
+    """
+    con = duckdb.connect(os.fspath(db_path))
+    try:
+        con.execute(
+            f'CREATE TABLE "{table}" AS SELECT * FROM read_parquet($path)',
+            {"path": os.fspath(parquet_path)},
+        ).fetchall()
+        return int(con.sql(f'SELECT count(*) FROM "{table}"').fetchall()[0][0])
+    finally:
+        con.close()

@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS ingests (
     rows_added     BIGINT NOT NULL,
     rows_duplicate BIGINT NOT NULL,
     rows_rejected  BIGINT NOT NULL,
+    rows_conflicting BIGINT NOT NULL,
     finished_at    TIMESTAMP NOT NULL
 );
 
@@ -45,4 +46,23 @@ CREATE TABLE IF NOT EXISTS rejected (
     reason      VARCHAR NOT NULL,
     record      JSON,
     rejected_at TIMESTAMP NOT NULL
+);
+
+CREATE SEQUENCE IF NOT EXISTS run_seq START 1;
+
+CREATE TABLE IF NOT EXISTS runs (
+    run_id           BIGINT PRIMARY KEY,
+    kind             VARCHAR NOT NULL,
+    dataset          VARCHAR NOT NULL,
+    target           VARCHAR,
+    backend          VARCHAR,
+    device           VARCHAR,
+    params           JSON,
+    feature_spec     JSON,
+    metrics          JSON,
+    data_fingerprint VARCHAR,
+    model_path       VARCHAR,
+    trial_number     INTEGER,
+    duration_s       DOUBLE,
+    created_at       TIMESTAMP NOT NULL
 );

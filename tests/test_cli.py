@@ -253,3 +253,52 @@ def test_bench_data_runs_and_reports_ratios(tmp_path: Path) -> None:
     # Exactness where the closed form underflows: ours matches the loop, pandas' does not.
     assert result["rmlite_max_rel_error"] < 1e-9
     assert result["pandas_non_finite"] > 0 or result["pandas_max_rel_error"] > 1e-6
+
+
+def test_train_evaluate_predict(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    for name, seed in (("pend", 0), ("pend-new", 9)):
+        src = tmp_path / f"{name}.parquet"
+        rollout("Pendulum-v1", episodes=10, seed=seed, max_steps=100).write_parquet(src)
+        assert run("ingest", str(src), "--db", str(db), "--dataset", name).returncode == 0
+    model = tmp_path / "model"
+    out = run(
+        "train", "--db", str(db), "--dataset", "pend", "--backend", "xgboost", "--n-estimators", "200",
+        "--param", "max_depth=6", "--cv", "3", "--out", str(model), "--json",
+    )
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["metrics"]["holdout"]["r2"] > 0.98 and summary["cv"]["folds"] == 3
+    assert summary["params"]["backend_params"] == {"max_depth": 6}
+    assert (model / "member_0.ubj").exists()
+
+    ev = run("evaluate", "--db", str(db), "--model", str(model), "--dataset", "pend-new", "--json")
+    assert ev.returncode == 0, ev.stderr
+    assert json.loads(ev.stdout)["metrics"]["r2"] > 0.98
+
+    preds = tmp_path / "preds.parquet"
+    pr = run("predict", "--db", str(db), "--model", str(model), "--dataset", "pend-new", "--out", str(preds))
+    assert pr.returncode == 0, pr.stderr
+    assert pl.read_parquet(preds).height == 1000
+
+    runs = json.loads(run("sql", "SELECT backend, dataset FROM runs", "--db", str(db), "--json").stdout)
+    assert runs == [{"backend": "xgboost", "dataset": "pend"}]
+
+
+def test_train_bad_input_exit_2_and_nothing_written(tmp_path: Path, log_file: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    assert run("ingest", str(log_file), "--db", str(db), "--dataset", "pend").returncode == 0
+    cases = [
+        (["--backend", "lightgmb"], "did you mean 'lightgbm'"),
+        (["--param", "num_leafs=4"], "did you mean 'num_leaves'"),
+        (["--n-estimators", "0"], "'n_estimators' parameter"),
+        (["--device", "cuda"], "device='cuda'") if not shutil.which("nvidia-smi") else (["--n-estimators", "-1"], "'n_estimators'"),
+        (["--dataset", "pendd"], "did you mean 'pend'"),
+    ]
+    for extra, message in cases:
+        args = ["train", "--db", str(db), "--dataset", "pend", "--out", str(tmp_path / "m"), *extra]
+        out = run(*args)
+        assert out.returncode == 2, (extra, out.stderr)
+        assert message in out.stderr, (extra, out.stderr)
+    assert not (tmp_path / "m").exists()
+    assert json.loads(run("sql", "SELECT count(*) AS n FROM runs", "--db", str(db), "--json").stdout) == [{"n": 0}]

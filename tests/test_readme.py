@@ -36,18 +36,21 @@ def test_cli_tour_and_python_example_run(tmp_path: Path) -> None:
         command = line.split("  #")[0].strip()
         if not command or command.startswith("#"):
             continue
-        if command.startswith("rmlite bench"):
+        if command.startswith("rmlite bench data"):  # the same command, smaller
             command = command.replace("1_000_000", "5_000") + " --episode-length 500"
+        elif command.startswith("rmlite bench models"):
+            command = command.replace("1_000_000", "2_000") + " --n-estimators 5"
         done = subprocess.run(command, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, f"{command}\n{done.stderr}"
     assert (tmp_path / "features.parquet").exists() and (tmp_path / "all.parquet").exists()
 
-    code = blocks("python")[0]
+    code = "\n".join(blocks("python"))  # later blocks use what earlier ones made
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "project.duckdb").exists()
+    assert (tmp_path / "models" / "pendulum-mlp" / "model.json").exists()
 
 
 @pytest.mark.parametrize("name", ["schema", "logs", "features", "store", "testing", "pipeline"])

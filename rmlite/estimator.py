@@ -1,0 +1,733 @@
+"""Reward models as scikit-learn estimators: LightGBM, XGBoost or a torch MLP.
+
+The estimators validate, split for early stopping (by episode when ``groups`` are given),
+resample episodes for ensembles, and delegate the learning to the engine functions in
+:mod:`rmlite.models`. They work in ``Pipeline``, ``cross_validate`` with ``GroupKFold``,
+``GridSearchCV`` and ``clone``; saved models load without unpickling.
+
+Examples
+--------
+>>> import numpy as np
+>>> from rmlite.estimator import RewardRegressor
+>>> rng = np.random.default_rng(0)
+>>> X = rng.normal(size=(2000, 4)).astype(np.float32)
+>>> y = X[:, 0] - 0.5 * X[:, 1] ** 2
+>>> model = RewardRegressor(backend="lightgbm", n_estimators=200, random_state=0).fit(X, y)
+>>> round(model.score(X, y), 2) >= 0.98
+True
+>>> mean, std = RewardRegressor(n_members=3, n_estimators=50, random_state=0).fit(X, y).predict(X[:2], return_std=True)
+>>> mean.shape, bool((std >= 0).all())
+((2,), True)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import time
+from numbers import Integral, Real
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils._param_validation import (
+    Interval,
+    Options,
+    StrOptions,
+    validate_parameter_constraints,
+)
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    _get_feature_names,
+    check_is_fitted,
+    validate_data,
+)
+
+from rmlite._typing import PathLike
+from rmlite.exceptions import ParameterError, RmliteError, SchemaError
+from rmlite.models.device import resolve_device
+
+BACKENDS = ("lightgbm", "xgboost", "mlp")
+MODEL_FORMAT = "rmlite-model"
+MODEL_FORMAT_VERSION = 1
+
+_LEARNING_RATE = {"lightgbm": 0.05, "xgboost": 0.05, "mlp": 1e-3}
+
+
+class _RewardModel(BaseEstimator):
+    """Shared machinery of :class:`RewardRegressor` and :class:`RewardClassifier`."""
+
+    _objective = "regression"
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "backend": [StrOptions(set(BACKENDS))],
+        "device": [StrOptions({"cpu", "cuda", "auto"})],
+        "n_estimators": [Interval(Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0.0, None, closed="neither"), None],
+        "early_stopping_rounds": [Interval(Integral, 1, None, closed="left"), None],
+        "validation_fraction": [Interval(Real, 0.0, 1.0, closed="neither")],
+        "n_members": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+        "n_jobs": [Interval(Integral, 1, None, closed="left"), Options(Integral, {-1}), None],
+        "hidden_sizes": [tuple, list],
+        "activation": [StrOptions({"relu", "gelu", "tanh", "silu", "elu"})],
+        "dropout": [Interval(Real, 0.0, 1.0, closed="left")],
+        "weight_decay": [Interval(Real, 0.0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "backend_params": [dict, None],
+    }
+
+    def __init__(
+        self,
+        backend: str = "lightgbm",
+        device: str = "cpu",
+        *,
+        n_estimators: int = 500,
+        max_epochs: int = 100,
+        learning_rate: float | None = None,
+        early_stopping_rounds: int | None = None,
+        validation_fraction: float = 0.1,
+        n_members: int = 1,
+        random_state: int | None = None,
+        n_jobs: int | None = None,
+        hidden_sizes: tuple[int, ...] = (256, 256),
+        activation: str = "relu",
+        dropout: float = 0.0,
+        weight_decay: float = 1e-4,
+        batch_size: int = 256,
+        backend_params: dict[str, Any] | None = None,
+    ) -> None:
+        self.backend = backend
+        self.device = device
+        self.n_estimators = n_estimators
+        self.max_epochs = max_epochs
+        self.learning_rate = learning_rate
+        self.early_stopping_rounds = early_stopping_rounds
+        self.validation_fraction = validation_fraction
+        self.n_members = n_members
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.hidden_sizes = hidden_sizes
+        self.activation = activation
+        self.dropout = dropout
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.backend_params = backend_params
+
+    # ------------------------------------------------------------------ tags
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = self.backend != "mlp"
+        tags.non_deterministic = self.random_state is None and self.backend == "mlp"
+        return tags
+
+    # ------------------------------------------------------------------- fit
+
+    def check_params(self) -> None:
+        """Validate every parameter (backend-native ones too) without fitting.
+
+        Raises :class:`~rmlite.exceptions.ParameterError` naming the parameter, so a bad
+        value fails before any data is read.
+        """
+        try:
+            # Called directly rather than through _validate_params, which a global
+            # scikit-learn setting (skip_parameter_validation) can switch off.
+            validate_parameter_constraints(
+                self._parameter_constraints,
+                self.get_params(deep=False),
+                caller_name=type(self).__name__,
+            )
+            self._check_backend_params()
+            resolve_device(self.device)
+        except RmliteError:
+            raise  # already ours (a DeviceError, say)
+        except ValueError as exc:
+            raise ParameterError(str(exc)) from exc
+
+    def _fit(
+        self, X: Any, y: Any, groups: Any = None, sample_weight: Any = None, **fit_params: Any
+    ) -> _RewardModel:
+        self.check_params()
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            dtype=np.float32,
+            order="C",
+            ensure_all_finite="allow-nan" if self.backend != "mlp" else True,
+            y_numeric=self._objective == "regression",
+        )
+        y = self._encode_target(y)
+        weight = None
+        if sample_weight is not None:
+            weight = _check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True
+            )
+            if not weight.any():
+                raise ValueError("sample_weight is zero for every sample: nothing to learn from.")
+        groups_arr = None if groups is None else np.asarray(groups)
+        if groups_arr is not None and len(groups_arr) != len(y):
+            raise SchemaError(
+                f"groups has {len(groups_arr)} entries but X has {len(y)} rows; pass one episode "
+                f"id per row."
+            )
+        self.device_ = resolve_device(self.device)
+        rng = np.random.default_rng(
+            self.random_state if isinstance(self.random_state, int | np.integer) else None
+        )
+        started = time.perf_counter()
+        self.members_: list[Any] = []
+        self.curves_: list[dict[str, list[float]]] = []
+        for member in range(self.n_members):
+            # Validation episodes first, so that resampling never puts them in training.
+            fit_idx, val_idx = self._validation_split(rng, np.arange(len(y)), groups_arr)
+            fit_idx = self._member_rows(rng, fit_idx, groups_arr)
+            model, curves = self._fit_member(X, y, weight, fit_idx, val_idx, member)
+            self.members_.append(model)
+            self.curves_.append(curves)
+        self.fit_seconds_ = time.perf_counter() - started
+        return self
+
+    def _check_backend_params(self) -> None:
+        if self.backend_params and self.backend != "mlp":
+            from rmlite.models.gbm import check_backend_params
+
+            check_backend_params(self.backend, list(self.backend_params))  # type: ignore[arg-type]
+        if self.backend_params and self.backend == "mlp":
+            from rmlite.models.mlp import MLPConfig
+
+            known = set(MLPConfig.__dataclass_fields__)
+            unknown = sorted(set(self.backend_params) - known)
+            if unknown:
+                hint = _did_you_mean(unknown[0], sorted(known))
+                raise ValueError(
+                    f"backend_params {unknown} are not parameters of the MLP backend{hint}; "
+                    f"known: {sorted(known)}."
+                )
+
+    def _encode_target(self, y: np.ndarray) -> np.ndarray:
+        return np.asarray(y, dtype=np.float32)
+
+    def _member_rows(
+        self, rng: np.random.Generator, rows: np.ndarray, groups: np.ndarray | None
+    ) -> np.ndarray:
+        """Rows of one ensemble member: all ``rows``, or a bootstrap resample of their episodes."""
+        if self.n_members == 1:
+            return rows
+        if groups is None:
+            return rows[rng.integers(0, len(rows), size=len(rows))]
+        episodes, inverse = np.unique(groups[rows], return_inverse=True)
+        drawn = rng.integers(0, len(episodes), size=len(episodes))
+        counts = np.bincount(drawn, minlength=len(episodes))
+        # Each row repeats as often as its episode was drawn: episodes stay whole.
+        return np.repeat(rows, counts[inverse])
+
+    def _validation_split(
+        self, rng: np.random.Generator, rows: np.ndarray, groups: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Hold out a fraction of the episodes (rows without groups) for early stopping."""
+        uses_validation = self.early_stopping_rounds is not None
+        if not uses_validation:
+            return rows, None
+        if groups is not None:
+            episodes = np.unique(groups[rows])
+            if len(episodes) < 2:
+                raise SchemaError(
+                    "early stopping needs a validation split of whole episodes, but groups "
+                    "holds a single episode; pass more episodes or set early_stopping_rounds=None."
+                )
+            n_val = max(1, round(len(episodes) * self.validation_fraction))
+            val_episodes = rng.choice(episodes, size=n_val, replace=False)
+            in_val = np.isin(groups[rows], val_episodes)
+        else:
+            in_val = rng.random(len(rows)) < self.validation_fraction
+            if in_val.all() or not in_val.any():
+                in_val[: max(1, len(rows) // 10)] = True
+                in_val[-1] = False
+        return rows[~in_val], rows[in_val]
+
+    def _fit_member(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        weight: np.ndarray | None,
+        fit_idx: np.ndarray,
+        val_idx: np.ndarray | None,
+        member: int,
+    ) -> tuple[Any, dict[str, list[float]]]:
+        lr = self.learning_rate if self.learning_rate is not None else _LEARNING_RATE[self.backend]
+        seed = None if self.random_state is None else int(self.random_state) + member
+        full = len(fit_idx) == len(y) and (fit_idx == np.arange(len(y))).all()
+        X_fit = X if full else X[fit_idx]
+        y_fit = y if full else y[fit_idx]
+        w_fit = None if weight is None else weight[fit_idx]
+        X_val = y_val = w_val = None
+        if val_idx is not None:
+            X_val, y_val = X[val_idx], y[val_idx]
+            w_val = None if weight is None else weight[val_idx]
+        if self.backend == "mlp":
+            from rmlite.models.mlp import MLPConfig, fit_mlp
+
+            config = MLPConfig(
+                hidden_sizes=tuple(int(h) for h in self.hidden_sizes),
+                activation=self.activation,
+                dropout=float(self.dropout),
+                weight_decay=float(self.weight_decay),
+                learning_rate=float(lr),
+                batch_size=int(self.batch_size),
+                max_epochs=int(self.max_epochs),
+                early_stopping_rounds=self.early_stopping_rounds,
+                loss="bce" if self._objective == "binary" else "mse",
+                device=self.device_,
+                random_state=seed,
+                n_threads=os.cpu_count() if self.n_jobs == -1 else self.n_jobs,
+                **(self.backend_params or {}),
+            )
+            model = fit_mlp(X_fit, y_fit, config, X_val=X_val, y_val=y_val, sample_weight=w_fit)
+            return model, {
+                "train": list(model.history["train_loss"]),
+                "valid": list(model.history["val_loss"]),
+            }
+        from rmlite.models.gbm import fit_gbm, gbm_params
+
+        params = gbm_params(
+            self.backend,  # type: ignore[arg-type]
+            objective=self._objective,
+            learning_rate=float(lr),
+            random_state=seed,
+            n_jobs=self.n_jobs,
+            device=self.device_,
+            extra=self._gbm_extra(w_fit, y_fit),
+        )
+        return fit_gbm(
+            self.backend,  # type: ignore[arg-type]
+            X_fit,
+            y_fit,
+            params,
+            int(self.n_estimators),
+            sample_weight=w_fit,
+            X_val=X_val,
+            y_val=y_val,
+            w_val=w_val,
+            early_stopping_rounds=self.early_stopping_rounds,
+            record_train=val_idx is not None,
+        )
+
+    def _gbm_extra(self, weight: np.ndarray | None, y: np.ndarray) -> dict[str, Any]:
+        return dict(self.backend_params or {})
+
+    # --------------------------------------------------------------- predict
+
+    def _member_predictions(self, X: Any) -> np.ndarray:
+        """(n_members, n_rows) raw-scale predictions (probabilities for events)."""
+        check_is_fitted(self, "members_")
+        self._check_columns(X)
+        X = validate_data(
+            self,
+            X,
+            reset=False,
+            dtype=np.float32,
+            order="C",
+            ensure_all_finite="allow-nan" if self.backend != "mlp" else True,
+        )
+        out = np.empty((len(self.members_), X.shape[0]), dtype=np.float64)
+        for i, model in enumerate(self.members_):
+            if self.backend == "mlp":
+                out[i] = model.predict(X)
+            else:
+                from rmlite.models.gbm import predict_gbm
+
+                out[i] = predict_gbm(self.backend, model, X, n_jobs=self.n_jobs)  # type: ignore[arg-type]
+        return out
+
+    def _check_columns(self, X: Any) -> None:
+        """Name the missing, unexpected or reordered columns of a data frame."""
+        names = _get_feature_names(X)
+        expected = getattr(self, "feature_names_in_", None)
+        if names is None or expected is None:
+            return
+        got, want = [str(n) for n in names], [str(n) for n in expected]
+        if got == want:
+            return
+        missing = [n for n in want if n not in got]
+        extra = [n for n in got if n not in want]
+        if missing or extra:
+            raise SchemaError(
+                f"X's columns are not the ones the model was fitted on: missing {missing[:10]}, "
+                f"unexpected {extra[:10]}."
+            )
+        moved = [n for n, w in zip(got, want, strict=True) if n != w]
+        raise SchemaError(
+            f"X has the model's columns in another order ({moved[:10]} moved); select them "
+            f"in the fitted order, e.g. X.select(model.feature_names_in_)."
+        )
+
+    # ------------------------------------------------------------ persistence
+
+    def save(self, path: PathLike) -> Path:
+        """Write the model to a folder: native boosters or a ``state_dict``, plus JSON.
+
+        The folder holds ``model.json`` (parameters, feature names, feature spec and
+        preprocessing statistics when attached, package versions, data fingerprint) and
+        one file per ensemble member. :func:`load_model` reads it without unpickling.
+        """
+        check_is_fitted(self, "members_")
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        members: list[dict[str, Any]] = []
+        for i, model in enumerate(self.members_):
+            name = f"member_{i}"
+            if self.backend == "mlp":
+                from rmlite.models.mlp import mlp_to_files
+
+                members.append({"name": name, "mlp": mlp_to_files(model, folder, name)})
+            else:
+                from rmlite.models.gbm import best_iteration, save_booster
+
+                members.append(
+                    {
+                        "name": name,
+                        "file": save_booster(self.backend, model, folder, name),  # type: ignore[arg-type]
+                        "best_iteration": best_iteration(self.backend, model),  # type: ignore[arg-type]
+                    }
+                )
+        meta: dict[str, Any] = {
+            "format": MODEL_FORMAT,
+            "format_version": MODEL_FORMAT_VERSION,
+            "estimator": type(self).__name__,
+            "params": _jsonable(self.get_params()),
+            "n_features_in": int(self.n_features_in_),
+            "feature_names": [str(c) for c in getattr(self, "feature_names_in_", [])] or None,
+            "classes": _jsonable(getattr(self, "classes_", None)),
+            "odds_factor": getattr(self, "odds_factor_", None),
+            "device_used": self.device_,
+            "members": members,
+            "curves": self.curves_,
+            "fit_seconds": self.fit_seconds_,
+            "feature_spec": getattr(self, "feature_spec_", None),
+            "feature_stats": getattr(self, "feature_stats_", None),
+            "data_fingerprint": getattr(self, "data_fingerprint_", None),
+            "metrics": getattr(self, "metrics_", None),
+            "versions": _versions(self.backend),
+            "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        (folder / "model.json").write_text(json.dumps(meta, indent=2, default=_json_default))
+        return folder
+
+    @property
+    def fingerprint(self) -> str:
+        """A short hash of the saved model's parameters and training data."""
+        check_is_fitted(self, "members_")
+        payload = json.dumps(
+            [
+                _jsonable(self.get_params()),
+                getattr(self, "data_fingerprint_", None),
+                self.n_features_in_,
+            ],
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+class RewardRegressor(RegressorMixin, _RewardModel):
+    """Reward or return-to-go regressor on LightGBM, XGBoost or a torch MLP.
+
+    Parameters
+    ----------
+    backend
+        ``"lightgbm"`` (default), ``"xgboost"`` or ``"mlp"``.
+    device
+        ``"cpu"``, ``"cuda"`` (an error where no GPU exists) or ``"auto"``.
+    n_estimators
+        Boosting rounds (tree backends).
+    max_epochs
+        Training epochs (MLP).
+    learning_rate
+        Step size; default 0.05 for trees, 1e-3 for the MLP.
+    early_stopping_rounds
+        Stop when the validation loss has not improved for this many rounds/epochs. The
+        validation split takes ``validation_fraction`` of the **episodes** when ``groups``
+        reach ``fit`` (also through metadata routing), else of the rows.
+    validation_fraction
+        Share of episodes (or rows) held out for early stopping.
+    n_members
+        Ensemble size; members >1 train on bootstrap resamples of episodes, and
+        ``predict(X, return_std=True)`` returns their mean and spread.
+    random_state
+        Seed for splits, resampling and the engines.
+    n_jobs
+        CPU threads (default: all cores).
+    hidden_sizes, activation, dropout, weight_decay, batch_size
+        MLP architecture and training (AdamW).
+    backend_params
+        Native parameters passed to the engine (``num_leaves``, ``max_depth``, ...).
+    """
+
+    def fit(self, X: Any, y: Any, groups: Any = None, sample_weight: Any = None) -> RewardRegressor:
+        """Fit the model; ``groups`` are episode ids (for early stopping and resampling)."""
+        self._fit(X, y, groups=groups, sample_weight=sample_weight)
+        return self
+
+    def predict(self, X: Any, return_std: bool = False) -> Any:
+        """Predicted rewards; with ``return_std``, also the ensemble members' spread."""
+        preds = self._member_predictions(X)
+        mean = preds.mean(axis=0)
+        if return_std:
+            return mean, preds.std(axis=0)
+        return mean
+
+    def predict_pessimistic(self, X: Any, k: float = 1.0) -> np.ndarray:
+        """Lower-confidence reward ``mean - k * std`` over ensemble members (offline RL)."""
+        mean, std = self.predict(X, return_std=True)
+        return np.asarray(mean - k * std)
+
+
+class RewardClassifier(ClassifierMixin, _RewardModel):
+    """Sparse reward events (for example success, or reward > threshold) as a binary classifier.
+
+    Same parameters as :class:`RewardRegressor`, plus ``class_weight``: ``"balanced"``
+    reweights the rare class during training and then corrects the predicted odds by the
+    same factor (a prior-shift correction), so ``predict_proba`` stays calibrated.
+    """
+
+    _objective = "binary"
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **_RewardModel._parameter_constraints,
+        "class_weight": [StrOptions({"balanced"}), dict, None],
+    }
+
+    # scikit-learn reads an estimator's parameters from its __init__ signature, so the
+    # shared parameters are spelled out again here rather than passed as **kwargs.
+    def __init__(
+        self,
+        backend: str = "lightgbm",
+        device: str = "cpu",
+        *,
+        class_weight: str | None = None,
+        n_estimators: int = 500,
+        max_epochs: int = 100,
+        learning_rate: float | None = None,
+        early_stopping_rounds: int | None = None,
+        validation_fraction: float = 0.1,
+        n_members: int = 1,
+        random_state: int | None = None,
+        n_jobs: int | None = None,
+        hidden_sizes: tuple[int, ...] = (256, 256),
+        activation: str = "relu",
+        dropout: float = 0.0,
+        weight_decay: float = 1e-4,
+        batch_size: int = 256,
+        backend_params: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            backend,
+            device,
+            n_estimators=n_estimators,
+            max_epochs=max_epochs,
+            learning_rate=learning_rate,
+            early_stopping_rounds=early_stopping_rounds,
+            validation_fraction=validation_fraction,
+            n_members=n_members,
+            random_state=random_state,
+            n_jobs=n_jobs,
+            hidden_sizes=hidden_sizes,
+            activation=activation,
+            dropout=dropout,
+            weight_decay=weight_decay,
+            batch_size=batch_size,
+            backend_params=backend_params,
+        )
+        self.class_weight = class_weight
+
+    def fit(
+        self, X: Any, y: Any, groups: Any = None, sample_weight: Any = None
+    ) -> RewardClassifier:
+        """Fit on 0/1 (or two-valued) event labels."""
+        self._fit(X, y, groups=groups, sample_weight=sample_weight)
+        return self
+
+    def _encode_target(self, y: np.ndarray) -> np.ndarray:
+        kind = type_of_target(y, input_name="y", raise_unknown=True)
+        if kind != "binary":
+            raise ValueError(
+                f"Only binary classification is supported. The type of the target is {kind!r}: "
+                f"RewardClassifier learns binary events. Threshold the reward into an event "
+                f"(FeatureSpec(target='event')), or use RewardRegressor."
+            )
+        self.classes_, encoded = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError("RewardClassifier needs both classes in y; it holds only one class.")
+        w_neg, w_pos = self._class_weights(encoded)
+        # Weighting the classes multiplies the learned odds by w_pos / w_neg; predict_proba
+        # divides it out again.
+        self.odds_factor_ = w_pos / w_neg
+        return encoded.astype(np.float32)
+
+    def _class_weights(self, encoded: np.ndarray) -> tuple[float, float]:
+        """Training weights of the negative and the positive class."""
+        if self.class_weight is None:
+            return 1.0, 1.0
+        if self.class_weight == "balanced":
+            n_pos = max(1, int(encoded.sum()))
+            return 1.0, (len(encoded) - n_pos) / n_pos
+        weights: dict[Any, float] = dict(self.class_weight)  # type: ignore[arg-type]
+        return float(weights.get(self.classes_[0], 1.0)), float(weights.get(self.classes_[1], 1.0))
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        return tags
+
+    def _fit_member(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        weight: np.ndarray | None,
+        fit_idx: np.ndarray,
+        val_idx: np.ndarray | None,
+        member: int,
+    ) -> tuple[Any, dict[str, list[float]]]:
+        if self.class_weight is not None:
+            w_neg, w_pos = self._class_weights(y)
+            base = np.ones(len(y)) if weight is None else weight
+            weight = base * np.where(y == 1, w_pos, w_neg)
+        return super()._fit_member(X, y, weight, fit_idx, val_idx, member)
+
+    def predict_proba(self, X: Any, return_std: bool = False) -> Any:
+        """Calibrated event probabilities, shape (n, 2); with ``return_std``, the spread."""
+        p = self._member_predictions(X)
+        # Prior-shift correction: training multiplied the odds by odds_factor_.
+        odds = p / np.clip(1.0 - p, 1e-12, None) / self.odds_factor_
+        p = odds / (1.0 + odds)
+        mean = p.mean(axis=0)
+        proba = np.column_stack([1.0 - mean, mean])
+        if return_std:
+            return proba, p.std(axis=0)
+        return proba
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Most likely class (threshold 0.5 on the calibrated probability)."""
+        proba = self.predict_proba(X)
+        return np.asarray(self.classes_[(proba[:, 1] >= 0.5).astype(int)])
+
+
+# ---------------------------------------------------------------------- loading
+
+
+def load_model(path: PathLike) -> RewardRegressor | RewardClassifier:
+    """Load a model saved with ``save``: native boosters, ``weights_only`` torch, JSON.
+
+    Errors name the folder and what is missing or unexpected.
+    """
+    folder = Path(path)
+    meta_path = folder / "model.json"
+    if not meta_path.is_file():
+        raise RmliteError(f"{folder}: not an rmlite model folder (no model.json).")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise RmliteError(f"{meta_path}: unreadable model metadata ({exc}).") from exc
+    if meta.get("format") != MODEL_FORMAT or meta.get("format_version") != MODEL_FORMAT_VERSION:
+        raise RmliteError(
+            f"{meta_path}: format {meta.get('format')!r} version {meta.get('format_version')!r}; "
+            f"this rmlite reads {MODEL_FORMAT!r} version {MODEL_FORMAT_VERSION}."
+        )
+    classes = {"RewardRegressor": RewardRegressor, "RewardClassifier": RewardClassifier}
+    cls = classes.get(meta["estimator"])
+    if cls is None:
+        raise RmliteError(f"{meta_path}: unknown estimator {meta['estimator']!r}.")
+    params = dict(meta["params"])
+    params["hidden_sizes"] = tuple(params.get("hidden_sizes", (256, 256)))
+    model = cls(**params)
+    model.n_features_in_ = int(meta["n_features_in"])
+    if meta.get("feature_names"):
+        model.feature_names_in_ = np.asarray(meta["feature_names"], dtype=object)
+    if meta.get("classes") is not None:
+        model.classes_ = np.asarray(meta["classes"])
+    model.device_ = meta.get("device_used", "cpu")
+    if model.device_ == "cuda":
+        model.device_ = resolve_device("auto")
+    model.members_ = []
+    for member in meta["members"]:
+        if model.backend == "mlp":
+            from rmlite.models.mlp import mlp_from_files
+
+            model.members_.append(mlp_from_files(folder, member["name"], member["mlp"]))
+        else:
+            from rmlite.models.gbm import load_booster
+
+            file = folder / member["file"]
+            if not file.is_file():
+                raise RmliteError(f"{folder}: member file {member['file']!r} is missing.")
+            model.members_.append(
+                load_booster(
+                    model.backend,  # type: ignore[arg-type]
+                    folder,
+                    member["file"],
+                    member.get("best_iteration"),
+                )
+            )
+    model.curves_ = meta.get("curves", [])
+    model.fit_seconds_ = meta.get("fit_seconds", 0.0)
+    for key in ("feature_spec", "feature_stats", "data_fingerprint", "metrics"):
+        if meta.get(key) is not None:
+            setattr(model, f"{key}_", meta[key])
+    if isinstance(model, RewardClassifier):
+        model.odds_factor_ = float(meta.get("odds_factor") or 1.0)
+    return model
+
+
+# ----------------------------------------------------------------------- helpers
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.ndarray | np.generic):
+        return _jsonable(value)
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    raise TypeError(f"cannot save {type(value).__name__} in model.json")
+
+
+def _versions(backend: str) -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for package in (
+        "rmlite",
+        "numpy",
+        "scikit-learn",
+        "polars",
+        "duckdb",
+        backend if backend != "mlp" else "torch",
+    ):
+        try:
+            out[package] = md.version(package)
+        except md.PackageNotFoundError:
+            continue
+    return out
+
+
+def _did_you_mean(name: str, options: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, options, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

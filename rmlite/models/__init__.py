@@ -1,0 +1,1 @@
+"""Engine functions: one module per outside system (gradient boosting, torch)."""

@@ -1,0 +1,425 @@
+"""Gradient-boosting engines: LightGBM and XGBoost as plain functions.
+
+The estimators in :mod:`rmlite.estimator` pick one of these and delegate; the Dask and
+tuning layers reuse the same functions (LightGBM's ``sklearn.py`` → ``engine.py`` split).
+Each ``fit_*`` returns the native booster and the learning curves it recorded.
+
+Examples
+--------
+>>> import numpy as np
+>>> X = np.random.default_rng(0).normal(size=(500, 3)).astype(np.float32)
+>>> y = X[:, 0] * 2.0
+>>> params = gbm_params("lightgbm", objective="regression", learning_rate=0.1,
+...                     random_state=0, n_jobs=1, device="cpu")
+>>> booster, curves = fit_gbm("lightgbm", X, y, params, num_boost_round=50)
+>>> float(np.corrcoef(predict_gbm("lightgbm", booster, X), y)[0, 1]) > 0.99
+True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from rmlite._typing import Float32Array
+from rmlite.models.device import DeviceError
+
+Backend = Literal["lightgbm", "xgboost"]
+Objective = Literal["regression", "binary"]
+
+# Native objective and metric names for each backend.
+_OBJECTIVES: dict[str, dict[str, tuple[str, str]]] = {
+    "lightgbm": {"regression": ("regression", "l2"), "binary": ("binary", "binary_logloss")},
+    "xgboost": {
+        "regression": ("reg:squarederror", "rmse"),
+        "binary": ("binary:logistic", "logloss"),
+    },
+}
+
+
+def gbm_params(
+    backend: Backend,
+    *,
+    objective: Objective | str,
+    learning_rate: float,
+    random_state: int | None,
+    n_jobs: int | None,
+    device: str,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Native training parameters for one backend; ``extra`` (``backend_params``) wins."""
+    native_objective, metric = _OBJECTIVES[backend].get(objective, (objective, ""))
+    threads = n_jobs if n_jobs and n_jobs > 0 else (os.cpu_count() or 1)
+    seed = 0 if random_state is None else int(random_state)
+    if backend == "lightgbm":
+        params: dict[str, Any] = {
+            "objective": native_objective,
+            "learning_rate": learning_rate,
+            "num_threads": threads,
+            "seed": seed,
+            "verbosity": -1,
+            # LightGBM's pip wheel has no CUDA learner; its OpenCL 'gpu' learner runs on
+            # NVIDIA cards too. fit_gbm tries 'cuda' first and falls back to 'gpu'.
+            "device_type": "cuda" if device == "cuda" else "cpu",
+        }
+        if metric:
+            params["metric"] = metric
+    else:
+        params = {
+            "objective": native_objective,
+            "learning_rate": learning_rate,
+            "nthread": threads,
+            "seed": seed,
+            "tree_method": "hist",
+            "device": device,
+            "verbosity": 0,
+        }
+        if metric:
+            params["eval_metric"] = metric
+    params.update(extra or {})
+    return params
+
+
+def fit_gbm(
+    backend: Backend,
+    X: Float32Array,
+    y: np.ndarray,
+    params: dict[str, Any],
+    num_boost_round: int,
+    *,
+    sample_weight: np.ndarray | None = None,
+    X_val: Float32Array | None = None,
+    y_val: np.ndarray | None = None,
+    w_val: np.ndarray | None = None,
+    early_stopping_rounds: int | None = None,
+    record_train: bool = False,
+    objective_fn: Callable[..., Any] | None = None,
+    on_iteration: Callable[[int, dict[str, float]], bool | None] | None = None,
+) -> tuple[Any, dict[str, list[float]]]:
+    """Train one booster; return it and its learning curves.
+
+    Parameters
+    ----------
+    backend
+        ``"lightgbm"`` or ``"xgboost"``.
+    X, y, sample_weight
+        Training rows: a C-contiguous float32 matrix, targets, optional weights.
+    params
+        Native parameters (see :func:`gbm_params`).
+    num_boost_round
+        Maximum number of trees.
+    X_val, y_val, w_val
+        Validation rows (episodes not in training) for early stopping and curves.
+    early_stopping_rounds
+        Stop when the validation metric has not improved for this many rounds.
+    record_train
+        Also record the training metric per round (for overfitting curves).
+    objective_fn
+        A custom objective ``(preds, data) -> (grad, hess)`` (preference learning).
+    on_iteration
+        Called after each round with the latest metrics; returning True stops training
+        (Optuna pruning).
+
+    Returns
+    -------
+    booster, curves
+        The native booster (``best_iteration`` set when early stopping ran) and
+        ``{"train": [...], "valid": [...]}`` metric values per round.
+    """
+    if backend == "lightgbm":
+        return _fit_lightgbm(
+            X,
+            y,
+            params,
+            num_boost_round,
+            sample_weight,
+            X_val,
+            y_val,
+            w_val,
+            early_stopping_rounds,
+            record_train,
+            objective_fn,
+            on_iteration,
+        )
+    if backend == "xgboost":
+        return _fit_xgboost(
+            X,
+            y,
+            params,
+            num_boost_round,
+            sample_weight,
+            X_val,
+            y_val,
+            w_val,
+            early_stopping_rounds,
+            record_train,
+            objective_fn,
+            on_iteration,
+        )
+    raise ValueError(f"unknown gradient-boosting backend {backend!r}")
+
+
+def _fit_lightgbm(
+    X: Float32Array,
+    y: np.ndarray,
+    params: dict[str, Any],
+    num_boost_round: int,
+    sample_weight: np.ndarray | None,
+    X_val: Float32Array | None,
+    y_val: np.ndarray | None,
+    w_val: np.ndarray | None,
+    early_stopping_rounds: int | None,
+    record_train: bool,
+    objective_fn: Callable[..., Any] | None,
+    on_iteration: Callable[[int, dict[str, float]], bool | None] | None,
+) -> tuple[Any, dict[str, list[float]]]:
+    import lightgbm as lgb
+
+    params = dict(params)
+    if objective_fn is not None:
+        params["objective"] = objective_fn
+    train_set = lgb.Dataset(X, label=y, weight=sample_weight, free_raw_data=True)
+    valid_sets, valid_names = [], []
+    if record_train:
+        valid_sets.append(train_set)
+        valid_names.append("train")
+    if X_val is not None and y_val is not None:
+        valid_sets.append(lgb.Dataset(X_val, label=y_val, weight=w_val, reference=train_set))
+        valid_names.append("valid")
+    evals: dict[str, dict[str, list[float]]] = {}
+    callbacks: list[Any] = [lgb.record_evaluation(evals)] if valid_sets else []
+    if early_stopping_rounds and "valid" in valid_names:
+        callbacks.append(
+            lgb.early_stopping(early_stopping_rounds, first_metric_only=True, verbose=False)
+        )
+    if on_iteration is not None:
+        callbacks.append(_lgb_hook(on_iteration))
+
+    def train(p: dict[str, Any]) -> Any:
+        return lgb.train(
+            p,
+            train_set,
+            num_boost_round,
+            valid_sets=valid_sets,
+            valid_names=valid_names,
+            callbacks=callbacks,
+        )
+
+    try:
+        booster = train(params)
+    except lgb.basic.LightGBMError as exc:
+        if params.get("device_type") != "cuda" or "CUDA" not in str(exc):
+            raise
+        try:  # this build has no CUDA learner: its OpenCL learner runs on NVIDIA cards too
+            booster = train({**params, "device_type": "gpu"})
+        except lgb.basic.LightGBMError as exc2:
+            raise DeviceError(
+                f"LightGBM cannot use the GPU: {str(exc).splitlines()[0]}; its OpenCL learner "
+                f"failed too ({str(exc2).splitlines()[0]}). Install a CUDA build of LightGBM "
+                f"(pip install lightgbm --config-settings=cmake.define.USE_CUDA=ON) or use "
+                f"device='cpu'."
+            ) from exc2
+    return booster, {name: _first_metric(evals.get(name, {})) for name in ("train", "valid")}
+
+
+def _lgb_hook(
+    on_iteration: Callable[[int, dict[str, float]], bool | None],
+) -> Callable[[Any], None]:
+    import lightgbm as lgb
+
+    def hook(env: Any) -> None:
+        latest = {
+            f"{name}-{metric}": value for name, metric, value, _ in env.evaluation_result_list
+        }
+        if on_iteration(env.iteration, latest):
+            raise lgb.callback.EarlyStopException(env.iteration, env.evaluation_result_list)
+
+    hook.order = 30  # type: ignore[attr-defined]  # after record_evaluation
+    return hook
+
+
+def _fit_xgboost(
+    X: Float32Array,
+    y: np.ndarray,
+    params: dict[str, Any],
+    num_boost_round: int,
+    sample_weight: np.ndarray | None,
+    X_val: Float32Array | None,
+    y_val: np.ndarray | None,
+    w_val: np.ndarray | None,
+    early_stopping_rounds: int | None,
+    record_train: bool,
+    objective_fn: Callable[..., Any] | None,
+    on_iteration: Callable[[int, dict[str, float]], bool | None] | None,
+) -> tuple[Any, dict[str, list[float]]]:
+    import xgboost as xgb
+
+    # QuantileDMatrix bins once, straight from the float32 matrix: less memory than DMatrix.
+    train_set = xgb.QuantileDMatrix(X, label=y, weight=sample_weight)
+    evals: list[tuple[Any, str]] = []
+    if record_train:
+        evals.append((train_set, "train"))
+    if X_val is not None and y_val is not None:
+        evals.append(
+            (xgb.QuantileDMatrix(X_val, label=y_val, weight=w_val, ref=train_set), "valid")
+        )
+    history: dict[str, dict[str, list[float]]] = {}
+    callbacks: list[Any] = []
+    if on_iteration is not None:
+        callbacks.append(_XgbHook(on_iteration))
+    booster = xgb.train(
+        params,
+        train_set,
+        num_boost_round,
+        evals=evals,
+        obj=objective_fn,
+        evals_result=history,
+        early_stopping_rounds=early_stopping_rounds
+        if any(n == "valid" for _, n in evals)
+        else None,
+        verbose_eval=False,
+        callbacks=callbacks,
+    )
+    return booster, {name: _first_metric(history.get(name, {})) for name in ("train", "valid")}
+
+
+class _XgbHook:
+    """XGBoost callback that reports metrics and stops when asked (Optuna pruning)."""
+
+    def __new__(cls, on_iteration: Callable[[int, dict[str, float]], bool | None]) -> Any:
+        import xgboost as xgb
+
+        class Hook(xgb.callback.TrainingCallback):
+            def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+                latest = {
+                    f"{data}-{metric}": values[-1]
+                    for data, metrics in evals_log.items()
+                    for metric, values in metrics.items()
+                }
+                return bool(on_iteration(epoch, latest))
+
+        return Hook()
+
+
+def _first_metric(metrics: Mapping[str, Sequence[float]]) -> list[float]:
+    for values in metrics.values():
+        return [float(v) for v in values]
+    return []
+
+
+def best_iteration(backend: Backend, booster: Any) -> int | None:
+    """Number of trees to predict with (early stopping's best), or None for all."""
+    best = getattr(booster, "best_iteration", None)
+    if best is None or best <= 0:
+        return None
+    return int(best) if backend == "lightgbm" else int(best) + 1
+
+
+def predict_gbm(
+    backend: Backend, booster: Any, X: Float32Array, *, raw: bool = False, n_jobs: int | None = None
+) -> np.ndarray:
+    """Predictions of a booster (probabilities for binary objectives unless ``raw``)."""
+    n_trees = best_iteration(backend, booster)
+    if backend == "lightgbm":
+        kwargs: dict[str, Any] = {"raw_score": raw}
+        if n_trees is not None:
+            kwargs["num_iteration"] = n_trees
+        if n_jobs:
+            kwargs["num_threads"] = n_jobs
+        return np.asarray(booster.predict(X, **kwargs))
+    iteration_range = (0, n_trees) if n_trees is not None else (0, 0)
+    # inplace_predict skips building a DMatrix: the fastest path for a dense matrix.
+    return np.asarray(
+        booster.inplace_predict(
+            X, iteration_range=iteration_range, predict_type="margin" if raw else "value"
+        )
+    )
+
+
+def booster_file(backend: Backend, name: str) -> str:
+    """File name of a saved booster: LightGBM text, XGBoost UBJSON."""
+    return f"{name}.txt" if backend == "lightgbm" else f"{name}.ubj"
+
+
+def save_booster(backend: Backend, booster: Any, folder: Path, name: str) -> str:
+    """Write a booster in its native format; return the file name."""
+    filename = booster_file(backend, name)
+    booster.save_model(str(folder / filename))
+    return filename
+
+
+def load_booster(backend: Backend, folder: Path, filename: str, best: int | None) -> Any:
+    """Read a booster written by :func:`save_booster` (no unpickling)."""
+    path = str(folder / filename)
+    if backend == "lightgbm":
+        import lightgbm as lgb
+
+        booster = lgb.Booster(model_file=path)
+        booster.best_iteration = best or 0
+        return booster
+    import xgboost as xgb
+
+    xgb_booster = xgb.Booster()
+    xgb_booster.load_model(path)
+    if best:
+        xgb_booster.set_attr(best_iteration=str(best - 1))
+    return xgb_booster
+
+
+def check_backend_params(backend: Backend, names: Sequence[str]) -> None:
+    """Refuse native parameter names the engine does not know, with a suggestion.
+
+    Both engines only warn about an unknown parameter and train without it, so a typo
+    (``num_leafs``) would silently change nothing.
+    """
+    import difflib
+
+    if not names:
+        return
+    if backend == "lightgbm":
+        import lightgbm as lgb
+
+        aliases = lgb.basic._ConfigAliases._get_all_param_aliases()
+        canonical = sorted(aliases)
+        known = set(aliases) | {a for group in aliases.values() for a in group}
+        unknown = [n for n in names if n not in known]
+    else:
+        import json
+        import warnings
+
+        import xgboost as xgb
+
+        # XGBoost reports unused parameters when it trains: train one tiny round to ask.
+        probe = xgb.DMatrix(np.zeros((4, 1), dtype=np.float32), label=np.zeros(4))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            # A known parameter may refuse the probe value 1: not our question here.
+            with contextlib.suppress(xgb.core.XGBoostError):
+                probe_params = {"nthread": 1, "verbosity": 1, "validate_parameters": True}
+                xgb.train({**dict.fromkeys(names, 1), **probe_params}, probe, 1)
+        text = " ".join(str(w.message) for w in caught)
+        unknown = [n for n in names if f'"{n}"' in text and "not used" in text]
+        config = json.loads(xgb.train({"nthread": 1}, probe, 1).save_config())
+        canonical = sorted(_leaf_keys(config))
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], canonical, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(
+            f"backend_params {unknown} are not {backend} parameters{hint}. See the {backend} "
+            f"documentation for its parameter names."
+        )
+
+
+def _leaf_keys(tree: dict[str, Any]) -> set[str]:
+    keys: set[str] = set()
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            keys |= _leaf_keys(value)
+        elif not isinstance(value, list):
+            keys.add(key)
+    return keys
