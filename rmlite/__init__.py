@@ -59,6 +59,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from rmlite.estimator import RewardClassifier, RewardRegressor, load_model
     from rmlite.exceptions import (
         ConflictError,
         DatasetNotFoundError,
@@ -68,7 +69,6 @@ if TYPE_CHECKING:
         RmliteError,
         SchemaError,
     )
-    from rmlite.estimator import RewardClassifier, RewardRegressor, load_model
     from rmlite.features import FeatureFrame, FeatureSpec, FittedStats, build_features, return_to_go
     from rmlite.schema import ColumnMapping
     from rmlite.store import CheckReport, IngestReport, LogStore

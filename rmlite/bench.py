@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -296,7 +297,9 @@ def _synthetic_matrix(rows: int, features: int, seed: int = 0) -> tuple[np.ndarr
     """A float32 (rows, features) matrix and a nonlinear target with noise."""
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(rows, features)).astype(np.float32)
-    y = (np.sin(X[:, 0]) + X[:, 1] * X[:, 2] - 0.5 * X[:, 3] ** 2 + 0.1 * rng.normal(size=rows)).astype(np.float32)
+    y = (
+        np.sin(X[:, 0]) + X[:, 1] * X[:, 2] - 0.5 * X[:, 3] ** 2 + 0.1 * rng.normal(size=rows)
+    ).astype(np.float32)
     return X, y
 
 
@@ -333,12 +336,27 @@ def bench_models(
     devices = ["cpu"] + (["cuda"] if cuda_device_count() > 0 else [])
     for device in devices:
         for backend in ("lightgbm", "xgboost"):
-            params = gbm_params(backend, objective="regression", learning_rate=0.1, random_state=0, n_jobs=None, device=device)  # type: ignore[arg-type]
-            raw_fit, booster = _timed(lambda b=backend, p=params: _raw_fit(b, p, X, y, n_estimators), repeat)
-            model = RewardRegressor(backend=backend, device=device, n_estimators=n_estimators, learning_rate=0.1, random_state=0)
-            our_fit, _ = _timed(lambda m=model: m.fit(X, y), repeat)
-            raw_pred, _ = _timed(lambda b=backend, bst=booster: _raw_predict(b, bst, X), repeat)
-            our_pred, _ = _timed(lambda m=model: m.predict(X), repeat)
+            params = gbm_params(
+                backend,
+                objective="regression",
+                learning_rate=0.1,
+                random_state=0,
+                n_jobs=None,
+                device=device,
+            )
+            raw_fit, booster = _timed(
+                partial(_raw_fit, backend, params, X, y, n_estimators), repeat
+            )
+            model = RewardRegressor(
+                backend=backend,
+                device=device,
+                n_estimators=n_estimators,
+                learning_rate=0.1,
+                random_state=0,
+            )
+            our_fit, _ = _timed(partial(model.fit, X, y), repeat)
+            raw_pred, _ = _timed(partial(_raw_predict, backend, booster, X), repeat)
+            our_pred, _ = _timed(partial(model.predict, X), repeat)
             key = f"{backend}_{device}"
             result[f"{key}_fit_seconds"] = our_fit
             result[f"{key}_raw_fit_seconds"] = raw_fit
@@ -346,30 +364,40 @@ def bench_models(
             result[f"{key}_predict_rows_per_s"] = rows / our_pred
             result[f"{key}_predict_throughput_ratio"] = raw_pred / our_pred
         mlp = RewardRegressor(backend="mlp", device=device, max_epochs=mlp_epochs, random_state=0)
-        mlp_fit, _ = _timed(lambda m=mlp: m.fit(X, y), 1)
-        mlp_pred, _ = _timed(lambda m=mlp: m.predict(X), repeat)
+        mlp_fit, _ = _timed(partial(mlp.fit, X, y), 1)
+        mlp_pred, _ = _timed(partial(mlp.predict, X), repeat)
         result[f"mlp_{device}_train_samples_per_s"] = rows * mlp_epochs / mlp_fit
         result[f"mlp_{device}_predict_rows_per_s"] = rows / mlp_pred
     if "lightgbm_cuda_fit_seconds" in result:
         for backend in ("lightgbm", "xgboost", "mlp"):
             if backend == "mlp":
-                result["mlp_cuda_train_speedup"] = result["mlp_cuda_train_samples_per_s"] / result["mlp_cpu_train_samples_per_s"]
+                result["mlp_cuda_train_speedup"] = (
+                    result["mlp_cuda_train_samples_per_s"] / result["mlp_cpu_train_samples_per_s"]
+                )
             else:
-                result[f"{backend}_cuda_fit_speedup"] = result[f"{backend}_cpu_fit_seconds"] / result[f"{backend}_cuda_fit_seconds"]
+                result[f"{backend}_cuda_fit_speedup"] = (
+                    result[f"{backend}_cpu_fit_seconds"] / result[f"{backend}_cuda_fit_seconds"]
+                )
     for k, v in result.items():
         say(f"  {k:40s} {v:,.4g}" if isinstance(v, float) else f"  {k:40s} {v:,}")
     targets = {}
     for device in devices:
         for backend in ("lightgbm", "xgboost"):
-            targets[f"{backend} {device} fit within 1.10x of raw"] = result[f"{backend}_{device}_fit_ratio"] <= 1.10
-            targets[f"{backend} {device} predict >= 0.9x raw throughput"] = result[f"{backend}_{device}_predict_throughput_ratio"] >= 0.9
+            targets[f"{backend} {device} fit within 1.10x of raw"] = (
+                result[f"{backend}_{device}_fit_ratio"] <= 1.10
+            )
+            targets[f"{backend} {device} predict >= 0.9x raw throughput"] = (
+                result[f"{backend}_{device}_predict_throughput_ratio"] >= 0.9
+            )
     for name, ok in targets.items():
         say(f"  {'PASS' if ok else 'MISS'}  {name}")
     result["targets"] = targets
     return result
 
 
-def _raw_fit(backend: str, params: dict[str, Any], X: np.ndarray, y: np.ndarray, rounds: int) -> Any:
+def _raw_fit(
+    backend: str, params: dict[str, Any], X: np.ndarray, y: np.ndarray, rounds: int
+) -> Any:
     if backend == "lightgbm":
         import lightgbm as lgb
 

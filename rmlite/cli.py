@@ -438,7 +438,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     summary = {
         "rows": frame.height,
         "out": args.out,
-        "mean": float(frame["prediction"].mean() or 0.0),
+        "mean": float(frame["prediction"].cast(float).mean() or 0.0),  # type: ignore[arg-type]
     }
     if args.json:
         _emit_json(summary)
@@ -492,7 +492,14 @@ def cmd_bench_data(args: argparse.Namespace) -> int:
 def cmd_bench_models(args: argparse.Namespace) -> int:
     from rmlite.bench import bench_models
 
-    result = bench_models(rows=args.rows, features=args.features, n_estimators=args.n_estimators, mlp_epochs=args.mlp_epochs, repeat=args.repeat, log=None if args.json else _bench_log)
+    result = bench_models(
+        rows=args.rows,
+        features=args.features,
+        n_estimators=args.n_estimators,
+        mlp_epochs=args.mlp_epochs,
+        repeat=args.repeat,
+        log=None if args.json else _bench_log,
+    )
     if args.json:
         _emit_json(result)
     return EXIT_OK

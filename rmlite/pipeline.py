@@ -202,7 +202,9 @@ def train(
     params = {"random_state": seed, **(params or {})}
     unknown = sorted(set(params) - set(make_estimator(spec.target, {}).get_params()))
     if unknown:
-        raise ParameterError(f"unknown estimator parameter(s) {unknown}; see RewardRegressor's docstring.")
+        raise ParameterError(
+            f"unknown estimator parameter(s) {unknown}; see RewardRegressor's docstring."
+        )
     timings: dict[str, float] = {}
     started = time.perf_counter()
 
@@ -270,7 +272,9 @@ def train(
     )
 
 
-def _cross_validate(model: Any, frame: FeatureFrame, rows: np.ndarray, folds: int) -> dict[str, Any]:
+def _cross_validate(
+    model: Any, frame: FeatureFrame, rows: np.ndarray, folds: int
+) -> dict[str, Any]:
     """GroupKFold over the training episodes: mean and spread of the fold scores."""
     from sklearn.base import clone
     from sklearn.model_selection import GroupKFold
@@ -286,7 +290,9 @@ def _cross_validate(model: Any, frame: FeatureFrame, rows: np.ndarray, folds: in
     scores = []
     for fit_idx, test_idx in GroupKFold(folds).split(index, groups=groups):
         fit_rows = index[fit_idx]
-        fold_model = clone(model).fit(frame.X[fit_rows], frame.y[fit_rows], groups=frame.groups[fit_rows])
+        fold_model = clone(model).fit(
+            frame.X[fit_rows], frame.y[fit_rows], groups=frame.groups[fit_rows]
+        )
         scores.append(score(fold_model, frame, index[test_idx])[key])
     return {
         "folds": folds,
@@ -321,7 +327,8 @@ def model_frame(store: LogStore, model: Any, dataset: str, require_target: bool)
         extra = [n for n in frame.feature_names if n not in names]
         raise SchemaError(
             f"{dataset}: features do not match the model's: missing {missing[:5]}, "
-            f"unexpected {extra[:5]}" + ("" if missing or extra else " (same names, another order)")
+            f"unexpected {extra[:5]}"
+            + ("" if missing or extra else " (same names, another order)")
             + ". Is the dataset's obs/action size the one the model was trained on?"
         )
     return frame
@@ -338,7 +345,8 @@ def evaluate(store: LogStore, model_dir: PathLike, dataset: str) -> dict[str, An
         "dataset": dataset,
         "target": frame.spec.target,
         "metrics": score(model, frame, slice(None)),
-        "same_data_as_training": store.fingerprint(dataset) == getattr(model, "data_fingerprint_", None),
+        "same_data_as_training": store.fingerprint(dataset)
+        == getattr(model, "data_fingerprint_", None),
     }
 
 
@@ -355,7 +363,7 @@ def predict(
         proba, std = model.predict_proba(frame.X, return_std=True)
         out["prediction"] = proba[:, 1]
     else:
-        mean, std = model.predict(frame.X, return_std=True)
+        mean, std = model.predict(frame.X, return_std=True)  # type: ignore[call-arg]
         # Back to reward units: scaling was part of the training preprocessing.
         out["prediction"] = frame.stats.inverse_transform_target(mean)
         std = std * frame.stats.target_scale

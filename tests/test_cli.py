@@ -263,8 +263,22 @@ def test_train_evaluate_predict(tmp_path: Path) -> None:
         assert run("ingest", str(src), "--db", str(db), "--dataset", name).returncode == 0
     model = tmp_path / "model"
     out = run(
-        "train", "--db", str(db), "--dataset", "pend", "--backend", "xgboost", "--n-estimators", "200",
-        "--param", "max_depth=6", "--cv", "3", "--out", str(model), "--json",
+        "train",
+        "--db",
+        str(db),
+        "--dataset",
+        "pend",
+        "--backend",
+        "xgboost",
+        "--n-estimators",
+        "200",
+        "--param",
+        "max_depth=6",
+        "--cv",
+        "3",
+        "--out",
+        str(model),
+        "--json",
     )
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
@@ -277,11 +291,23 @@ def test_train_evaluate_predict(tmp_path: Path) -> None:
     assert json.loads(ev.stdout)["metrics"]["r2"] > 0.98
 
     preds = tmp_path / "preds.parquet"
-    pr = run("predict", "--db", str(db), "--model", str(model), "--dataset", "pend-new", "--out", str(preds))
+    pr = run(
+        "predict",
+        "--db",
+        str(db),
+        "--model",
+        str(model),
+        "--dataset",
+        "pend-new",
+        "--out",
+        str(preds),
+    )
     assert pr.returncode == 0, pr.stderr
     assert pl.read_parquet(preds).height == 1000
 
-    runs = json.loads(run("sql", "SELECT backend, dataset FROM runs", "--db", str(db), "--json").stdout)
+    runs = json.loads(
+        run("sql", "SELECT backend, dataset FROM runs", "--db", str(db), "--json").stdout
+    )
     assert runs == [{"backend": "xgboost", "dataset": "pend"}]
 
 
@@ -292,7 +318,9 @@ def test_train_bad_input_exit_2_and_nothing_written(tmp_path: Path, log_file: Pa
         (["--backend", "lightgmb"], "did you mean 'lightgbm'"),
         (["--param", "num_leafs=4"], "did you mean 'num_leaves'"),
         (["--n-estimators", "0"], "'n_estimators' parameter"),
-        (["--device", "cuda"], "device='cuda'") if not shutil.which("nvidia-smi") else (["--n-estimators", "-1"], "'n_estimators'"),
+        (["--device", "cuda"], "device='cuda'")
+        if not shutil.which("nvidia-smi")
+        else (["--n-estimators", "-1"], "'n_estimators'"),
         (["--dataset", "pendd"], "did you mean 'pend'"),
     ]
     for extra, message in cases:
@@ -301,4 +329,6 @@ def test_train_bad_input_exit_2_and_nothing_written(tmp_path: Path, log_file: Pa
         assert out.returncode == 2, (extra, out.stderr)
         assert message in out.stderr, (extra, out.stderr)
     assert not (tmp_path / "m").exists()
-    assert json.loads(run("sql", "SELECT count(*) AS n FROM runs", "--db", str(db), "--json").stdout) == [{"n": 0}]
+    assert json.loads(
+        run("sql", "SELECT count(*) AS n FROM runs", "--db", str(db), "--json").stdout
+    ) == [{"n": 0}]

@@ -41,7 +41,9 @@ def test_train_validates_on_holdout_saves_and_records(store: LogStore, tmp_path:
     runs = store.runs()
     assert runs.height == runs_before + 1
     row = runs.row(-1, named=True)
-    assert row["run_id"] == result.run_id and row["backend"] == "lightgbm" and row["kind"] == "train"
+    assert (
+        row["run_id"] == result.run_id and row["backend"] == "lightgbm" and row["kind"] == "train"
+    )
     assert row["data_fingerprint"] == store.fingerprint("pend")
     assert '"holdout"' in row["metrics"] and row["model_path"] == str(tmp_path / "m")
 
@@ -74,7 +76,9 @@ def test_return_target_metrics_are_in_reward_units(store: LogStore) -> None:
 
 def test_event_target_trains_a_calibrated_classifier(store: LogStore) -> None:
     spec = FeatureSpec(target="event", event_threshold=-4.0)  # about a third of the steps
-    result = train(store, "pend", spec, {"n_estimators": 200, "class_weight": "balanced"}, holdout=0.4)
+    result = train(
+        store, "pend", spec, {"n_estimators": 200, "class_weight": "balanced"}, holdout=0.4
+    )
     assert isinstance(result.model, RewardClassifier)
     hold = result.metrics["holdout"]
     assert hold["auc"] > 0.97 and hold["ece"] < 0.05
@@ -87,7 +91,9 @@ def test_bad_parameters_fail_before_anything_is_written(store: LogStore, tmp_pat
     with pytest.raises(ParameterError, match=r"unknown estimator parameter\(s\) \['trees'\]"):
         train(store, "pend", FeatureSpec(), {"trees": 5}, out=tmp_path / "bad")
     with pytest.raises(ParameterError, match="did you mean 'num_leaves'"):
-        train(store, "pend", FeatureSpec(), {"backend_params": {"num_leafs": 4}}, out=tmp_path / "bad")
+        train(
+            store, "pend", FeatureSpec(), {"backend_params": {"num_leafs": 4}}, out=tmp_path / "bad"
+        )
     assert store.runs().height == before and not (tmp_path / "bad").exists()
 
 
@@ -95,7 +101,10 @@ def test_predict_refuses_a_dataset_of_another_shape(store: LogStore, tmp_path: P
     train(store, "pend", FeatureSpec(), {"n_estimators": 20}, out=tmp_path / "m")
     other = LogStore(tmp_path / "walker.duckdb")
     other.ingest(rollout("Walker2d-v5", episodes=3, seed=0, max_steps=20), dataset="walker")
-    with pytest.raises(SchemaError, match="expect obs of 3 and actions of 1 values; this table has obs of 17 and actions of 6"):
+    with pytest.raises(
+        SchemaError,
+        match="expect obs of 3 and actions of 1 values; this table has obs of 17 and actions of 6",
+    ):
         predict(other, tmp_path / "m", "walker")
 
 

@@ -40,13 +40,20 @@ def test_cli_tour_and_python_example_run(tmp_path: Path) -> None:
             command = command.replace("1_000_000", "5_000") + " --episode-length 500"
         elif command.startswith("rmlite bench models"):
             command = command.replace("1_000_000", "2_000") + " --n-estimators 5"
-        done = subprocess.run(command, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            command, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        )
         assert done.returncode == 0, f"{command}\n{done.stderr}"
     assert (tmp_path / "features.parquet").exists() and (tmp_path / "all.parquet").exists()
 
     code = "\n".join(blocks("python"))  # later blocks use what earlier ones made
     done = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "project.duckdb").exists()
