@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import json
 import sys
 import time
@@ -17,6 +18,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
+
+EXTENSIONS: tuple[str, ...] = ()
+"""Modules that add subcommands: each has ``add_commands(subparsers, command)``."""
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -715,6 +719,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--episodes", type=int, default=40, help="episodes to roll out")
     p.add_argument("--seed", type=int, default=0)
+
+    # Commands of the other areas live beside this module, one module per area; each
+    # adds its subcommands with the same `command` helper (and imports nothing heavy).
+    for area in EXTENSIONS:
+        importlib.import_module(area).add_commands(sub, command)
 
     p = sub.add_parser(
         "bench",
