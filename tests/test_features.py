@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from synthetic import matrix, random_log
 
 from rmlite import FeatureSpec, FittedStats, SchemaError, build_features, return_to_go
 from rmlite import schema as S
@@ -30,44 +31,6 @@ def reference_return_to_go(reward, episode, gamma: float) -> np.ndarray:
         acc = reward[i] + gamma * acc
         out[i] = acc
     return np.asarray(out)
-
-
-def make_log(
-    lengths: list[int],
-    rng: np.random.Generator,
-    *,
-    ends: list[str] | None = None,
-    obs_dim: int = 2,
-    action_dim: int = 1,
-    episode_ids: list[int] | None = None,
-) -> pl.DataFrame:
-    """Transitions sorted by (episode, step); ``ends`` says how each episode ended:
-    'terminated', 'truncated' or 'none' (unfinished). next_obs is the next step's obs."""
-    ends = ends or ["terminated"] * len(lengths)
-    episode_ids = episode_ids or list(range(len(lengths)))
-    frames = []
-    for ep, n, end in zip(episode_ids, lengths, ends, strict=True):
-        states = rng.normal(size=(n + 1, obs_dim)).astype(np.float32)
-        last = np.arange(n) == n - 1
-        frames.append(
-            pl.DataFrame(
-                {
-                    S.EPISODE: np.full(n, ep, dtype=np.int64),
-                    S.STEP: np.arange(n, dtype=np.int64),
-                    S.OBS: states[:-1],
-                    S.ACTION: rng.uniform(-1, 1, size=(n, action_dim)).astype(np.float32),
-                    S.REWARD: rng.normal(size=n),
-                    S.NEXT_OBS: states[1:],
-                    S.TERMINATED: last & (end == "terminated"),
-                    S.TRUNCATED: last & (end == "truncated"),
-                }
-            ).with_columns(pl.col(c).arr.to_list() for c in S.VECTOR_COLUMNS)
-        )
-    return pl.concat(frames)
-
-
-def matrix(frame: pl.DataFrame, col: str) -> np.ndarray:
-    return np.stack(frame[col].to_numpy()).astype(np.float32)
 
 
 def with_obs(frame: pl.DataFrame, obs: np.ndarray) -> pl.DataFrame:
@@ -172,7 +135,7 @@ episode_spec = st.tuples(st.integers(1, 300), st.sampled_from(["terminated", "tr
 def test_return_target_and_tail(episodes, gamma, truncation, seed):
     lengths = [n for n, _ in episodes]
     ends = [end for _, end in episodes]
-    log = make_log(lengths, np.random.default_rng(seed), ends=ends)
+    log = random_log(lengths, np.random.default_rng(seed), ends=ends)
     episode = log[S.EPISODE].to_numpy()
     want = reference_return_to_go(log[S.REWARD].to_numpy(), episode, gamma)
     # Steps remaining including the current one; the future is known only after a
@@ -198,7 +161,7 @@ def test_return_target_and_tail(episodes, gamma, truncation, seed):
 
 
 def test_bootstrap_adds_the_discounted_mean_training_reward(rng):
-    log = make_log([30, 30, 30], rng, ends=["truncated", "terminated", "none"])
+    log = random_log([30, 30, 30], rng, ends=["truncated", "terminated", "none"])
     # Held-out episode 2 has much larger rewards: they must not leak into the bootstrap.
     log = log.with_columns(
         pl.when(pl.col(S.EPISODE) == 2).then(pl.col(S.REWARD) + 100).otherwise(pl.col(S.REWARD) + 1)
@@ -270,7 +233,7 @@ def test_feature_spec_validation_names_the_parameter(params, match, rng):
     with pytest.raises(SchemaError, match=match):
         spec.validate()
     with pytest.raises(SchemaError, match=match):
-        build_features(make_log([5], rng), spec)
+        build_features(random_log([5], rng), spec)
 
 
 def test_feature_spec_round_trips_and_refuses_unknown_keys():
@@ -305,7 +268,7 @@ def test_feature_names_in_matrix_order():
 
 
 def test_matrix_columns_hold_what_their_names_say(rng):
-    log = make_log([7, 4], rng, obs_dim=3, action_dim=2)
+    log = random_log([7, 4], rng, obs_dim=3, action_dim=2)
     spec = FeatureSpec(next_obs=True, delta=True, step=True, time_limit=10)
     ff = build_features(log, spec)
     assert ff.feature_names == feature_names(spec, 3, 2)
@@ -323,7 +286,7 @@ def test_matrix_columns_hold_what_their_names_say(rng):
 
 
 def test_lags_are_padded_with_the_episodes_first_row(rng):
-    log = make_log([4, 3], rng, obs_dim=2, action_dim=1)
+    log = random_log([4, 3], rng, obs_dim=2, action_dim=1)
     ff = build_features(log, FeatureSpec(lags=2))
     obs, act = matrix(log, S.OBS), matrix(log, S.ACTION)
     names = ff.feature_names
@@ -340,7 +303,7 @@ def test_matrix_matches_a_plain_numpy_reference_on_a_large_log(rng):
     # Large enough that any chunked assembly of the matrix crosses many chunk boundaries,
     # with rows dropped (missing inputs) so that kept rows are not contiguous.
     lengths = [3000, 5001, 2500, 1]
-    log = make_log(lengths, rng, obs_dim=3, action_dim=2)
+    log = random_log(lengths, rng, obs_dim=3, action_dim=2)
     obs = matrix(log, S.OBS)
     holes = rng.choice(len(obs), size=300, replace=False)
     obs[holes, rng.integers(0, 3, size=300)] = np.nan
@@ -372,7 +335,7 @@ def test_matrix_matches_a_plain_numpy_reference_on_a_large_log(rng):
     ],
 )
 def test_matrix_is_c_contiguous_float32(spec, rng):
-    log = make_log([20, 10], rng, obs_dim=3, action_dim=2)
+    log = random_log([20, 10], rng, obs_dim=3, action_dim=2)
     obs = matrix(log, S.OBS)
     obs[3, 1] = np.nan
     ff = build_features(with_obs(log, obs), spec)
@@ -383,7 +346,7 @@ def test_matrix_is_c_contiguous_float32(spec, rng):
 
 
 def test_input_validation_errors(rng):
-    log = make_log([5, 5], rng)
+    log = random_log([5, 5], rng)
     with pytest.raises(SchemaError, match=r"build_features needs column\(s\) \['reward'\]"):
         build_features(log.drop(S.REWARD), FeatureSpec())
     with pytest.raises(SchemaError, match=r"needs rows sorted by \(episode_id, step\)"):
@@ -393,7 +356,7 @@ def test_input_validation_errors(rng):
     with pytest.raises(SchemaError, match="train_episodes selects none of the dataset's episodes"):
         build_features(log, FeatureSpec(), train_episodes=[7])
     stats = build_features(log, FeatureSpec()).stats
-    wide = make_log([5], rng, obs_dim=3)
+    wide = random_log([5], rng, obs_dim=3)
     # Not a shape error deep inside: a message that names both dimensions.
     with pytest.raises(
         SchemaError, match=r"the fitted statistics .*expect obs of 2 .*this table has obs of 3"
@@ -405,7 +368,7 @@ def test_input_validation_errors(rng):
 
 
 def test_standard_scaling_is_fitted_on_training_episodes_only(rng):
-    log = make_log([40, 40, 40], rng)
+    log = random_log([40, 40, 40], rng)
     log = log.with_columns(pl.col(S.REWARD) + pl.col(S.EPISODE) * 10.0)  # episodes differ
     ff = build_features(log, FeatureSpec(scaling="standard"), train_episodes=[0, 2])
     train = log.filter(pl.col(S.EPISODE).is_in([0, 2]))[S.REWARD].to_numpy()
@@ -430,7 +393,7 @@ def test_standard_scaling_is_fitted_on_training_episodes_only(rng):
     ],
 )
 def test_other_scalings_fit_on_training_rows(scaling, center, scale, rng):
-    log = make_log([30, 30], rng)
+    log = random_log([30, 30], rng)
     log = log.with_columns(pl.col(S.REWARD) * (1 + pl.col(S.EPISODE) * 5))
     ff = build_features(log, FeatureSpec(scaling=scaling), train_episodes=[1])
     y_train = log.filter(pl.col(S.EPISODE) == 1)[S.REWARD].to_numpy()
@@ -439,7 +402,7 @@ def test_other_scalings_fit_on_training_rows(scaling, center, scale, rng):
 
 
 def test_clip_scaling_clips_rewards_before_the_target(rng):
-    log = make_log([50], rng).with_columns(pl.col(S.REWARD) * 5)
+    log = random_log([50], rng).with_columns(pl.col(S.REWARD) * 5)
     ff = build_features(log, FeatureSpec(scaling="clip", clip=(-0.5, 2.0)))
     np.testing.assert_array_equal(
         ff.y, np.clip(log[S.REWARD].to_numpy(), -0.5, 2.0).astype(np.float32)
@@ -452,7 +415,7 @@ def test_clip_scaling_clips_rewards_before_the_target(rng):
 
 
 def test_mean_fill_values_come_from_training_rows(rng):
-    log = make_log([10, 10, 10], rng, obs_dim=2)
+    log = random_log([10, 10, 10], rng, obs_dim=2)
     obs = matrix(log, S.OBS)
     obs[:10, 0] += 100.0  # episode 0 is held out and far away
     obs[[12, 25], 0] = np.nan  # holes in a training and a held-out episode
@@ -471,7 +434,7 @@ def test_mean_fill_values_come_from_training_rows(rng):
 
 
 def test_median_fill(rng):
-    log = make_log([9], rng, obs_dim=1)
+    log = random_log([9], rng, obs_dim=1)
     obs = np.array([[1.0], [2.0], [np.nan], [4.0], [50.0], [6.0], [np.nan], [8.0], [9.0]])
     ff = build_features(with_obs(log, obs), FeatureSpec(missing="median"))
     median = np.nanmedian(obs[:, 0])
@@ -480,7 +443,7 @@ def test_median_fill(rng):
 
 
 def test_drop_removes_rows_with_missing_inputs(rng):
-    log = make_log([5, 5], rng)
+    log = random_log([5, 5], rng)
     obs = matrix(log, S.OBS)
     obs[1, 0] = np.nan
     obs[7, 1] = np.inf  # infinities count as missing
@@ -492,7 +455,7 @@ def test_drop_removes_rows_with_missing_inputs(rng):
 
 
 def test_ffill_within_episodes_then_mean(rng):
-    log = make_log([4, 2], rng, obs_dim=1)
+    log = random_log([4, 2], rng, obs_dim=1)
     obs = np.array([[1.0], [np.nan], [np.nan], [4.0], [np.nan], [2.0]])
     ff = build_features(with_obs(log, obs), FeatureSpec(missing="ffill", action=False))
     mean = (1.0 + 4.0 + 2.0) / 3
@@ -501,7 +464,7 @@ def test_ffill_within_episodes_then_mean(rng):
 
 
 def test_missing_indicator_columns(rng):
-    log = make_log([6, 6], rng, obs_dim=3)
+    log = random_log([6, 6], rng, obs_dim=3)
     obs = matrix(log, S.OBS)
     obs[2, 1] = np.nan
     obs[9, 1] = np.nan
@@ -526,7 +489,7 @@ def test_missing_indicator_columns(rng):
     ],
 )
 def test_fitted_stats_reproduce_the_transform_on_other_episodes(spec, rng):
-    log = make_log([25, 25, 25, 25], rng, ends=["terminated", "truncated", "none", "truncated"])
+    log = random_log([25, 25, 25, 25], rng, ends=["terminated", "truncated", "none", "truncated"])
     obs = matrix(log, S.OBS)
     obs[rng.choice(len(obs), size=12, replace=False), rng.integers(0, 2, size=12)] = np.nan
     log = with_obs(log, obs)
@@ -550,7 +513,7 @@ def test_fitted_stats_reproduce_the_transform_on_other_episodes(spec, rng):
 
 
 def test_fitted_stats_round_trip_as_dict(rng):
-    ff = build_features(make_log([10, 10], rng), FeatureSpec(scaling="standard", missing="mean"))
+    ff = build_features(random_log([10, 10], rng), FeatureSpec(scaling="standard", missing="mean"))
     again = FittedStats.from_dict(ff.stats.to_dict())
     assert again == ff.stats
     y = np.array([0.0, 1.0, -2.0])
@@ -561,7 +524,7 @@ def test_fitted_stats_round_trip_as_dict(rng):
 
 
 def test_truncation_drop_keeps_rows_with_small_missing_mass(rng):
-    log = make_log([20, 20], rng, ends=["truncated", "terminated"])
+    log = random_log([20, 20], rng, ends=["truncated", "terminated"])
     gamma, tolerance = 0.5, 0.01
     ff = build_features(
         log, FeatureSpec(target="return", gamma=gamma, truncation="drop", tail_tolerance=tolerance)
@@ -573,7 +536,7 @@ def test_truncation_drop_keeps_rows_with_small_missing_mass(rng):
 
 
 def test_event_target(rng):
-    log = make_log([10, 10], rng)
+    log = random_log([10, 10], rng)
     reward = log[S.REWARD].to_numpy().copy()
     reward[3] = np.nan  # unknown rewards drop the row
     log = log.with_columns(pl.Series(S.REWARD, reward))
@@ -587,7 +550,7 @@ def test_event_target(rng):
 
 
 def test_missing_reward_makes_the_return_unknown_up_to_it(rng):
-    log = make_log([6], rng)
+    log = random_log([6], rng)
     reward = log[S.REWARD].to_numpy().copy()
     reward[3] = np.nan
     log = log.with_columns(pl.Series(S.REWARD, reward))
@@ -598,7 +561,7 @@ def test_missing_reward_makes_the_return_unknown_up_to_it(rng):
 
 
 def test_to_polars_has_keys_features_and_target(rng):
-    ff = build_features(make_log([3, 2], rng), FeatureSpec())
+    ff = build_features(random_log([3, 2], rng), FeatureSpec())
     frame = ff.to_polars()
     assert frame.columns == [S.EPISODE, S.STEP, "obs_0", "obs_1", "act_0", "target", "tail"]
     assert frame[S.STEP].to_list() == [0, 1, 2, 0, 1]

@@ -19,6 +19,7 @@ import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from synthetic import matrix, random_log
 
 from rmlite import (
     ConflictError,
@@ -34,38 +35,6 @@ from rmlite.exceptions import StoreLockedError
 from rmlite.testing import synthetic_log
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def matrix(frame: pl.DataFrame, col: str) -> np.ndarray:
-    return np.stack(frame[col].to_numpy()).astype(np.float32)
-
-
-def random_log(
-    lengths: list[int], ends: list[str], obs_dim: int, action_dim: int, seed: int, scale: float
-) -> pl.DataFrame:
-    """A log in list layout with an extra ``info`` column; ``ends`` per episode is
-    'terminated', 'truncated' or 'none'. next_obs is the next step's obs."""
-    rng = np.random.default_rng(seed)
-    parts = []
-    for ep, (n, end) in enumerate(zip(lengths, ends, strict=True)):
-        states = (rng.normal(size=(n + 1, obs_dim)) * scale).astype(np.float32)
-        last = np.arange(n) == n - 1
-        parts.append(
-            pl.DataFrame(
-                {
-                    S.EPISODE: np.full(n, ep, dtype=np.int64),
-                    S.STEP: np.arange(n, dtype=np.int64),
-                    S.OBS: states[:-1],
-                    S.ACTION: rng.uniform(-1, 1, size=(n, action_dim)).astype(np.float32),
-                    S.NEXT_OBS: states[1:],
-                    S.REWARD: rng.normal(size=n) * scale,
-                    S.TERMINATED: last & (end == "terminated"),
-                    S.TRUNCATED: last & (end == "truncated"),
-                    "info": rng.integers(0, 1000, size=n),
-                }
-            ).with_columns(pl.col(c).arr.to_list() for c in S.VECTOR_COLUMNS)
-        )
-    return pl.concat(parts)
 
 
 def flatten(log: pl.DataFrame) -> pl.DataFrame:
@@ -158,7 +127,15 @@ ROUND_TRIPS = {
 def test_ingest_read_round_trip(layout, episodes, obs_dim, action_dim, seed, scale):
     suffix, shape = ROUND_TRIPS[layout]
     lengths, ends = [n for n, _ in episodes], [e for _, e in episodes]
-    log = random_log(lengths, ends, obs_dim, action_dim, seed, scale)
+    log = random_log(
+        lengths,
+        np.random.default_rng(seed),
+        ends=ends,
+        obs_dim=obs_dim,
+        action_dim=action_dim,
+        scale=scale,
+        info=True,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         path = write(shape(log), Path(tmp) / f"log{suffix}")
         store = LogStore(Path(tmp) / "store.duckdb")
@@ -224,7 +201,9 @@ def test_in_memory_tables_and_many_files(tmp_path, store, pendulum_log):
 )
 def test_ingesting_the_same_rows_again_adds_nothing(episodes, seed, derive_next_obs, subset):
     lengths, ends = [n for n, _ in episodes], [e for _, e in episodes]
-    log = random_log(lengths, ends, 3, 2, seed, 1.0)
+    log = random_log(
+        lengths, np.random.default_rng(seed), ends=ends, obs_dim=3, action_dim=2, info=True
+    )
     if derive_next_obs:
         log = log.drop(S.NEXT_OBS)
     with tempfile.TemporaryDirectory() as tmp:
