@@ -209,6 +209,12 @@ def train(
     started = time.perf_counter()
 
     episodes = store.episodes(dataset)[S.EPISODE].to_numpy()
+    info = store.datasets().filter(pl.col("dataset") == dataset).row(0, named=True)
+    if info["rewards_missing"] == info["transitions"]:
+        raise SchemaError(
+            f"{dataset}: none of its {info['transitions']:,} transitions has a reward, so no "
+            f"target can be built. Ingest rewards (--reward-col), or learn from preferences."
+        )
     train_eps, hold_eps = split_episodes(episodes, holdout, seed)
     model = make_estimator(spec.target, params)
     model.check_params()  # bad parameters fail before any work

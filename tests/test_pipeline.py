@@ -120,3 +120,15 @@ def test_fingerprint_follows_content(tmp_path: Path) -> None:
     other = LogStore(tmp_path / "g.duckdb")
     other.ingest(pl.concat([log.tail(10), log.head(10)]), dataset="d")
     assert other.fingerprint("d") == s.fingerprint("d")  # order-independent
+
+
+def test_targets_the_dataset_cannot_support_are_clear_errors(tmp_path: Path) -> None:
+    s = LogStore(tmp_path / "t.duckdb")
+    log = rollout("Pendulum-v1", episodes=4, seed=0, max_steps=30)
+    s.ingest(log.with_columns(pl.lit(None, pl.Float64).alias("reward")), dataset="no-rewards")
+    s.ingest(log, dataset="pend")
+    with pytest.raises(SchemaError, match="no-rewards: none of its 120 transitions has a reward"):
+        train(s, "no-rewards")
+    with pytest.raises(SchemaError, match="needs both classes in y; it holds only one class"):
+        train(s, "pend", FeatureSpec(target="event", event_threshold=100.0))
+    assert s.runs().height == 0
