@@ -1,0 +1,245 @@
+"""Reading preference judgements from files or tables and checking them.
+
+The preference twin of :mod:`rmlite.logs`: it knows file formats and columns, never the
+store. :func:`prepare_preferences` returns the judgements in the layout of the store's
+``preferences`` table (:data:`rmlite.schema.PREFERENCE_COLUMNS`) plus the rows refused
+and why; :meth:`rmlite.LogStore.ingest_preferences` then checks that every segment exists
+in the logs and lands them in one transaction.
+
+Examples
+--------
+>>> import polars as pl
+>>> raw = pl.DataFrame({"episode_a": [0, 1], "start_a": [0, 5], "stop_a": [10, 15],
+...                     "episode_b": [1, 0], "start_b": [0, 20], "stop_b": [10, 30],
+...                     "label": [1.0, 0.5]})
+>>> prepared = prepare_preferences([raw])
+>>> prepared.frame.select("episode_a", "label", "margin", "annotator").rows()
+[(0, 1.0, None, ''), (1, 0.5, None, '')]
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import polars as pl
+
+from rmlite import logs
+from rmlite.exceptions import IngestError
+
+SEGMENT_COLUMNS = ("episode_a", "start_a", "stop_a", "episode_b", "start_b", "stop_b")
+"""Integer columns that locate the two segments of a pair."""
+
+REQUIRED = (*SEGMENT_COLUMNS, "label")
+OPTIONAL = ("margin", "annotator", "timestamp")
+KEY = (*SEGMENT_COLUMNS, "annotator")
+
+
+@dataclass
+class PreparedPreferences:
+    """Judgements in the store's layout, plus source name and row of each one."""
+
+    frame: pl.DataFrame
+    rejected: pl.DataFrame
+    sources: list[str]
+    rows_read: int
+
+
+@dataclass
+class PreferenceIngestReport:
+    """What one preference ingest did. Counts are judged pairs."""
+
+    dataset: str
+    sources: list[str]
+    ingest_id: int
+    rows_read: int
+    pairs_added: int
+    pairs_duplicate: int
+    pairs_conflicting: int
+    pairs_rejected: int
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary."""
+        return asdict(self)
+
+    def __str__(self) -> str:
+        parts = [
+            f"{self.dataset}: {self.pairs_added:,} preference pairs added",
+            f"{self.pairs_duplicate:,} already stored",
+        ]
+        if self.pairs_conflicting:
+            parts.append(f"{self.pairs_conflicting:,} conflicting (quarantined)")
+        if self.pairs_rejected:
+            parts.append(f"{self.pairs_rejected:,} rejected (see the 'rejected' table)")
+        return ", ".join(parts) + f" from {len(self.sources)} source(s) in {self.seconds:.2f} s"
+
+
+def prepare_preferences(
+    sources: Iterable[logs.Source], on_error: logs.OnError = "raise"
+) -> PreparedPreferences:
+    """Read and check every source of one preference ingest.
+
+    Parameters
+    ----------
+    sources
+        Files (Parquet, CSV, JSON Lines, Arrow), globs, folders or in-memory tables with
+        the columns of :data:`rmlite.schema.PREFERENCE_COLUMNS` (``dataset`` excepted).
+    on_error
+        ``"raise"``: the first bad row stops the ingest with an error naming file, row
+        and column. ``"quarantine"``: bad rows are returned in ``rejected`` with the reason.
+    """
+    if on_error not in ("raise", "quarantine"):
+        raise IngestError(
+            f"The 'on_error' parameter must be 'raise' or 'quarantine'. Got {on_error!r} instead."
+        )
+    parts: list[pl.DataFrame] = []
+    raws: dict[str, pl.DataFrame] = {}
+    for src in logs.expand_sources(sources):
+        name, raw = logs.read_source(src)
+        if name in raws:
+            name = f"{name}#{len(raws)}"
+        raws[name] = raw
+        parts.append(_normalize(raw, name))
+    frame = pl.concat(parts, how="vertical_relaxed") if len(parts) > 1 else parts[0]
+    rows_read = frame.height
+    frame = frame.with_columns(_row_reasons())
+    dup = pl.struct(*KEY).is_duplicated()
+    frame = frame.with_columns(
+        pl.when(pl.col(logs.REASON).is_null() & dup)
+        .then(pl.lit("duplicate pair: the same segments and annotator appear more than once"))
+        .otherwise(pl.col(logs.REASON))
+        .alias(logs.REASON)
+    )
+    bad = frame.filter(pl.col(logs.REASON).is_not_null())
+    if bad.height and on_error == "raise":
+        first = bad.row(0, named=True)
+        more = f" ({bad.height - 1} more bad rows)" if bad.height > 1 else ""
+        raise IngestError(
+            f"{first[logs.SOURCE]}: row {first[logs.ROW]}: {first[logs.REASON]}{more}. Fix the "
+            f"file, or pass --on-error quarantine to land the good pairs and keep the bad ones "
+            f"in the 'rejected' table. Nothing was written."
+        )
+    rejected = logs._rejected_records(bad, raws)
+    frame = frame.filter(pl.col(logs.REASON).is_null()).drop(logs.REASON)
+    if frame.height == 0:
+        raise IngestError(
+            f"{', '.join(raws)}: no valid preference pairs remain ({rows_read} read, all "
+            f"rejected). Nothing was written."
+        )
+    return PreparedPreferences(
+        frame=frame, rejected=rejected, sources=list(raws), rows_read=rows_read
+    )
+
+
+def _normalize(raw: pl.DataFrame, name: str) -> pl.DataFrame:
+    """The canonical columns of one source, typed, with source name and row number."""
+    missing = [c for c in REQUIRED if c not in raw.columns]
+    if missing:
+        hints = []
+        for col in missing:
+            close = difflib.get_close_matches(col, raw.columns, n=1)
+            if close:
+                hints.append(f"{col!r} (is {close[0]!r} it?)")
+        hint = f" Closest names: {', '.join(hints)}." if hints else ""
+        raise IngestError(
+            f"{name}: preference column(s) {missing} not found; a preference file needs "
+            f"{list(REQUIRED)} (optional: {list(OPTIONAL)}); it has {logs._preview(raw.columns)}."
+            f"{hint} Segments are half-open step ranges [start, stop) of an episode."
+        )
+    exprs: list[pl.Expr] = []
+    for col in SEGMENT_COLUMNS:
+        exprs.append(_integer(raw, col, name))
+    exprs.append(_number(raw, "label", name))
+    exprs.append(
+        _number(raw, "margin", name) if "margin" in raw.columns else pl.lit(None, pl.Float64)
+    )
+    if "annotator" in raw.columns:
+        exprs.append(pl.col("annotator").cast(pl.String).fill_null(""))
+    else:
+        exprs.append(pl.lit("", pl.String))
+    exprs.append(
+        logs._timestamp_expr(raw, "timestamp", name)
+        if "timestamp" in raw.columns
+        else pl.lit(None, pl.Datetime("us"))
+    )
+    names = [*SEGMENT_COLUMNS, "label", "margin", "annotator", "timestamp"]
+    out = raw.select(
+        [e.alias(n) for e, n in zip(exprs, names, strict=True)],
+    )
+    return out.with_columns(
+        pl.int_range(pl.len(), dtype=pl.Int64).alias(logs.ROW),
+        pl.lit(name).alias(logs.SOURCE),
+    )
+
+
+def _integer(raw: pl.DataFrame, col: str, name: str) -> pl.Expr:
+    dtype = raw.schema[col]
+    if dtype.is_integer():
+        return pl.col(col).cast(pl.Int64)
+    if dtype.is_float():
+        values = raw[col].drop_nulls()
+        if values.len() == 0 or bool((values == values.round(0)).all()):
+            return pl.col(col).cast(pl.Int64)
+    raise IngestError(
+        f"{name}: column {col!r} must hold integers (an episode id or a step); got {dtype}. "
+        f"Cast it to integers."
+    )
+
+
+def _number(raw: pl.DataFrame, col: str, name: str) -> pl.Expr:
+    dtype = raw.schema[col]
+    if dtype.is_numeric() or dtype == pl.Boolean or dtype == pl.Null:
+        return pl.col(col).cast(pl.Float64)
+    raise IngestError(
+        f"{name}: column {col!r} must be numeric; got {dtype}. "
+        + (
+            "Labels are P(A preferred): 1 = A, 0 = B, 0.5 = a tie."
+            if col == "label"
+            else "Margins are non-negative numbers."
+        )
+    )
+
+
+def _row_reasons() -> pl.Expr:
+    """One text per row saying what is wrong with it, or NULL."""
+    checks: list[tuple[pl.Expr, pl.Expr]] = []
+    for col in (*SEGMENT_COLUMNS, "label"):
+        checks.append((pl.col(col).is_null(), pl.lit(f"{col} is null")))
+    for side in ("a", "b"):
+        start, stop = pl.col(f"start_{side}"), pl.col(f"stop_{side}")
+        checks.append((start < 0, pl.format(f"start_{side} is {{}}; steps start at 0", start)))
+        checks.append(
+            (
+                stop <= start,
+                pl.format(
+                    f"segment {side.upper()} is empty: stop_{side} ({{}}) must be greater than "
+                    f"start_{side} ({{}}); segments are half-open [start, stop)",
+                    stop,
+                    start,
+                ),
+            )
+        )
+    label = pl.col("label")
+    checks.append(
+        (
+            label.is_nan() | (label < 0) | (label > 1),
+            pl.format(
+                "label is {}; it must be in [0, 1] (1 = A preferred, 0 = B, 0.5 = tie)", label
+            ),
+        )
+    )
+    margin = pl.col("margin")
+    checks.append(
+        (
+            margin.is_not_null() & (margin.is_nan() | (margin < 0)),
+            pl.format("margin is {}; it must be a number >= 0", margin),
+        )
+    )
+    reason: pl.Expr = pl.lit(None, pl.String)
+    for cond, text in reversed(checks):
+        reason = pl.when(cond.fill_null(False)).then(text).otherwise(reason)
+    return reason.alias(logs.REASON)
