@@ -1,0 +1,281 @@
+"""``rmlite tune``, ``rmlite bench tune`` and the Dask path of ``rmlite train``.
+
+Registered through :data:`rmlite.cli.EXTENSIONS`; imports nothing heavy at module level,
+so ``rmlite --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from rmlite.cli import (
+    EXIT_OK,
+    _add_dataclass_flags,
+    _bench_log,
+    _check_backend,
+    _console,
+    _emit_json,
+    _estimator_params,
+    _Formatter,
+    _from_args,
+    _Progress,
+)
+
+
+class _TuneBar:
+    """A progress bar of finished trials with the best score so far (stderr, tty only)."""
+
+    def __init__(self, enabled: bool, total: int | None) -> None:
+        self.bar: Any = None
+        self.enabled = enabled
+        self.last = -1
+        if enabled and sys.stderr.isatty():
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+            self.bar = Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=_console(stderr=True),
+            )
+            self.task = self.bar.add_task("tuning", total=total)
+            self.bar.start()
+
+    def __call__(self, p: Any) -> None:
+        done = p.complete + p.pruned + p.failed
+        best = "none yet" if p.best_score is None else f"{p.best_score:.4f}"
+        text = (
+            f"best {p.metric} {best} | {p.complete} complete, {p.pruned} pruned, {p.failed} failed"
+        )
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done, description=text)
+        elif self.enabled and done != self.last:
+            print(f"[rmlite] trial {done}/{p.target or '?'}: {text}", file=sys.stderr, flush=True)
+        self.last = done
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from rmlite.features import FeatureSpec
+    from rmlite.store import LogStore
+    from rmlite.tuning import parse_dimension, tune_dataset
+
+    spec = _from_args(FeatureSpec, args)
+    params = _estimator_params(args)
+    space: dict[str, Any] = {}
+    for item in args.space or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(
+                f"error: --space {item!r}: expected NAME=SPEC, for example "
+                f"--space num_leaves=int:8:128 or --space learning_rate=float:0.01:0.3:log"
+            )
+        space[key] = parse_dimension(raw)
+    bar = _TuneBar(enabled=not args.json, total=args.n_trials)
+    try:
+        result = _with_client(
+            args,
+            lambda client: tune_dataset(
+                LogStore(args.db),
+                args.dataset,
+                spec,
+                params,
+                n_trials=args.n_trials,
+                timeout=args.timeout,
+                storage=args.storage,
+                study_name=args.study,
+                search_space=space,
+                search_spec=args.search_spec,
+                cv=args.cv,
+                pruning=not args.no_pruning,
+                workers=args.workers,
+                client=client,
+                holdout=args.holdout,
+                seed=args.seed,
+                out=args.out,
+                verbose=args.verbose,
+                progress=bar,
+            ),
+        )
+    finally:
+        bar.stop()
+    summary = {"dataset": args.dataset, "target": spec.target, **result.to_dict()}
+    if args.json:
+        _emit_json(summary)
+        return EXIT_OK
+    hold = (result.metrics or {}).get("holdout", {})
+    key = "auc" if spec.target == "event" else "r2"
+    _console().print(
+        f"study {result.study_name!r} ({result.storage}): {result.n_complete} complete, "
+        f"{result.n_pruned} pruned, {result.n_failed} failed\n"
+        f"best trial {result.best_trial}: CV {result.metric} {result.best_score:.4f}; "
+        f"hold-out {key} {hold.get(key, float('nan')):.4f}\n"
+        f"best params: {result.best_params}\n"
+        f"run {result.run_id}"
+        + (f"; model saved to {result.model_path}" if result.model_path else "")
+    )
+    if result.recovered:
+        _console().print(f"trials {result.recovered} were left running by a dead process: failed")
+    return EXIT_OK
+
+
+def _with_client(args: argparse.Namespace, job: Callable[[Any], Any]) -> Any:
+    if not (getattr(args, "scheduler", None) or getattr(args, "cluster", None)):
+        return job(None)
+    import os
+
+    from rmlite.distributed import connect
+
+    # Local workers inherit this process's stdout, and the engines' C code prints there:
+    # point it at stderr while the cluster lives, so --json output stays parseable.
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with connect(scheduler=args.scheduler, cluster=args.cluster) as client:
+            return job(client)
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def train_on_dask(args: argparse.Namespace, spec: Any, params: dict[str, Any]) -> int:
+    """``rmlite train --scheduler ...`` / ``--cluster local:N``."""
+    from rmlite.distributed import train_distributed
+    from rmlite.store import LogStore
+
+    progress = _Progress(enabled=not args.json)
+    try:
+        result = _with_client(
+            args,
+            lambda client: train_distributed(
+                LogStore(args.db),
+                args.dataset,
+                spec,
+                params,
+                client=client,
+                holdout=args.holdout,
+                seed=args.seed,
+                out=args.out,
+                progress=progress,
+            ),
+        )
+    finally:
+        progress.stop()
+    result.pop("model")
+    summary = {"dataset": args.dataset, "target": spec.target, **result}
+    if args.json:
+        _emit_json(summary)
+        return EXIT_OK
+    hold = result["metrics"]["holdout"]
+    _console().print(
+        f"{args.backend} on {args.dataset} across {result['workers']} Dask workers: hold-out "
+        f"r2 {hold.get('r2', float('nan')):.4f}, rmse {hold.get('rmse', float('nan')):.4g}; "
+        f"run {result['run_id']}; fit {result['timings']['fit_s']:.2f} s"
+        + (f"; model saved to {result['model_path']}" if result["model_path"] else "")
+    )
+    return EXIT_OK
+
+
+def cmd_bench_tune(args: argparse.Namespace) -> int:
+    from rmlite.bench import bench_tune
+
+    result = bench_tune(
+        rows=args.rows,
+        features=args.features,
+        budget=args.budget,
+        n_estimators=args.n_estimators,
+        dask_workers=args.dask_workers,
+        n_jobs=args.n_jobs,
+        log=None if args.json else _bench_log,
+    )
+    if args.json:
+        _emit_json(result)
+    return EXIT_OK
+
+
+def add_commands(sub: Any, command: Callable[..., argparse.ArgumentParser]) -> None:
+    """Register ``rmlite tune``."""
+    from rmlite.features import FeatureSpec
+
+    p = command(
+        "tune",
+        cmd_tune,
+        "Tune a reward model with Optuna (episode-grouped CV, pruning); refit, save and record the best trial.",
+        "rmlite tune --dataset walker --target reward --backend lightgbm --n-trials 50 --timeout 600 --out models/walker-tuned",
+    )
+    p.add_argument("--dataset", required=True)
+    p.add_argument(
+        "--backend", type=_check_backend, default="lightgbm", help="lightgbm, xgboost or mlp"
+    )
+    p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
+    p.add_argument("--n-trials", type=int, default=20, help="finished trials the study should hold")
+    p.add_argument("--timeout", type=float, default=None, help="seconds for this session")
+    p.add_argument(
+        "--storage",
+        default=None,
+        help="study storage: a SQLite file, a .journal file, or a SQL URL (default: "
+        "<store>.optuna.db beside the store; <store>.optuna.journal with --workers > 1)",
+    )
+    p.add_argument(
+        "--study", default=None, help="study name (default <dataset>-<target>-<backend>)"
+    )
+    p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
+    p.add_argument("--cv", type=int, default=3, help="episode-grouped folds per trial")
+    p.add_argument("--holdout", type=float, default=0.2, help="share of episodes held out")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="folder to save the refitted best model in")
+    p.add_argument(
+        "--space",
+        action="append",
+        metavar="NAME=SPEC",
+        help="override the search space, repeatable: int:LOW:HIGH[:log], "
+        "float:LOW:HIGH[:log], A,B,C, a fixed value, or none",
+    )
+    p.add_argument(
+        "--search-spec", action="store_true", help="also search gamma (return target) and next_obs"
+    )
+    p.add_argument("--no-pruning", action="store_true", help="run every trial to the end")
+    p.add_argument("--verbose", action="store_true", help="Optuna's per-trial log lines")
+    p.add_argument("--n-estimators", type=int, default=None, help="boosting rounds per trial")
+    p.add_argument("--max-epochs", type=int, default=None, help="MLP epochs per trial")
+    p.add_argument("--n-jobs", type=int, default=None, help="CPU threads per trial")
+    p.add_argument("--hidden-sizes", default=None, help="MLP layer widths when not searched")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE", help="fixed native parameter")
+    dask_flags = p.add_mutually_exclusive_group()
+    dask_flags.add_argument(
+        "--scheduler", default=None, help="run trials on this Dask cluster's workers"
+    )
+    dask_flags.add_argument("--cluster", default=None, help="local:N: a local Dask cluster")
+    _add_dataclass_flags(
+        p, FeatureSpec, {"obs": "--obs", "action": "--action", "step": "--step-feature"}
+    )
+
+
+def add_bench_commands(bench: Any) -> None:
+    """Register ``rmlite bench tune``."""
+    b = bench.add_parser(
+        "tune",
+        help="Tuning throughput with and without pruning; Dask 2-worker training against one process.",
+        description="Trials per minute and best CV score within a fixed budget, with and "
+        "without pruning, on a synthetic episode log; then a 2-worker Dask LocalCluster "
+        "training against single-process training on the same data.",
+        epilog="Example:\n  rmlite bench tune --rows 200_000 --budget 120",
+        formatter_class=_Formatter,
+    )
+    b.set_defaults(func=cmd_bench_tune)
+    b.add_argument("--rows", type=lambda s: int(s.replace("_", "")), default=200_000)
+    b.add_argument("--features", type=int, default=20)
+    b.add_argument("--budget", type=float, default=120.0, help="seconds per tuning session")
+    b.add_argument("--n-estimators", type=int, default=200, help="boosting rounds per trial")
+    b.add_argument("--dask-workers", type=int, default=2, help="0 skips the Dask comparison")
+    b.add_argument("--n-jobs", type=int, default=1, help="threads per tuning trial")
+    b.add_argument("--json", action="store_true")
