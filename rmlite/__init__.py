@@ -34,12 +34,17 @@ _EXPORTS = {
     "RewardRegressor": "rmlite.estimator",
     "RewardClassifier": "rmlite.estimator",
     "load_model": "rmlite.estimator",
+    "tune": "rmlite.tuning",
+    "DaskRewardRegressor": "rmlite.distributed",
+    "PreferenceRewardModel": "rmlite.preferences",
+    "PreferencePairs": "rmlite.preferences",
 }
 
 __all__ = [
     "CheckReport",
     "ColumnMapping",
     "ConflictError",
+    "DaskRewardRegressor",
     "DatasetNotFoundError",
     "FeatureFrame",
     "FeatureSpec",
@@ -49,6 +54,8 @@ __all__ = [
     "LogStore",
     "NotFittedError",
     "ParameterError",
+    "PreferencePairs",
+    "PreferenceRewardModel",
     "RewardClassifier",
     "RewardRegressor",
     "RmliteError",
@@ -56,9 +63,11 @@ __all__ = [
     "build_features",
     "load_model",
     "return_to_go",
+    "tune",
 ]
 
 if TYPE_CHECKING:
+    from rmlite.distributed import DaskRewardRegressor
     from rmlite.estimator import RewardClassifier, RewardRegressor, load_model
     from rmlite.exceptions import (
         ConflictError,
@@ -70,8 +79,10 @@ if TYPE_CHECKING:
         SchemaError,
     )
     from rmlite.features import FeatureFrame, FeatureSpec, FittedStats, build_features, return_to_go
+    from rmlite.preferences import PreferencePairs, PreferenceRewardModel
     from rmlite.schema import ColumnMapping
     from rmlite.store import CheckReport, IngestReport, LogStore
+    from rmlite.tuning import tune
 
 
 def __getattr__(name: str) -> Any:

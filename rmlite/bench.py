@@ -411,3 +411,379 @@ def _raw_predict(backend: str, booster: Any, X: np.ndarray) -> np.ndarray:
     if backend == "lightgbm":
         return np.asarray(booster.predict(X))
     return np.asarray(booster.inplace_predict(X))
+
+
+# ----------------------------------------------------------------- bench wrapper
+
+
+def _quickstart_model(episodes: int, seed: int) -> tuple[Any, dict[str, Any]]:
+    """The quickstart reward model, trained in memory on ``episodes`` random Pendulum-v1 episodes."""
+    from rmlite.features import FeatureSpec
+    from rmlite.pipeline import (
+        QUICKSTART_ENV,
+        QUICKSTART_PARAMS,
+        QUICKSTART_SPEC,
+        _n_trees,
+        train,
+    )
+    from rmlite.rl import collect_log
+    from rmlite.store import LogStore
+
+    store = LogStore(":memory:")
+    store.ingest(collect_log(QUICKSTART_ENV, episodes, seed=seed), dataset="pendulum")
+    spec = FeatureSpec(**QUICKSTART_SPEC)  # type: ignore[arg-type]
+    result = train(store, "pendulum", spec, dict(QUICKSTART_PARAMS), seed=seed)
+    return result.model, {
+        "reward_model_r2": float(result.metrics["holdout"]["r2"]),
+        "reward_model_trees": _n_trees(result.model),
+        "reward_model_train_episodes": len(result.train_episodes),
+    }
+
+
+def bench_wrapper(
+    num_envs: int = 16,
+    steps: int = 1000,
+    repeats: int = 5,
+    episodes: int = 40,
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Per-step time of a Pendulum-v1 vector env with and without the learned reward.
+
+    The quickstart model (LightGBM) predicts the rewards of all ``num_envs`` sub-envs in
+    one batch each step. Both envs take the same actions; the timings alternate between
+    them ``repeats`` times and the medians are compared (these machines are noisy).
+    Target: the wrapper adds at most 50% to the step time.
+    """
+    import gymnasium as gym
+
+    from rmlite.gym import LearnedRewardVector
+
+    say = log or (lambda _m: None)
+    say(f"training the quickstart reward model on {episodes} Pendulum-v1 episodes")
+    model, info = _quickstart_model(episodes, seed)
+
+    def make() -> Any:
+        return gym.vector.SyncVectorEnv([lambda: gym.make("Pendulum-v1")] * num_envs)
+
+    envs = {"plain": make(), "learned": LearnedRewardVector(make(), model)}
+    actions = np.random.default_rng(seed).uniform(-2, 2, (steps, num_envs, 1)).astype(np.float32)
+
+    def per_step(env: Any) -> float:
+        env.reset(seed=seed)
+        t = time.perf_counter()
+        for a in actions:
+            env.step(a)
+        return (time.perf_counter() - t) / steps
+
+    times: dict[str, list[float]] = {"plain": [], "learned": []}
+    per_step(envs["plain"]), per_step(envs["learned"])  # warm caches and imports
+    for r in range(repeats):
+        for name, env in envs.items():
+            times[name].append(per_step(env))
+        say(
+            f"  round {r + 1}/{repeats}: plain {times['plain'][-1] * 1e6:.0f} us/step, "
+            f"learned reward {times['learned'][-1] * 1e6:.0f} us/step"
+        )
+    plain, learned = float(np.median(times["plain"])), float(np.median(times["learned"]))
+    ratio = learned / plain
+    result = {
+        "env": "Pendulum-v1",
+        "num_envs": num_envs,
+        "steps": steps,
+        "repeats": repeats,
+        **info,
+        "plain_us_per_step": plain * 1e6,
+        "learned_us_per_step": learned * 1e6,
+        "ratio": ratio,
+        "overhead_pct": 100 * (ratio - 1),
+        "predict_us_per_env_step": (learned - plain) * 1e6 / num_envs,
+        "target_ratio": 1.5,
+        "meets_target": ratio <= 1.5,
+        "load_average_1min": os.getloadavg()[0],  # timings on a busy machine mean little
+    }
+    say(
+        f"{num_envs} envs: {plain * 1e6:.0f} us/step plain, {learned * 1e6:.0f} us/step with "
+        f"the learned reward ({info['reward_model_trees']} trees): x{ratio:.2f} "
+        f"({'PASS' if ratio <= 1.5 else 'MISS'} target x1.50)"
+    )
+    return result
+
+
+# ------------------------------------------------------------------ bench policy
+
+
+def _evaluate_policy(act: Callable[[np.ndarray], Any], episodes: int, seed: int) -> float:
+    """Mean true return of a policy on Pendulum-v1 over fixed evaluation seeds."""
+    import gymnasium as gym
+
+    env = gym.make("Pendulum-v1")
+    returns = []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + 10_000 + i)
+        total, done = 0.0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(act(obs))
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    env.close()
+    return float(np.mean(returns))
+
+
+def bench_policy(
+    budget: int = 20_000,
+    algo: str = "sac",
+    episodes: int = 40,
+    eval_episodes: int = 10,
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Is the learned reward useful? Agents trained on it and on the true reward, compared.
+
+    Trains the quickstart reward model on ``episodes`` random Pendulum-v1 episodes, then
+    two agents (stable-baselines3 SAC or TD3, same hyper-parameters, seed and ``budget``
+    env steps): one on :class:`rmlite.gym.LearnedReward`, one on the true reward. Both
+    are evaluated on the **true** reward. Score: 100 (R - R_random) / (R_true_agent -
+    R_random); target >= 90.
+    """
+    try:
+        import stable_baselines3 as sb3
+    except ImportError as exc:
+        raise ImportError(
+            "rmlite bench policy trains agents with stable-baselines3: pip install "
+            "'rmlite[agents]' (install torch's CPU build first)."
+        ) from exc
+    import gymnasium as gym
+
+    from rmlite.gym import LearnedReward
+
+    if algo not in ("sac", "td3"):
+        raise ValueError(f"--algo must be 'sac' or 'td3'. Got {algo!r} instead.")
+    say = log or (lambda _m: None)
+    started = time.perf_counter()
+    say(f"training the quickstart reward model on {episodes} random Pendulum-v1 episodes")
+    model, info = _quickstart_model(episodes, seed)
+    rng = np.random.default_rng(seed)
+    # Pendulum's torque bounds: [-2, 2].
+    r_random = _evaluate_policy(
+        lambda _o: rng.uniform(-2.0, 2.0, size=1).astype(np.float32), eval_episodes, seed
+    )
+    say(f"random policy: true return {r_random:.1f}")
+
+    from rmlite.models.mlp import _torch_threads
+
+    def agent(env: Any, name: str) -> tuple[float, float]:
+        cls = sb3.SAC if algo == "sac" else sb3.TD3
+        t = time.perf_counter()
+        learner = cls("MlpPolicy", env, learning_rate=1e-3, seed=seed, verbose=0, device="cpu")
+        # One torch thread: batches of 256 through 256x256 layers gain little from more, and
+        # threads that wait on each other on a busy machine make an update many times slower.
+        with _torch_threads(1):
+            learner.learn(total_timesteps=budget)
+        seconds = time.perf_counter() - t
+        ret = _evaluate_policy(
+            lambda o: learner.predict(o, deterministic=True)[0], eval_episodes, seed
+        )
+        say(
+            f"{algo} on the {name} reward ({budget:,} steps, {seconds:.0f} s): true return {ret:.1f}"
+        )
+        return ret, seconds
+
+    r_true, s_true = agent(gym.make("Pendulum-v1"), "true")
+    r_learned, s_learned = agent(LearnedReward(gym.make("Pendulum-v1"), model), "learned")
+    score = 100 * (r_learned - r_random) / (r_true - r_random)
+    say(f"normalized score of the learned-reward agent: {score:.1f} (target >= 90)")
+    return {
+        "env": "Pendulum-v1",
+        "algo": algo,
+        "budget_steps": budget,
+        "eval_episodes": eval_episodes,
+        "seed": seed,
+        **info,
+        "return_random": r_random,
+        "return_true_reward_agent": r_true,
+        "return_learned_reward_agent": r_learned,
+        "normalized_score": score,
+        "target": 90.0,
+        "meets_target": score >= 90.0,
+        "seconds_true_agent": s_true,
+        "seconds_learned_agent": s_learned,
+        "seconds_total": time.perf_counter() - started,
+    }
+
+
+# ---------------------------------------------------------------------- preferences
+
+
+def bench_prefs(
+    pairs: int = 20_000,
+    episodes: int = 200,
+    segment_length: int = 25,
+    noise: float = 0.1,
+    seed: int = 0,
+    log: Callable[[str], None] | None = print,
+) -> dict[str, Any]:
+    """Training time and held-out accuracy of the three preference backends, same pairs.
+
+    Rolls out Pendulum-v1, simulates ``pairs`` judgements with a B-Pref teacher (flip
+    rate ``noise``), splits them by episode, and trains LightGBM, XGBoost and the MLP
+    on the same training pairs; the true reward's accuracy on the same held-out labels is
+    the ceiling.
+    """
+    from rmlite.features import FeatureSpec, build_features
+    from rmlite.preferences import (
+        PreferencePairs,
+        PreferenceRewardModel,
+        pairwise_metrics,
+        return_correlations,
+        split_pairs,
+        synthetic_preferences,
+    )
+    from rmlite.testing import rollout
+
+    say = log or (lambda _m: None)
+    log_frame = rollout("Pendulum-v1", episodes=episodes, seed=seed)
+    frame = build_features(log_frame.to_arrow(), FeatureSpec(), require_target=False)
+    reward = frame.y.astype(np.float64)
+    prefs = synthetic_preferences(
+        frame.groups, frame.steps, reward, pairs, segment_length, noise=noise, seed=seed
+    )
+    all_pairs = PreferencePairs.from_segments(frame.groups, frame.steps, prefs)
+    train, test = split_pairs(
+        prefs["episode_a"].to_numpy(), prefs["episode_b"].to_numpy(), 0.2, seed
+    )
+    held = all_pairs.subset(test)
+    ta, tb = held.returns(reward)
+    result: dict[str, Any] = {
+        "pairs": pairs,
+        "train_pairs": int(train.sum()),
+        "test_pairs": int(test.sum()),
+        "steps": len(frame),
+        "segment_length": segment_length,
+        "noise": noise,
+        "true_reward_accuracy": pairwise_metrics(ta - tb, held.label)["accuracy"],
+    }
+    say(
+        f"bench prefs: Pendulum-v1, {len(frame):,} steps, {pairs:,} pairs of {segment_length} "
+        f"steps ({result['train_pairs']:,} train / {result['test_pairs']:,} held out), "
+        f"flip rate {noise}"
+    )
+    for backend in ("lightgbm", "xgboost", "mlp"):
+        model = PreferenceRewardModel(backend=backend, label_noise=noise, random_state=seed)
+        t = time.perf_counter()
+        model.fit(frame.X, all_pairs.subset(train))
+        seconds = time.perf_counter() - t
+        ra, rb = held.returns(model.predict(frame.X))
+        result[f"{backend}_fit_seconds"] = seconds
+        result[f"{backend}_accuracy"] = pairwise_metrics(ra - rb, held.label)["accuracy"]
+        result[f"{backend}_pearson"] = return_correlations(np.r_[ra, rb], np.r_[ta, tb])["pearson"]
+    for k, v in result.items():
+        say(f"  {k:40s} {v:,.4g}" if isinstance(v, float) else f"  {k:40s} {v:,}")
+    return result
+
+
+# ---------------------------------------------------------------------------- tune
+
+
+def _synthetic_episodes(
+    rows: int, features: int, episode_length: int = 200, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A reward-like target with interactions and noise, rows grouped into episodes."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(rows, features)).astype(np.float32)
+    y = (
+        np.sin(X[:, 0]) * X[:, 1]
+        - 0.5 * X[:, 2] ** 2
+        + np.where(X[:, 3] > 0, X[:, 4], -X[:, 5 % features])
+        + 0.3 * rng.normal(size=rows)
+    ).astype(np.float32)
+    return X, y, np.arange(rows) // episode_length
+
+
+def _dask_fit_seconds(
+    X: np.ndarray, y: np.ndarray, workers: int, n_estimators: int
+) -> dict[str, float]:
+    import dask.array as da
+
+    from rmlite.distributed import DaskRewardRegressor, connect
+
+    with connect(cluster=f"local:{workers}") as client:
+        chunks = max(1, len(X) // (2 * workers))
+        Xd, yd = da.from_array(X, chunks=(chunks, X.shape[1])), da.from_array(y, chunks=chunks)
+        Xd, yd = client.persist(Xd), client.persist(yd)
+        model = DaskRewardRegressor(
+            client=client, n_estimators=n_estimators, random_state=0, timeout=1800
+        )
+        started = time.perf_counter()
+        model.fit(Xd, yd)
+        seconds = time.perf_counter() - started
+    return {"dask_fit_seconds": seconds}
+
+
+def bench_tune(
+    rows: int = 200_000,
+    features: int = 20,
+    budget: float = 120.0,
+    n_estimators: int = 200,
+    dask_workers: int = 2,
+    n_jobs: int = 1,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Tuning throughput with and without pruning; Dask training against one process.
+
+    Two tuning sessions of ``budget`` seconds each on the same synthetic episodes (3
+    episode-grouped folds, LightGBM, ``n_estimators`` rounds per fold): trials finished per
+    minute and the best CV R² reached (``n_jobs`` threads per trial). Then the same data trained once in this process
+    and once on a ``dask_workers``-worker LocalCluster (1 thread each), fit time only.
+    """
+    from rmlite.estimator import RewardRegressor
+    from rmlite.tuning import tune
+
+    say = log or (lambda _m: None)
+    X, y, groups = _synthetic_episodes(rows, features)
+    result: dict[str, Any] = {"rows": rows, "features": features, "budget_s": budget}
+    say(f"tuning LightGBM on {rows:,} rows x {features} features, {budget:.0f} s per session")
+    for pruning in (True, False):
+        key = "pruning" if pruning else "no_pruning"
+        started = time.perf_counter()
+        tuned = tune(
+            RewardRegressor(n_estimators=n_estimators, n_jobs=n_jobs, random_state=0),
+            X,
+            y,
+            groups=groups,
+            n_trials=None,
+            timeout=budget,
+            pruning=pruning,
+            seed=0,
+            refit=False,
+        )
+        minutes = (time.perf_counter() - started) / 60
+        finished = tuned.n_complete + tuned.n_pruned + tuned.n_failed
+        result[f"{key}_trials"] = finished
+        result[f"{key}_pruned"] = tuned.n_pruned
+        result[f"{key}_trials_per_min"] = finished / minutes
+        result[f"{key}_best_cv_r2"] = tuned.best_score
+        say(
+            f"  {key:10s} {finished} trials ({tuned.n_pruned} pruned) = "
+            f"{finished / minutes:.1f}/min, best CV R2 {tuned.best_score:.4f}"
+        )
+    result["pruning_speedup"] = result["pruning_trials_per_min"] / result["no_pruning_trials_per_min"]
+    if dask_workers:
+        # One process with as many threads as the cluster has workers (1 thread each).
+        single = RewardRegressor(n_estimators=n_estimators, n_jobs=dask_workers, random_state=0)
+        started = time.perf_counter()
+        single.fit(X, y)
+        result["single_fit_seconds"] = time.perf_counter() - started
+        result.update(_dask_fit_seconds(X, y, dask_workers, n_estimators))
+        result["dask_workers"] = dask_workers
+        result["dask_over_single_ratio"] = result["dask_fit_seconds"] / result["single_fit_seconds"]
+        say(
+            f"  fit {n_estimators} trees: one process {result['single_fit_seconds']:.2f} s, "
+            f"Dask {dask_workers} workers {result['dask_fit_seconds']:.2f} s "
+            f"(ratio {result['dask_over_single_ratio']:.2f}; on {os.cpu_count()} cores this "
+            f"is the cost of distribution, not a speed-up)"
+        )
+    result["targets"] = {"pruning at least doubles trials/min": result["pruning_speedup"] >= 2.0}
+    return result
+

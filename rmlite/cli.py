@@ -19,8 +19,9 @@ from typing import Any
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
 
-EXTENSIONS: tuple[str, ...] = ()
-"""Modules that add subcommands: each has ``add_commands(subparsers, command)``."""
+EXTENSIONS: tuple[str, ...] = ("rmlite.cli_rl", "rmlite.cli_tune", "rmlite.cli_prefs")
+"""Modules that add subcommands: each has ``add_commands(subparsers, command)``, and may
+have ``add_bench_commands(bench_subparsers)`` for ``rmlite bench ...``."""
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -361,6 +362,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from rmlite.store import LogStore
 
     spec = _from_args(FeatureSpec, args)
+    if args.scheduler or args.cluster:  # on a Dask cluster: rmlite.cli_tune owns that path
+        from rmlite.cli_tune import train_on_dask
+
+        return train_on_dask(args, spec, _estimator_params(args))
     progress = _Progress(enabled=not args.json)
     try:
         result = train(
@@ -687,6 +692,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="native backend parameter, repeatable (--param num_leaves=63)",
     )
+    dask_flags = p.add_mutually_exclusive_group()
+    dask_flags.add_argument(
+        "--scheduler", default=None, help="train on this Dask cluster (tcp://host:8786)"
+    )
+    dask_flags.add_argument(
+        "--cluster", default=None, help="start a local Dask cluster of N workers: local:N"
+    )
     _add_dataclass_flags(
         p, FeatureSpec, {"obs": "--obs", "action": "--action", "step": "--step-feature"}
     )
@@ -714,7 +726,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(
         "quickstart",
         cmd_quickstart,
-        "The main job on the embedded default: roll out Pendulum-v1, ingest, check, build features, summarize.",
+        "The main job on the embedded default: collect Pendulum-v1, ingest, check, build features, train LightGBM on held-out episodes, summarize.",
         "rmlite quickstart --db demo.duckdb",
     )
     p.add_argument("--episodes", type=int, default=40, help="episodes to roll out")
@@ -760,6 +772,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--mlp-epochs", type=int, default=1)
     b.add_argument("--repeat", type=int, default=1, help="repeat each timing, keep the best")
     b.add_argument("--json", action="store_true")
+    for area in EXTENSIONS:
+        add_bench = getattr(importlib.import_module(area), "add_bench_commands", None)
+        if add_bench is not None:
+            add_bench(bench)
     return parser
 
 

@@ -655,6 +655,11 @@ def load_model(path: PathLike) -> RewardRegressor | RewardClassifier:
             f"{meta_path}: format {meta.get('format')!r} version {meta.get('format_version')!r}; "
             f"this rmlite reads {MODEL_FORMAT!r} version {MODEL_FORMAT_VERSION}."
         )
+    if meta.get("estimator") == "PreferenceRewardModel":
+        # Preference models live a layer above, in rmlite.preferences; imported only here.
+        from rmlite.preferences import load_preference_model
+
+        return load_preference_model(folder, meta)
     classes = {"RewardRegressor": RewardRegressor, "RewardClassifier": RewardClassifier}
     cls = classes.get(meta["estimator"])
     if cls is None:

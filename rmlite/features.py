@@ -26,6 +26,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
@@ -550,6 +551,105 @@ def build_features(
         stats=stats,
         spec=spec,
     )
+
+
+def features_from_arrays(
+    obs: np.ndarray,
+    action: np.ndarray,
+    next_obs: np.ndarray | None,
+    step: np.ndarray | None,
+    spec: FeatureSpec,
+    stats: FittedStats,
+) -> Float32Array:
+    """Features of single transitions held in arrays, exactly as :func:`build_features`.
+
+    For per-step prediction without a store (the Gymnasium reward wrappers): one row per
+    transition, the same blocks, the same imputation, written by the same assembly code.
+    Rows are independent, so ``ffill`` falls back to the training fill values, and specs
+    with lags (which need each episode's history) are refused.
+
+    Parameters
+    ----------
+    obs, action, next_obs
+        (n, obs_dim), (n, action_dim) and (n, obs_dim) arrays (a 1-d array is one row;
+        ``next_obs`` may be None when the spec does not use it).
+    step
+        Step of each row within its episode (needed by ``step`` and ``time_limit``).
+    spec, stats
+        The spec and fitted statistics the model was trained with.
+
+    Examples
+    --------
+    >>> spec = FeatureSpec(next_obs=True)
+    >>> stats = FittedStats(feature_names=["obs_0", "act_0", "next_obs_0"], obs_dim=1,
+    ...                     action_dim=1)
+    >>> features_from_arrays(np.array([[0.5]]), np.array([[1.0]]), np.array([[0.7]]), None,
+    ...                      spec, stats).tolist()
+    [[0.5, 1.0, 0.699999988079071]]
+    """
+    _validated(spec)
+    if spec.lags:
+        raise SchemaError(
+            f"features_from_arrays builds single transitions; FeatureSpec(lags={spec.lags}) "
+            f"needs each episode's history. Train the model with lags=0 to use it per step."
+        )
+    obs_b = np.asarray(obs, dtype=np.float32)
+    obs_b = obs_b.reshape(1, -1) if obs_b.ndim == 1 else obs_b.reshape(len(obs_b), -1)
+    n = obs_b.shape[0]
+    act_b = np.asarray(action, dtype=np.float32).reshape(n, -1)
+    blocks: dict[str, np.ndarray] = {S.OBS: obs_b, S.ACTION: act_b}
+    if spec.next_obs or spec.delta:
+        if next_obs is None:
+            raise SchemaError("features_from_arrays: this spec uses next_obs; pass next_obs.")
+        blocks[S.NEXT_OBS] = np.asarray(next_obs, dtype=np.float32).reshape(n, -1)
+    if obs_b.shape[1] != stats.obs_dim or act_b.shape[1] != stats.action_dim:
+        raise SchemaError(
+            f"the fitted statistics (and any model trained with them) expect obs of "
+            f"{stats.obs_dim} and actions of {stats.action_dim} values; got obs of "
+            f"{obs_b.shape[1]} and actions of {act_b.shape[1]}. Use the model's environment."
+        )
+    steps = None
+    if spec.step or spec.time_limit is not None:
+        if step is None:
+            raise SchemaError("features_from_arrays: this spec uses the step index; pass step.")
+        steps = np.asarray(step, dtype=np.float32).reshape(n, 1)
+    for key, block in blocks.items():
+        if not np.isfinite(block).all():  # infinities count as missing, as in build_features
+            blocks[key] = np.where(np.isinf(block), np.float32(np.nan), block)
+
+    plan: list[_Block] = []
+    if spec.obs:
+        plan.append(_Block(blocks[S.OBS], None))
+    if spec.action:
+        plan.append(_Block(blocks[S.ACTION], None))
+    if spec.next_obs:
+        plan.append(_Block(blocks[S.NEXT_OBS], None))
+    if spec.delta:
+        plan.append(_Block(blocks[S.NEXT_OBS], None, minus=blocks[S.OBS]))
+    if steps is not None and spec.step:
+        plan.append(_Block(steps, None))
+    if steps is not None and spec.time_limit is not None:
+        plan.append(_Block(steps / np.float32(spec.time_limit), None))
+    names = _feature_names_cached(spec, stats.obs_dim, stats.action_dim)
+    if names + stats.indicator_columns != stats.feature_names:
+        raise SchemaError(
+            f"the fitted statistics were built by another spec: they name "
+            f"{stats.feature_names[:6]}..., this spec builds {names[:6]}..."
+        )
+    X = _assemble(plan, n)
+    # Each row its own group: forward-filling across rows would mix unrelated transitions.
+    return _impute(X, spec, stats, np.arange(n, dtype=np.int64), names)
+
+
+@functools.cache
+def _validated(spec: FeatureSpec) -> None:
+    """``spec.validate()`` once per spec (specs are frozen): per-step callers pay nothing."""
+    spec.validate()
+
+
+@functools.cache
+def _feature_names_cached(spec: FeatureSpec, obs_dim: int, action_dim: int) -> list[str]:
+    return feature_names(spec, obs_dim, action_dim)
 
 
 _CHUNK = 4096  # rows per chunk: a chunk of the matrix stays in cache while every block lands

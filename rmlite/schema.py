@@ -100,9 +100,53 @@ ALIASES: Final[dict[str, tuple[str, ...]]] = {
 """Names recognized for each canonical column when no mapping is given, in order of
 preference. ``done`` is deliberately absent: it mixes terminated and truncated."""
 
-TABLES: Final = ("transitions", "datasets", "ingests", "rejected", "runs")
+TABLES: Final = (
+    "transitions",
+    "datasets",
+    "ingests",
+    "rejected",
+    "runs",
+    "relabels",
+    "preferences",
+)
 """Tables of the store. ``transitions`` holds the logs; the others are bookkeeping
-(``runs``: one row per training run with its parameters and metrics)."""
+(``runs``: one row per training run with its parameters and metrics; ``relabels``: one row
+per relabel, with the model, feature spec and gamma that produced the new rewards;
+``preferences``: judged pairs of segments, see :data:`PREFERENCE_COLUMNS`)."""
+
+PREFERENCE_COLUMNS: Final = (
+    DATASET,
+    "episode_a",
+    "start_a",
+    "stop_a",
+    "episode_b",
+    "start_b",
+    "stop_b",
+    "label",
+    "margin",
+    "annotator",
+    TIMESTAMP,
+)
+"""Columns of the ``preferences`` table: one judged pair of segments per row.
+
+Segment A is the steps ``start_a <= step < stop_a`` of episode ``episode_a`` (half-open,
+like Python's ``range``), segment B likewise. ``label`` is P(A preferred over B) as
+judged, in [0, 1]: 1 = A, 0 = B, 0.5 = a tie, anything between a soft label. ``margin``
+(optional, >= 0) says by how much the preferred segment should win; ``annotator`` names
+who judged (empty when unknown); ``timestamp`` when."""
+
+PREFERENCE_KEY: Final = (
+    DATASET,
+    "episode_a",
+    "start_a",
+    "stop_a",
+    "episode_b",
+    "start_b",
+    "stop_b",
+    "annotator",
+)
+"""A judgement's identity: one annotator's verdict on one pair. Re-ingesting it adds
+nothing; the same key with another label or margin is a conflict, never overwritten."""
 
 
 @dataclass(frozen=True)

@@ -539,6 +539,321 @@ class LogStore:
             params = {"dataset": dataset} if dataset else None
             return con.sql(query + " ORDER BY run_id", params=params).pl()
 
+    # ---------------------------------------------------------------------- relabel
+
+    _RELABEL_FIELDS = (
+        "source_dataset", "source_fingerprint", "target", "target_kind", "ingest_id",
+        "model_path", "model_fingerprint", "feature_spec", "gamma", "pessimism", "rescale",
+        "rows", "rows_predicted",
+    )  # fmt: skip
+
+    @staticmethod
+    def _relabel_values(provenance: Mapping[str, Any]) -> dict[str, Any]:
+        values = {k: provenance.get(k) for k in LogStore._RELABEL_FIELDS}
+        for k in ("feature_spec", "rescale"):
+            if values[k] is not None:
+                values[k] = json.dumps(values[k], default=str)
+        return values
+
+    def relabel_into(
+        self, source: str, target: str, predicted: pa.Table, provenance: Mapping[str, Any]
+    ) -> tuple[int, int]:
+        """Copy a dataset into a new one with rewards replaced; record the provenance.
+
+        One transaction: the new dataset, its ``ingests`` row and its ``relabels`` row
+        land together or not at all. ``source`` is only read. ``predicted`` holds
+        ``episode_id``, ``step`` and ``reward``; transitions without a prediction get a
+        NULL reward. Returns ``(relabel_id, rows copied)``.
+        """
+        with self.connect(write=True) as con:
+            self._require(con, source)
+            if _run(con, sql("dataset_info"), {"dataset": target}):
+                raise IngestError(
+                    f"{self.path}: dataset {target!r} already exists; a relabel writes a new "
+                    f"dataset and never overwrites one. Choose another name for --out."
+                )
+            _run(con, "BEGIN TRANSACTION")
+            try:
+                info = _run(con, sql("dataset_info"), {"dataset": source})
+                obs_dim, action_dim, discrete = info[0]
+                ingest_id = int(_run(con, sql("next_ingest_id"))[0][0])
+                _run(
+                    con,
+                    sql("upsert_dataset"),
+                    {
+                        "dataset": target,
+                        "obs_dim": obs_dim,
+                        "action_dim": action_dim,
+                        "action_discrete": discrete,
+                    },
+                )
+                con.register("predicted", predicted)
+                try:
+                    _run(
+                        con,
+                        sql("insert_relabeled"),
+                        {"target": target, "source": source, "ingest_id": ingest_id},
+                    )
+                finally:
+                    con.unregister("predicted")
+                rows = self._count(con, target)
+                _run(
+                    con,
+                    sql("insert_ingest"),
+                    {
+                        "ingest_id": ingest_id,
+                        "dataset": target,
+                        "sources": [f"relabel of {source}"],
+                        "rows_read": rows,
+                        "rows_added": rows,
+                        "rows_duplicate": 0,
+                        "rows_rejected": 0,
+                        "rows_conflicting": 0,
+                    },
+                )
+                values = self._relabel_values(
+                    {**provenance, "ingest_id": ingest_id, "target": target, "rows": rows}
+                )
+                relabel_id = int(_run(con, sql("insert_relabel"), values)[0][0])
+                _run(con, "COMMIT")
+            except BaseException:
+                _run(con, "ROLLBACK")
+                raise
+        return relabel_id, rows
+
+    def record_relabel(self, provenance: Mapping[str, Any]) -> int:
+        """Append one row to the ``relabels`` table (a relabel written to a file)."""
+        with self.connect(write=True) as con:
+            return int(_run(con, sql("insert_relabel"), self._relabel_values(provenance))[0][0])
+
+    def relabels(self, dataset: str | None = None) -> pl.DataFrame:
+        """Relabels recorded in the store (source, target, model, spec), oldest first."""
+        with self.connect() as con:
+            if not self._has_tables(con, "relabels"):
+                return pl.DataFrame()
+            query = "SELECT * FROM relabels" + (
+                " WHERE source_dataset = $dataset OR target = $dataset" if dataset else ""
+            )
+            params = {"dataset": dataset} if dataset else None
+            return con.sql(query + " ORDER BY relabel_id", params=params).pl()
+
+    def export_partitions(self, dataset: str, folder: PathLike, buckets: int) -> list[str]:
+        """Write a dataset as Parquet partitioned by episode bucket; return the files.
+
+        Each episode lands whole in one bucket (``hash(episode_id) % buckets``), so
+        per-episode features (next_obs, lags, return-to-go) can be built partition by
+        partition on Dask workers without collecting the table anywhere.
+        """
+        if not isinstance(buckets, int) or buckets < 1:
+            raise RmliteError(f"The 'buckets' parameter must be an int >= 1. Got {buckets!r}.")
+        folder = os.fspath(folder)
+        os.makedirs(os.path.dirname(os.path.abspath(folder)), exist_ok=True)
+        with self.connect() as con:
+            self._require(con, dataset)
+            params = {"dataset": dataset, "buckets": buckets, "folder": folder}
+            _run(con, sql("export_partitions"), params)
+        return sorted(
+            os.path.join(root, name)
+            for root, _dirs, names in os.walk(folder)
+            for name in names
+            if name.endswith(".parquet")
+        )
+
+    # ------------------------------------------------------------------ preferences
+
+    def ingest_preferences(
+        self,
+        source: logs.Source | Iterable[logs.Source],
+        dataset: str,
+        *,
+        on_error: logs.OnError = "raise",
+        progress: Callable[[str], None] | None = None,
+    ) -> Any:
+        """Ingest judged pairs of segments into the ``preferences`` table, whole or not at all.
+
+        Parameters
+        ----------
+        source
+            A file, glob, folder, Polars or PyArrow table, or a list of them, with the
+            columns of :data:`rmlite.schema.PREFERENCE_COLUMNS` (``dataset`` excepted).
+        dataset
+            The dataset whose episodes the segments come from; it must exist, and every
+            segment's steps must be stored in it.
+        on_error
+            ``"raise"`` (default): a bad row, a segment not in the logs or a conflicting
+            judgement refuses the whole ingest and leaves the store as it was.
+            ``"quarantine"``: good pairs land, the others go to the ``rejected`` table.
+        progress
+            Called with a short message at each stage.
+
+        Returns
+        -------
+        PreferenceIngestReport
+            Pairs added, already stored, conflicting and rejected.
+        """
+        from rmlite.preference_log import PreferenceIngestReport, prepare_preferences
+
+        started = time.perf_counter()
+        say = progress or (lambda _msg: None)
+        sources = (
+            [source]
+            if isinstance(source, str | os.PathLike | pl.DataFrame | pl.LazyFrame | pa.Table)
+            else list(source)
+        )
+        say("reading and checking preference pairs")
+        prepared = prepare_preferences(sources, on_error=on_error)
+        say(f"landing {prepared.frame.height:,} preference pairs")
+        with self.connect(write=True) as con:
+            self._require(con, dataset)
+            _run(con, "BEGIN TRANSACTION")
+            try:
+                ingest_id = int(_run(con, sql("next_ingest_id"))[0][0])
+                frame, rejected, conflicts = self._stage_preferences(
+                    con, dataset, prepared.frame, on_error
+                )
+                before = int(_run(con, sql("count_preferences"), {"dataset": dataset})[0][0])
+                con.register("staged_preferences", frame.to_arrow())
+                try:
+                    _run(
+                        con, sql("insert_preferences"), {"dataset": dataset, "ingest_id": ingest_id}
+                    )
+                finally:
+                    con.unregister("staged_preferences")
+                after = int(_run(con, sql("count_preferences"), {"dataset": dataset})[0][0])
+                added = after - before
+                rejected = pl.concat([prepared.rejected, rejected])
+                if rejected.height:
+                    con.register("rejected_staged", rejected.to_arrow())
+                    try:
+                        _run(
+                            con,
+                            sql("insert_rejected"),
+                            {"ingest_id": ingest_id, "dataset": dataset},
+                        )
+                    finally:
+                        con.unregister("rejected_staged")
+                _run(con, "COMMIT")
+            except BaseException:
+                _run(con, "ROLLBACK")
+                raise
+        say("done")
+        return PreferenceIngestReport(
+            dataset=dataset,
+            sources=prepared.sources,
+            ingest_id=ingest_id,
+            rows_read=prepared.rows_read,
+            pairs_added=added,
+            pairs_duplicate=frame.height - added,
+            pairs_conflicting=conflicts,
+            pairs_rejected=rejected.height - conflicts,
+            seconds=time.perf_counter() - started,
+        )
+
+    def _stage_preferences(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        dataset: str,
+        frame: pl.DataFrame,
+        on_error: logs.OnError,
+    ) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+        """Check staged pairs against the store: segments in the logs, no conflicts.
+
+        Returns the pairs to insert, the refused ones (source, row, reason, record) and
+        how many of those were conflicts. In ``raise`` mode the first problem raises.
+        """
+        refused: list[pl.DataFrame] = []
+        staged = frame.rename({logs.SOURCE: "source", logs.ROW: "source_row"})
+        con.register("staged_preferences", staged.to_arrow())
+        try:
+            missing = con.sql(sql("staged_preference_segments"), params={"dataset": dataset}).pl()
+            if missing.height:
+                missing = missing.with_columns(
+                    pl.format(
+                        "segment {} (episode {}, steps [{}, {})) is not in dataset {}: {} of its "
+                        "{} steps are stored",
+                        pl.col("side"),
+                        pl.col("episode_id"),
+                        pl.col("start"),
+                        pl.col("stop"),
+                        pl.lit(repr(dataset)),
+                        pl.col("steps"),
+                        pl.col("stop") - pl.col("start"),
+                    ).alias("reason")
+                ).unique(["source", "source_row"], keep="first", maintain_order=True)
+                if on_error == "raise":
+                    first = missing.row(0, named=True)
+                    more = f" ({missing.height - 1} more)" if missing.height > 1 else ""
+                    raise IngestError(
+                        f"{first['source']}: row {first['source_row']}: {first['reason']}{more}. "
+                        f"Ingest the episodes first, or fix the step ranges (half-open, "
+                        f"[start, stop)). Nothing was written."
+                    )
+                refused.append(missing.select("source", "source_row", "reason"))
+            conflicts = con.sql(
+                sql("staged_preference_conflicts"), params={"dataset": dataset}
+            ).pl()
+            if conflicts.height and on_error == "raise":
+                first = conflicts.row(0, named=True)
+                more = f" ({conflicts.height - 1} more)" if conflicts.height > 1 else ""
+                raise IngestError(
+                    f"{first['source']}: row {first['source_row']}: the pair (episode "
+                    f"{first['episode_a']} steps [{first['start_a']}, {first['stop_a']}) vs "
+                    f"episode {first['episode_b']} steps [{first['start_b']}, {first['stop_b']})"
+                    f", annotator {first['annotator']!r}) is already stored in dataset "
+                    f"{dataset!r} with a different {first['differs']}{more}. Stored judgements "
+                    f"are never overwritten: give the new ones another annotator name, or "
+                    f"pass --on-error quarantine. Nothing was written."
+                )
+            if conflicts.height:
+                refused.append(
+                    conflicts.select(
+                        "source",
+                        "source_row",
+                        pl.format("conflict: stored with a different {}", pl.col("differs")).alias(
+                            "reason"
+                        ),
+                    )
+                )
+        finally:
+            con.unregister("staged_preferences")
+        schema = {"source": pl.String, "row": pl.Int64, "reason": pl.String, "record": pl.String}
+        if not refused:
+            return frame, pl.DataFrame(schema=schema), 0
+        bad = pl.concat([r.cast({"source_row": pl.Int64}) for r in refused]).unique(
+            ["source", "source_row"], keep="first", maintain_order=True
+        )
+        record = pl.struct(pl.exclude(logs.SOURCE, logs.ROW)).struct.json_encode().alias("record")
+        rejected = (
+            bad.join(
+                frame.select(logs.SOURCE, logs.ROW, record),
+                left_on=["source", "source_row"],
+                right_on=[logs.SOURCE, logs.ROW],
+                how="left",
+            )
+            .select(pl.col("source"), pl.col("source_row").alias("row"), "reason", "record")
+            .cast(schema)  # type: ignore[arg-type]
+        )
+        keep = frame.join(
+            bad.select(pl.col("source").alias(logs.SOURCE), pl.col("source_row").alias(logs.ROW)),
+            on=[logs.SOURCE, logs.ROW],
+            how="anti",
+        )
+        return keep, rejected, conflicts.height
+
+    def preferences(self, dataset: str) -> pl.DataFrame:
+        """Every judged pair of a dataset (see :data:`rmlite.schema.PREFERENCE_COLUMNS`)."""
+        with self.connect() as con:
+            self._require(con, dataset)
+            if not self._has_tables(con, "preferences"):
+                return con.sql(
+                    "SELECT NULL::BIGINT AS episode_a, NULL::BIGINT AS start_a, "
+                    "NULL::BIGINT AS stop_a, NULL::BIGINT AS episode_b, NULL::BIGINT AS start_b, "
+                    "NULL::BIGINT AS stop_b, NULL::DOUBLE AS label, NULL::DOUBLE AS margin, "
+                    "NULL::VARCHAR AS annotator, NULL::TIMESTAMP AS timestamp, "
+                    "NULL::BIGINT AS ingest_id LIMIT 0"
+                ).pl()
+            return con.sql(sql("read_preferences"), params={"dataset": dataset}).pl()
+
     # ------------------------------------------------------------------------ check
 
     def check(self, dataset: str, next_obs_tolerance: float = 1e-6) -> CheckReport:

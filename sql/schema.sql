@@ -66,3 +66,39 @@ CREATE TABLE IF NOT EXISTS runs (
     duration_s       DOUBLE,
     created_at       TIMESTAMP NOT NULL
 );
+
+CREATE SEQUENCE IF NOT EXISTS relabel_seq START 1;
+
+CREATE TABLE IF NOT EXISTS relabels (
+    relabel_id         BIGINT PRIMARY KEY,
+    source_dataset     VARCHAR NOT NULL,
+    source_fingerprint VARCHAR NOT NULL,
+    target             VARCHAR NOT NULL,
+    target_kind        VARCHAR NOT NULL,
+    ingest_id          BIGINT,
+    model_path         VARCHAR,
+    model_fingerprint  VARCHAR NOT NULL,
+    feature_spec       JSON NOT NULL,
+    gamma              DOUBLE,
+    pessimism          DOUBLE,
+    rescale            JSON,
+    rows               BIGINT NOT NULL,
+    rows_predicted     BIGINT NOT NULL,
+    created_at         TIMESTAMP NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS preferences (
+    dataset     VARCHAR NOT NULL,
+    episode_a   BIGINT  NOT NULL,
+    start_a     BIGINT  NOT NULL,
+    stop_a      BIGINT  NOT NULL,
+    episode_b   BIGINT  NOT NULL,
+    start_b     BIGINT  NOT NULL,
+    stop_b      BIGINT  NOT NULL,
+    label       DOUBLE  NOT NULL,
+    margin      DOUBLE,
+    annotator   VARCHAR NOT NULL,
+    "timestamp" TIMESTAMP,
+    ingest_id   BIGINT  NOT NULL,
+    PRIMARY KEY (dataset, episode_a, start_a, stop_a, episode_b, start_b, stop_b, annotator)
+);

@@ -227,6 +227,9 @@ def test_quickstart_embedded_default(tmp_path: Path) -> None:
     summary = json.loads(out.stdout)
     assert (tmp_path / "rmlite.duckdb").exists()
     assert summary["transitions"] == 6 * 200 and summary["problems"] == "none"
+    assert summary["holdout_r2"] > 0.98 and summary["holdout_episodes"] == 1
+    assert (tmp_path / "rmlite-models" / "quickstart" / "model.json").exists()
+    assert summary["model_path"] == str(tmp_path / "rmlite-models" / "quickstart")
     again = json.loads(
         run("quickstart", "--episodes", "6", "--json", cwd=tmp_path, env={"RMLITE_DB": ""}).stdout
     )

@@ -29,7 +29,11 @@ def test_setup_commands_are_the_documented_two() -> None:
 
 def test_cli_tour_and_python_example_run(tmp_path: Path) -> None:
     tour = blocks("bash")[1]
-    env = {**os.environ, "RMLITE_DB": str(tmp_path / "tour.duckdb")}
+    env = {
+        **os.environ,
+        "RMLITE_DB": str(tmp_path / "tour.duckdb"),
+        "MINARI_DATASETS_PATH": str(tmp_path / "minari"),  # not the user's ~/.minari
+    }
     bin_dir = os.path.dirname(sys.executable)
     env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
     for line in tour.splitlines():

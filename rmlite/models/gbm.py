@@ -399,7 +399,12 @@ def check_backend_params(backend: Backend, names: Sequence[str]) -> None:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             # A known parameter may refuse the probe value 1: not our question here.
-            with contextlib.suppress(xgb.core.XGBoostError):
+            # XGBoost's log callback and verbosity are per thread, and a Dask client in the
+            # same process can leave them off: re-register and raise verbosity for the probe.
+            register = getattr(xgb.core, "_register_log_callback", None)
+            if register is not None:
+                register(xgb.core._LIB)
+            with contextlib.suppress(xgb.core.XGBoostError), xgb.config_context(verbosity=1):
                 probe_params = {"nthread": 1, "verbosity": 1, "validate_parameters": True}
                 xgb.train({**dict.fromkeys(names, 1), **probe_params}, probe, 1)
         text = " ".join(str(w.message) for w in caught)

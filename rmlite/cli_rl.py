@@ -1,0 +1,269 @@
+"""Commands that close the RL loop: ``collect``, ``relabel``, ``minari import|export``,
+and the benchmarks ``bench wrapper`` and ``bench policy``.
+
+Registered by :mod:`rmlite.cli` through its ``EXTENSIONS`` tuple. Nothing heavy is
+imported until a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from rmlite.cli import EXIT_OK, _bench_log, _console, _emit_json, _Formatter, _Progress
+
+Command = Callable[..., argparse.ArgumentParser]
+
+
+# ---------------------------------------------------------------------- commands
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from rmlite.rl import collect
+    from rmlite.store import LogStore
+
+    progress = _Progress(enabled=not args.json)
+    try:
+        report = collect(
+            LogStore(args.db),
+            args.env,
+            args.episodes,
+            args.dataset,
+            policy=args.policy,
+            seed=args.seed,
+            num_envs=args.num_envs,
+            max_steps=args.max_steps,
+            vectorization=args.vectorization,
+            progress=progress,
+        )
+    finally:
+        progress.stop()
+    if args.json:
+        _emit_json(report.to_dict())
+    else:
+        _console().print(str(report))
+    return EXIT_OK
+
+
+def cmd_relabel(args: argparse.Namespace) -> int:
+    from rmlite.rl import relabel
+    from rmlite.store import LogStore
+
+    progress = _Progress(enabled=not args.json)
+    try:
+        report = relabel(
+            LogStore(args.db),
+            args.model,
+            args.dataset,
+            args.out,
+            pessimism=args.pessimism,
+            rescale=tuple(args.rescale) if args.rescale else None,
+            progress=progress,
+        )
+    finally:
+        progress.stop()
+    if args.json:
+        _emit_json(report.to_dict())
+    else:
+        _console().print(str(report))
+    return EXIT_OK
+
+
+def cmd_minari_import(args: argparse.Namespace) -> int:
+    from rmlite.rl import import_minari
+    from rmlite.store import LogStore
+
+    report = import_minari(LogStore(args.db), args.dataset_id, args.dataset)
+    if args.json:
+        _emit_json(report.to_dict())
+    else:
+        _console().print(str(report))
+    return EXIT_OK
+
+
+def cmd_minari_export(args: argparse.Namespace) -> int:
+    from rmlite.rl import export_minari
+    from rmlite.store import LogStore
+
+    path = export_minari(
+        LogStore(args.db), args.dataset, args.dataset_id, env_id=args.env, data_format=args.format
+    )
+    if args.json:
+        _emit_json({"dataset": args.dataset, "minari_id": args.dataset_id, "path": path})
+    else:
+        _console().print(f"{args.dataset} -> Minari dataset {args.dataset_id!r} at {path}")
+    return EXIT_OK
+
+
+def cmd_bench_wrapper(args: argparse.Namespace) -> int:
+    from rmlite.bench import bench_wrapper
+
+    result = bench_wrapper(
+        num_envs=args.num_envs,
+        steps=args.steps,
+        repeats=args.repeats,
+        episodes=args.episodes,
+        log=None if args.json else _bench_log,
+    )
+    if args.json:
+        _emit_json(result)
+    return EXIT_OK
+
+
+def cmd_bench_policy(args: argparse.Namespace) -> int:
+    from rmlite.bench import bench_policy
+
+    result = bench_policy(
+        budget=args.budget,
+        algo=args.algo,
+        episodes=args.episodes,
+        eval_episodes=args.eval_episodes,
+        seed=args.seed,
+        log=None if args.json else _bench_log,
+    )
+    if args.json:
+        _emit_json(result)
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------ parser
+
+
+def add_commands(sub: Any, command: Command) -> None:
+    """Register ``collect``, ``relabel`` and ``minari`` with the ``rmlite`` parser."""
+    p = command(
+        "collect",
+        cmd_collect,
+        "Roll out a Gymnasium env (vectorized) and ingest its transitions.",
+        "rmlite collect --env Pendulum-v1 --episodes 50 --policy random --seed 0 --dataset pendulum",
+    )
+    p.add_argument("--env", required=True, help="registered Gymnasium id, e.g. Pendulum-v1")
+    p.add_argument("--episodes", type=int, default=10, help="episodes to record")
+    p.add_argument("--dataset", required=True, help="dataset to add the transitions to")
+    p.add_argument(
+        "--policy",
+        default="random",
+        help="'random', or MODULE:CALLABLE called as callable(obs_batch, rng) -> actions",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="same seed, same rows (re-collect adds nothing)"
+    )
+    p.add_argument("--num-envs", type=int, default=8, help="sub-envs stepped together")
+    p.add_argument("--max-steps", type=int, default=None, help="step limit per episode")
+    p.add_argument(
+        "--vectorization",
+        choices=["sync", "async"],
+        default="sync",
+        help="sync: one process; async: one process per sub-env",
+    )
+
+    p = command(
+        "relabel",
+        cmd_relabel,
+        "Write a model's predicted rewards as a new dataset (or Parquet), with provenance.",
+        "rmlite relabel --model models/walker --dataset walker --out walker-learned --pessimism 1",
+    )
+    p.add_argument("--model", required=True, help="model folder (trained on a per-step target)")
+    p.add_argument("--dataset", required=True, help="dataset to relabel (left untouched)")
+    p.add_argument("--out", required=True, help="new dataset name, or a .parquet file to write")
+    p.add_argument(
+        "--pessimism",
+        type=float,
+        default=0.0,
+        metavar="K",
+        help="reward = mean - K * std over ensemble members (needs --n-members > 1 at training)",
+    )
+    p.add_argument(
+        "--rescale",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        default=None,
+        help="map the predicted rewards linearly onto [LOW, HIGH]",
+    )
+
+    p = command(
+        "minari",
+        _need_subcommand,
+        "Import or export local Minari datasets (nothing is downloaded).",
+        "rmlite minari import mujoco/walker2d/medium-v0 --dataset walker-medium",
+        db=False,
+    )
+    minari = p.add_subparsers(dest="minari_command", metavar="ACTION", required=True)
+    for name, func, help_text, example in (
+        (
+            "import",
+            cmd_minari_import,
+            "Ingest a local Minari dataset (found under $MINARI_DATASETS_PATH or ~/.minari).",
+            "rmlite minari import D4RL/pen/human-v2 --dataset pen-human",
+        ),
+        (
+            "export",
+            cmd_minari_export,
+            "Write a store dataset as a new local Minari dataset.",
+            "rmlite minari export --dataset pendulum pendulum/random-v0 --env Pendulum-v1",
+        ),
+    ):
+        m = minari.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=f"Example:\n  {example}",
+            formatter_class=_Formatter,
+        )
+        m.set_defaults(func=func)
+        m.add_argument(
+            "--db", default=None, help="store file (default: $RMLITE_DB or ./rmlite.duckdb)"
+        )
+        m.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+        m.add_argument("dataset_id", help="Minari dataset id, e.g. pendulum/random-v0")
+        if name == "import":
+            m.add_argument(
+                "--dataset", default=None, help="store dataset (default: the id, '/' -> '-')"
+            )
+        else:
+            m.add_argument("--dataset", required=True, help="store dataset to export")
+            m.add_argument("--env", default=None, help="Gymnasium id to record in the dataset")
+            m.add_argument(
+                "--format",
+                choices=["arrow", "hdf5", "parquet"],
+                default="arrow",
+                help="Minari storage format",
+            )
+
+
+def _need_subcommand(args: argparse.Namespace) -> int:  # pragma: no cover - argparse requires one
+    return EXIT_OK
+
+
+def add_bench_commands(bench: Any) -> None:
+    """Register ``bench wrapper`` and ``bench policy`` under ``rmlite bench``."""
+    b = bench.add_parser(
+        "wrapper",
+        help="Per-step time of a 16-env Pendulum vector env with and without the learned reward.",
+        description="Train the quickstart LightGBM reward model, then time a Pendulum-v1 vector env with and without LearnedRewardVector (one batched prediction per step); target: at most x1.5.",
+        epilog="Example:\n  rmlite bench wrapper --num-envs 16 --steps 1000",
+        formatter_class=_Formatter,
+    )
+    b.set_defaults(func=cmd_bench_wrapper)
+    b.add_argument("--num-envs", type=int, default=16)
+    b.add_argument("--steps", type=int, default=1000, help="steps per timing")
+    b.add_argument("--repeats", type=int, default=5, help="alternating timings; medians compared")
+    b.add_argument("--episodes", type=int, default=40, help="episodes the reward model trains on")
+    b.add_argument("--json", action="store_true")
+
+    b = bench.add_parser(
+        "policy",
+        help="Agents trained on the learned and on the true reward (needs rmlite[agents]).",
+        description="Train the quickstart reward model on random Pendulum-v1 logs, then two stable-baselines3 agents with the same budget, one on the learned reward and one on the true reward; report both agents' true returns and the normalized score 100 (R - R_random) / (R_true - R_random) (target >= 90).",
+        epilog="Example:\n  rmlite bench policy --budget 20000 --algo sac",
+        formatter_class=_Formatter,
+    )
+    b.set_defaults(func=cmd_bench_policy)
+    b.add_argument("--budget", type=int, default=20_000, help="env steps per agent")
+    b.add_argument("--algo", choices=["sac", "td3"], default="sac")
+    b.add_argument("--episodes", type=int, default=40, help="episodes the reward model trains on")
+    b.add_argument("--eval-episodes", type=int, default=10)
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--json", action="store_true")
