@@ -768,7 +768,9 @@ def bench_tune(
             f"  {key:10s} {finished} trials ({tuned.n_pruned} pruned) = "
             f"{finished / minutes:.1f}/min, best CV R2 {tuned.best_score:.4f}"
         )
-    result["pruning_speedup"] = result["pruning_trials_per_min"] / result["no_pruning_trials_per_min"]
+    result["pruning_speedup"] = (
+        result["pruning_trials_per_min"] / result["no_pruning_trials_per_min"]
+    )
     if dask_workers:
         # One process with as many threads as the cluster has workers (1 thread each).
         single = RewardRegressor(n_estimators=n_estimators, n_jobs=dask_workers, random_state=0)
@@ -786,4 +788,3 @@ def bench_tune(
         )
     result["targets"] = {"pruning at least doubles trials/min": result["pruning_speedup"] >= 2.0}
     return result
-
