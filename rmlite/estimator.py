@@ -383,48 +383,14 @@ class _RewardModel(BaseEstimator):
         preprocessing statistics when attached, package versions, data fingerprint) and
         one file per ensemble member. :func:`load_model` reads it without unpickling.
         """
-        check_is_fitted(self, "members_")
-        folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        members: list[dict[str, Any]] = []
-        for i, model in enumerate(self.members_):
-            name = f"member_{i}"
-            if self.backend == "mlp":
-                from rmlite.models.mlp import mlp_to_files
-
-                members.append({"name": name, "mlp": mlp_to_files(model, folder, name)})
-            else:
-                from rmlite.models.gbm import best_iteration, save_booster
-
-                members.append(
-                    {
-                        "name": name,
-                        "file": save_booster(self.backend, model, folder, name),  # type: ignore[arg-type]
-                        "best_iteration": best_iteration(self.backend, model),  # type: ignore[arg-type]
-                    }
-                )
-        meta: dict[str, Any] = {
-            "format": MODEL_FORMAT,
-            "format_version": MODEL_FORMAT_VERSION,
-            "estimator": type(self).__name__,
-            "params": _jsonable(self.get_params()),
-            "n_features_in": int(self.n_features_in_),
-            "feature_names": [str(c) for c in getattr(self, "feature_names_in_", [])] or None,
-            "classes": _jsonable(getattr(self, "classes_", None)),
-            "odds_factor": getattr(self, "odds_factor_", None),
-            "device_used": self.device_,
-            "members": members,
-            "curves": self.curves_,
-            "fit_seconds": self.fit_seconds_,
-            "feature_spec": getattr(self, "feature_spec_", None),
-            "feature_stats": getattr(self, "feature_stats_", None),
-            "data_fingerprint": getattr(self, "data_fingerprint_", None),
-            "metrics": getattr(self, "metrics_", None),
-            "versions": _versions(self.backend),
-            "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        (folder / "model.json").write_text(json.dumps(meta, indent=2, default=_json_default))
-        return folder
+        return write_model_folder(
+            self,
+            path,
+            {
+                "classes": _jsonable(getattr(self, "classes_", None)),
+                "odds_factor": getattr(self, "odds_factor_", None),
+            },
+        )
 
     @property
     def fingerprint(self) -> str:
@@ -632,6 +598,59 @@ class RewardClassifier(ClassifierMixin, _RewardModel):
         """Most likely class (threshold 0.5 on the calibrated probability)."""
         proba = self.predict_proba(X)
         return np.asarray(self.classes_[(proba[:, 1] >= 0.5).astype(int)])
+
+
+# ---------------------------------------------------------------------- saving
+
+
+def write_model_folder(model: Any, path: PathLike, extra: dict[str, Any]) -> Path:
+    """Write any fitted rmlite model: one native file per ensemble member, plus model.json.
+
+    ``model`` has ``backend``, ``members_``, ``device_``, ``curves_``, ``fit_seconds_``,
+    ``n_features_in_`` and scikit-learn's ``get_params``; ``extra`` adds the keys of its
+    own class. Every model class saves through here, so :func:`load_model` reads them all.
+    """
+    check_is_fitted(model, "members_")
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    members: list[dict[str, Any]] = []
+    for i, member in enumerate(model.members_):
+        name = f"member_{i}"
+        if model.backend == "mlp":
+            from rmlite.models.mlp import mlp_to_files
+
+            members.append({"name": name, "mlp": mlp_to_files(member, folder, name)})
+        else:
+            from rmlite.models.gbm import best_iteration, save_booster
+
+            members.append(
+                {
+                    "name": name,
+                    "file": save_booster(model.backend, member, folder, name),
+                    "best_iteration": best_iteration(model.backend, member),
+                }
+            )
+    meta: dict[str, Any] = {
+        "format": MODEL_FORMAT,
+        "format_version": MODEL_FORMAT_VERSION,
+        "estimator": type(model).__name__,
+        "params": _jsonable(model.get_params()),
+        "n_features_in": int(model.n_features_in_),
+        "feature_names": [str(c) for c in getattr(model, "feature_names_in_", [])] or None,
+        "device_used": model.device_,
+        "members": members,
+        "curves": model.curves_,
+        "fit_seconds": model.fit_seconds_,
+        "feature_spec": getattr(model, "feature_spec_", None),
+        "feature_stats": getattr(model, "feature_stats_", None),
+        "data_fingerprint": getattr(model, "data_fingerprint_", None),
+        "metrics": getattr(model, "metrics_", None),
+        **extra,
+        "versions": _versions(model.backend),
+        "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    (folder / "model.json").write_text(json.dumps(meta, indent=2, default=_json_default))
+    return folder
 
 
 # ---------------------------------------------------------------------- loading

@@ -552,51 +552,16 @@ class PreferenceRewardModel(BaseEstimator):
 
         Loads with :func:`rmlite.load_model`, like every rmlite model.
         """
-        from rmlite.estimator import (
-            MODEL_FORMAT,
-            MODEL_FORMAT_VERSION,
-            _json_default,
-            _jsonable,
-            _versions,
+        from rmlite.estimator import write_model_folder
+
+        return write_model_folder(
+            self,
+            path,
+            {
+                "dataset": getattr(self, "dataset_", None),
+                "train_episodes": getattr(self, "train_episodes_", None),
+            },
         )
-
-        check_is_fitted(self, "members_")
-        folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        members: list[dict[str, Any]] = []
-        for i, model in enumerate(self.members_):
-            name = f"member_{i}"
-            if self.backend == "mlp":
-                from rmlite.models.mlp import mlp_to_files
-
-                members.append({"name": name, "mlp": mlp_to_files(model, folder, name)})
-            else:
-                from rmlite.models.gbm import save_booster
-
-                file = save_booster(self.backend, model, folder, name)  # type: ignore[arg-type]
-                members.append({"name": name, "file": file})
-        meta: dict[str, Any] = {
-            "format": MODEL_FORMAT,
-            "format_version": MODEL_FORMAT_VERSION,
-            "estimator": type(self).__name__,
-            "params": _jsonable(self.get_params()),
-            "n_features_in": int(self.n_features_in_),
-            "feature_names": [str(c) for c in getattr(self, "feature_names_in_", [])] or None,
-            "device_used": self.device_,
-            "members": members,
-            "curves": self.curves_,
-            "fit_seconds": self.fit_seconds_,
-            "feature_spec": getattr(self, "feature_spec_", None),
-            "feature_stats": getattr(self, "feature_stats_", None),
-            "data_fingerprint": getattr(self, "data_fingerprint_", None),
-            "metrics": getattr(self, "metrics_", None),
-            "dataset": getattr(self, "dataset_", None),
-            "train_episodes": getattr(self, "train_episodes_", None),
-            "versions": _versions(self.backend),
-            "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        (folder / "model.json").write_text(json.dumps(meta, indent=2, default=_json_default))
-        return folder
 
     @property
     def fingerprint(self) -> str:
