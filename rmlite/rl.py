@@ -408,6 +408,15 @@ class RewardFunction:
         self.pessimism = float(pessimism)
         self.event = self.spec.target == "event"
         self.single = int(getattr(model, "n_members", 1)) == 1
+        # Per-step batches of a LightGBM regressor skip Booster.predict's per-call setup.
+        self._rows: list[Any] | None = None
+        if getattr(model, "backend", None) == "lightgbm" and not self.event:
+            from rmlite.models.gbm import LightGBMRowPredictor, best_iteration
+
+            self._rows = [
+                LightGBMRowPredictor(m, model.n_features_in_, best_iteration("lightgbm", m))
+                for m in model.members_
+            ]
 
     @property
     def fingerprint(self) -> str:
@@ -446,6 +455,13 @@ class RewardFunction:
     ) -> np.ndarray:
         """Rewards of a batch of transitions, one per row (float64)."""
         X = features_from_arrays(obs, action, next_obs, step, self.spec, self.stats)
+        if self._rows is not None and len(X) <= self._rows[0].max_rows:
+            if self.single:
+                return self.stats.inverse_transform_target(self._rows[0](X))
+            preds = np.stack([predict(X) for predict in self._rows])
+            return self.stats.inverse_transform_target(
+                preds.mean(axis=0) - self.pessimism * preds.std(axis=0)
+            )
         # X is rmlite's own float32 C-contiguous matrix of the model's width: skip the
         # per-call scikit-learn validation, which costs more than a small batch's prediction.
         return self.predict_matrix(X, check_input=False)[0]

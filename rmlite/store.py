@@ -577,7 +577,7 @@ class LogStore:
                 _run(con, "BEGIN TRANSACTION")
                 try:
                     pass_id = int(_run(con, sql("insert_monitor_pass"), dict(pass_row))[0][0])
-                    for frame, query in staged.values():
+                    for _frame, query in staged.values():
                         params: dict[str, Any] = {"pass_id": pass_id}
                         if query != "insert_monitor_samples":
                             params.update(keys)

@@ -392,6 +392,85 @@ def predict_gbm(
     )
 
 
+class LightGBMRowPredictor:
+    """LightGBM predictions for small batches through its single-row fast path.
+
+    ``Booster.predict`` builds a new C++ predictor on every call; for the 16 rows of one
+    vector-env step that setup, on caches the env's own stepping has just evicted, costs
+    more than the tree walks. ``LGBM_BoosterPredictForMatSingleRowFastInit`` configures
+    the predictor once; each row is then one C call (measured inside a 16-env Pendulum-v1
+    loop: 24 µs less per step for 100 trees). Used for batches of at most
+    :attr:`max_rows` rows; larger batches go through ``Booster.predict``, which is faster
+    there. Results are bit-identical to ``Booster.predict``.
+
+    Examples
+    --------
+    >>> import lightgbm as lgb
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(500, 3)).astype(np.float32)
+    >>> booster = lgb.train({"verbose": -1}, lgb.Dataset(X, X[:, 0]), 20)
+    >>> fast, batch = LightGBMRowPredictor(booster, 3), X[:16].copy()
+    >>> bool(np.array_equal(fast(batch), booster.predict(batch)))
+    True
+    """
+
+    max_rows = 64
+
+    def __init__(
+        self, booster: Any, n_features: int, num_iteration: int | None = None, raw: bool = False
+    ) -> None:
+        import ctypes
+
+        from lightgbm.basic import _LIB, _c_str, _safe_call
+
+        self.booster = booster  # keeps the booster (and its C handle) alive
+        self.n_features = int(n_features)
+        self._lib = _LIB
+        handle = ctypes.c_void_p()
+        _safe_call(
+            _LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
+                booster._handle,
+                ctypes.c_int(1 if raw else 0),  # C_API_PREDICT_RAW_SCORE or _NORMAL
+                ctypes.c_int(0),
+                ctypes.c_int(-1 if num_iteration is None else int(num_iteration)),
+                ctypes.c_int(0),  # C_API_DTYPE_FLOAT32
+                ctypes.c_int32(self.n_features),
+                _c_str("num_threads=1"),
+                ctypes.byref(handle),
+            )
+        )
+        self._config = handle
+        self._predict_row = _LIB.LGBM_BoosterPredictForMatSingleRowFast
+        self._predict_row.argtypes = [ctypes.c_void_p] * 4
+        self._predict_row.restype = ctypes.c_int
+        self._out_len = ctypes.c_int64()
+        self._out_len_ptr = ctypes.addressof(self._out_len)
+
+    def __call__(self, X: Float32Array) -> np.ndarray:
+        if X.dtype != np.float32 or not X.flags.c_contiguous or X.shape[1] != self.n_features:
+            raise ValueError(
+                f"LightGBMRowPredictor takes a C-contiguous float32 matrix of "
+                f"{self.n_features} columns; got {X.dtype} of shape {X.shape}."
+            )
+        out = np.empty(len(X), dtype=np.float64)
+        row, stride = X.ctypes.data, X.strides[0]
+        dst = out.ctypes.data
+        handle, length = self._config.value, self._out_len_ptr
+        # One C call per row, each a few hundred tree nodes: a loop over at most max_rows.
+        for i in range(len(X)):
+            if self._predict_row(handle, row + i * stride, length, dst + 8 * i) != 0:
+                from lightgbm.basic import _safe_call
+
+                _safe_call(-1)
+        return out
+
+    def __del__(self) -> None:
+        config = getattr(self, "_config", None)
+        if config is not None and config.value:
+            self._lib.LGBM_FastConfigFree(config)
+            config.value = None
+
+
 def booster_file(backend: Backend, name: str) -> str:
     """File name of a saved booster: LightGBM text, XGBoost UBJSON."""
     return f"{name}.txt" if backend == "lightgbm" else f"{name}.ubj"
