@@ -19,7 +19,12 @@ from typing import Any
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
 
-EXTENSIONS: tuple[str, ...] = ("rmlite.cli_rl", "rmlite.cli_tune", "rmlite.cli_prefs")
+EXTENSIONS: tuple[str, ...] = (
+    "rmlite.cli_rl",
+    "rmlite.cli_tune",
+    "rmlite.cli_prefs",
+    "rmlite.cli_dashboard",
+)
 """Modules that add subcommands: each has ``add_commands(subparsers, command)``, and may
 have ``add_bench_commands(bench_subparsers)`` for ``rmlite bench ...``."""
 
