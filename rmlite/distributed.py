@@ -277,9 +277,15 @@ class DaskRewardRegressor(RewardRegressor):
         self.timeout = timeout
 
     def fit(
-        self, X: Any, y: Any, groups: Any = None, sample_weight: Any = None
+        self,
+        X: Any,
+        y: Any,
+        groups: Any = None,
+        sample_weight: Any = None,
+        eval_set: tuple[Any, Any] | None = None,
     ) -> DaskRewardRegressor:
-        """Fit on dask arrays; ``groups`` and ``sample_weight`` are not supported here."""
+        """Fit on dask arrays; ``groups``, ``sample_weight`` and ``eval_set`` are not
+        supported here."""
         distributed = _require_dask()
         self.check_params()
         if self.backend == "mlp":
@@ -292,9 +298,9 @@ class DaskRewardRegressor(RewardRegressor):
                 "DaskRewardRegressor trains one booster without early stopping: set "
                 "n_members=1 and early_stopping_rounds=None."
             )
-        if groups is not None or sample_weight is not None:
+        if groups is not None or sample_weight is not None or eval_set is not None:
             raise ParameterError(
-                "DaskRewardRegressor.fit takes no 'groups' or 'sample_weight' (yet)."
+                "DaskRewardRegressor.fit takes no 'groups', 'sample_weight' or 'eval_set' (yet)."
             )
         import dask.array as da
 

@@ -151,7 +151,12 @@ class _RewardModel(BaseEstimator):
             raise ParameterError(str(exc)) from exc
 
     def _fit(
-        self, X: Any, y: Any, groups: Any = None, sample_weight: Any = None, **fit_params: Any
+        self,
+        X: Any,
+        y: Any,
+        groups: Any = None,
+        sample_weight: Any = None,
+        eval_set: tuple[Any, Any] | None = None,
     ) -> _RewardModel:
         self.check_params()
         X, y = validate_data(
@@ -177,6 +182,7 @@ class _RewardModel(BaseEstimator):
                 f"groups has {len(groups_arr)} entries but X has {len(y)} rows; pass one episode "
                 f"id per row."
             )
+        watch = self._check_eval_set(eval_set, X.shape[1])
         self.device_ = resolve_device(self.device)
         rng = np.random.default_rng(
             self.random_state if isinstance(self.random_state, int | np.integer) else None
@@ -188,11 +194,31 @@ class _RewardModel(BaseEstimator):
             # Validation episodes first, so that resampling never puts them in training.
             fit_idx, val_idx = self._validation_split(rng, np.arange(len(y)), groups_arr)
             fit_idx = self._member_rows(rng, fit_idx, groups_arr)
-            model, curves = self._fit_member(X, y, weight, fit_idx, val_idx, member)
+            model, curves = self._fit_member(X, y, weight, fit_idx, val_idx, member, watch)
             self.members_.append(model)
             self.curves_.append(curves)
         self.fit_seconds_ = time.perf_counter() - started
         return self
+
+    def _check_eval_set(
+        self, eval_set: tuple[Any, Any] | None, n_features: int
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Validate ``eval_set=(X, y)``: rows watched for a learning curve, never fitted."""
+        if eval_set is None:
+            return None
+        if not isinstance(eval_set, tuple | list) or len(eval_set) != 2:
+            raise ParameterError("eval_set must be a pair (X_holdout, y_holdout).")
+        X_eval = np.ascontiguousarray(np.asarray(eval_set[0], dtype=np.float32))
+        y_eval = self._encode_eval_target(np.asarray(eval_set[1]).ravel())
+        if X_eval.ndim != 2 or X_eval.shape[1] != n_features or len(X_eval) != len(y_eval):
+            raise ParameterError(
+                f"eval_set: X must have {n_features} columns like X, and one target per row; "
+                f"got X of shape {X_eval.shape} and {len(y_eval)} targets."
+            )
+        return X_eval, y_eval.astype(np.float64)
+
+    def _encode_eval_target(self, y: np.ndarray) -> np.ndarray:
+        return y.astype(np.float64)
 
     def _check_backend_params(self) -> None:
         if self.backend_params and self.backend != "mlp":
@@ -260,6 +286,7 @@ class _RewardModel(BaseEstimator):
         fit_idx: np.ndarray,
         val_idx: np.ndarray | None,
         member: int,
+        watch: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> tuple[Any, dict[str, list[float]]]:
         lr = self.learning_rate if self.learning_rate is not None else _LEARNING_RATE[self.backend]
         seed = None if self.random_state is None else int(self.random_state) + member
@@ -289,10 +316,20 @@ class _RewardModel(BaseEstimator):
                 n_threads=os.cpu_count() if self.n_jobs == -1 else self.n_jobs,
                 **(self.backend_params or {}),
             )
-            model = fit_mlp(X_fit, y_fit, config, X_val=X_val, y_val=y_val, sample_weight=w_fit)
+            model = fit_mlp(
+                X_fit,
+                y_fit,
+                config,
+                X_val=X_val,
+                y_val=y_val,
+                sample_weight=w_fit,
+                X_eval=None if watch is None else watch[0],
+                y_eval=None if watch is None else watch[1],
+            )
             return model, {
                 "train": list(model.history["train_loss"]),
                 "valid": list(model.history["val_loss"]),
+                "holdout": list(model.history.get("eval_loss", [])),
             }
         from rmlite.models.gbm import fit_gbm, gbm_params
 
@@ -316,7 +353,9 @@ class _RewardModel(BaseEstimator):
             y_val=y_val,
             w_val=w_val,
             early_stopping_rounds=self.early_stopping_rounds,
-            record_train=val_idx is not None,
+            record_train=val_idx is not None or watch is not None,
+            X_eval=None if watch is None else watch[0],
+            y_eval=None if watch is None else watch[1],
         )
 
     def _gbm_extra(self, weight: np.ndarray | None, y: np.ndarray) -> dict[str, Any]:
@@ -442,9 +481,21 @@ class RewardRegressor(RegressorMixin, _RewardModel):
         Native parameters passed to the engine (``num_leaves``, ``max_depth``, ...).
     """
 
-    def fit(self, X: Any, y: Any, groups: Any = None, sample_weight: Any = None) -> RewardRegressor:
-        """Fit the model; ``groups`` are episode ids (for early stopping and resampling)."""
-        self._fit(X, y, groups=groups, sample_weight=sample_weight)
+    def fit(
+        self,
+        X: Any,
+        y: Any,
+        groups: Any = None,
+        sample_weight: Any = None,
+        eval_set: tuple[Any, Any] | None = None,
+    ) -> RewardRegressor:
+        """Fit the model; ``groups`` are episode ids (for early stopping and resampling).
+
+        ``eval_set=(X_holdout, y_holdout)`` is watched, never fitted nor used to stop: its
+        loss per round lands in ``curves_[i]["holdout"]`` beside ``"train"`` (the curves
+        that :func:`rmlite.validation.overfitting` reads).
+        """
+        self._fit(X, y, groups=groups, sample_weight=sample_weight, eval_set=eval_set)
         return self
 
     def predict(self, X: Any, return_std: bool = False, check_input: bool = True) -> Any:
@@ -523,10 +574,15 @@ class RewardClassifier(ClassifierMixin, _RewardModel):
         self.class_weight = class_weight
 
     def fit(
-        self, X: Any, y: Any, groups: Any = None, sample_weight: Any = None
+        self,
+        X: Any,
+        y: Any,
+        groups: Any = None,
+        sample_weight: Any = None,
+        eval_set: tuple[Any, Any] | None = None,
     ) -> RewardClassifier:
-        """Fit on 0/1 (or two-valued) event labels."""
-        self._fit(X, y, groups=groups, sample_weight=sample_weight)
+        """Fit on 0/1 (or two-valued) event labels; ``eval_set`` as in RewardRegressor."""
+        self._fit(X, y, groups=groups, sample_weight=sample_weight, eval_set=eval_set)
         return self
 
     def _encode_target(self, y: np.ndarray) -> np.ndarray:
@@ -548,6 +604,15 @@ class RewardClassifier(ClassifierMixin, _RewardModel):
         # divides it out again.
         self.odds_factor_ = w_pos / w_neg
         return encoded.astype(np.float32)
+
+    def _encode_eval_target(self, y: np.ndarray) -> np.ndarray:
+        unknown = ~np.isin(y, self.classes_)
+        if unknown.any():
+            raise ParameterError(
+                f"eval_set: label {y[unknown][0]!r} is not one of the classes in y "
+                f"{self.classes_.tolist()}."
+            )
+        return np.searchsorted(self.classes_, y).astype(np.float64)
 
     def _class_weights(self, encoded: np.ndarray) -> tuple[float, float]:
         """Training weights of the negative and the positive class."""
@@ -572,12 +637,13 @@ class RewardClassifier(ClassifierMixin, _RewardModel):
         fit_idx: np.ndarray,
         val_idx: np.ndarray | None,
         member: int,
+        watch: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> tuple[Any, dict[str, list[float]]]:
         if self.class_weight is not None:
             w_neg, w_pos = self._class_weights(y)
             base = np.ones(len(y)) if weight is None else weight
             weight = base * np.where(y == 1, w_pos, w_neg)
-        return super()._fit_member(X, y, weight, fit_idx, val_idx, member)
+        return super()._fit_member(X, y, weight, fit_idx, val_idx, member, watch)
 
     def predict_proba(self, X: Any, return_std: bool = False, check_input: bool = True) -> Any:
         """Calibrated event probabilities, shape (n, 2); with ``return_std``, the spread.
@@ -645,6 +711,8 @@ def write_model_folder(model: Any, path: PathLike, extra: dict[str, Any]) -> Pat
         "feature_stats": getattr(model, "feature_stats_", None),
         "data_fingerprint": getattr(model, "data_fingerprint_", None),
         "metrics": getattr(model, "metrics_", None),
+        "dataset": getattr(model, "dataset_", None),
+        "train_episodes": getattr(model, "train_episodes_", None),
         **extra,
         "versions": _versions(model.backend),
         "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -716,7 +784,14 @@ def load_model(path: PathLike) -> RewardRegressor | RewardClassifier:
             )
     model.curves_ = meta.get("curves", [])
     model.fit_seconds_ = meta.get("fit_seconds", 0.0)
-    for key in ("feature_spec", "feature_stats", "data_fingerprint", "metrics"):
+    for key in (
+        "feature_spec",
+        "feature_stats",
+        "data_fingerprint",
+        "metrics",
+        "dataset",
+        "train_episodes",
+    ):
         if meta.get(key) is not None:
             setattr(model, f"{key}_", meta[key])
     if isinstance(model, RewardClassifier):

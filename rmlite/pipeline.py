@@ -20,6 +20,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -282,7 +283,14 @@ def train(
 
     say(f"fitting {params.get('backend', 'lightgbm')} on {int(in_train.sum()):,} rows")
     t = time.perf_counter()
-    model.fit(frame.X[in_train], frame.y[in_train], groups=frame.groups[in_train])
+    # The hold-out is watched while fitting (never fitted, never used to stop), so the
+    # saved learning curves show overfitting the way the final metrics measure it.
+    model.fit(
+        frame.X[in_train],
+        frame.y[in_train],
+        groups=frame.groups[in_train],
+        eval_set=(frame.X[~in_train], frame.y[~in_train]),
+    )
     timings["fit_s"] = time.perf_counter() - t
 
     say("scoring the hold-out episodes")
@@ -292,9 +300,11 @@ def train(
     model.data_fingerprint_ = store.fingerprint(dataset)
     model.metrics_ = metrics
     model.dataset_ = dataset
+    model.train_episodes_ = [int(e) for e in train_eps]
     model_path = None
     if out is not None:
         model_path = str(model.save(out))
+        write_reference(model, frame, in_train, model_path, seed)
     timings["total_s"] = time.perf_counter() - started
     run_id = store.record_run(
         {
@@ -321,6 +331,22 @@ def train(
         cv=cv_result,
         timings=timings,
     )
+
+
+def write_reference(
+    model: Any, frame: FeatureFrame, in_train: np.ndarray, folder: PathLike, seed: int
+) -> None:
+    """Save the training window's sample beside the model: what ``monitor`` compares with."""
+    from rmlite.validation import REFERENCE_FILE, reference_sample
+
+    if frame.spec.target == "event":
+        pred = model.predict_proba(frame.X)[:, 1]
+        y_true = frame.y
+    else:
+        pred = frame.stats.inverse_transform_target(model.predict(frame.X))
+        y_true = frame.stats.inverse_transform_target(frame.y)
+    sample = reference_sample(frame.X, y_true, pred, frame.feature_names, in_train, seed=seed)
+    sample.write_parquet(Path(folder) / REFERENCE_FILE)
 
 
 def _cross_validate(

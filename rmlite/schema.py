@@ -108,11 +108,23 @@ TABLES: Final = (
     "runs",
     "relabels",
     "preferences",
+    "monitor_passes",
+    "metrics",
+    "drift",
+    "alerts",
+    "monitor_samples",
 )
 """Tables of the store. ``transitions`` holds the logs; the others are bookkeeping
 (``runs``: one row per training run with its parameters and metrics; ``relabels``: one row
 per relabel, with the model, feature spec and gamma that produced the new rewards;
-``preferences``: judged pairs of segments, see :data:`PREFERENCE_COLUMNS`)."""
+``preferences``: judged pairs of segments, see :data:`PREFERENCE_COLUMNS`).
+
+Monitoring (``rmlite monitor``) writes one ``monitor_passes`` row per pass over newly
+ingested episodes, and, keyed by its ``pass_id``: ``metrics`` (one row per metric against
+the ground-truth rewards), ``drift`` (one row per feature, plus ``reward``, ``prediction``
+and ``residual``, with PSI, KS and the Wasserstein distance in reference standard
+deviations), ``alerts`` (what crossed a threshold, and why) and ``monitor_samples`` (a
+sample of predicted-vs-true rewards for the dashboard's scatter plot)."""
 
 PREFERENCE_COLUMNS: Final = (
     DATASET,

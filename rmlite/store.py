@@ -437,11 +437,17 @@ class LogStore:
             f"{', '.join(map(repr, names)) or 'nothing yet'}."
         )
 
-    def read_arrow(self, dataset: str, columns: Sequence[str] | None = None) -> pa.Table:
-        """All transitions of a dataset as Arrow, sorted by (episode, step)."""
+    def read_arrow(
+        self,
+        dataset: str,
+        columns: Sequence[str] | None = None,
+        episodes: Sequence[int] | None = None,
+    ) -> pa.Table:
+        """All transitions of a dataset (or of some of its episodes) as Arrow, sorted by
+        (episode, step)."""
         with self.connect() as con:
             self._require(con, dataset)
-            query = sql("read_transitions")
+            query = sql("read_transitions" if episodes is None else "read_episodes")
             if columns is not None:
                 unknown = [c for c in columns if c not in S.COLUMNS]
                 if unknown:
@@ -454,7 +460,10 @@ class LogStore:
                     'truncated, "timestamp", extra',
                     "SELECT " + ", ".join(f'"{c}"' for c in keep),
                 )
-            return con.sql(query, params={"dataset": dataset}).to_arrow_table()
+            params: dict[str, Any] = {"dataset": dataset}
+            if episodes is not None:
+                params["episodes"] = [int(e) for e in episodes]
+            return con.sql(query, params=params).to_arrow_table()
 
     def read(self, dataset: str, columns: Sequence[str] | None = None) -> pl.DataFrame:
         """All transitions of a dataset as a Polars frame, sorted by (episode, step)."""
@@ -512,6 +521,72 @@ class LogStore:
             self._require(con, dataset)
             n, content = con.sql(sql("fingerprint"), params={"dataset": dataset}).fetchall()[0]
         return f"{dataset}:{n}:{int(content):016x}"
+
+    # ------------------------------------------------------------------- monitoring
+
+    def episodes_since(self, dataset: str, ingest_id: int) -> pl.DataFrame:
+        """Episodes with a transition from an ingest after ``ingest_id``: episode_id,
+        first_ingest_id, last_ingest_id."""
+        with self.connect() as con:
+            self._require(con, dataset)
+            return con.sql(
+                sql("episodes_since"), params={"dataset": dataset, "since": int(ingest_id)}
+            ).pl()
+
+    def last_monitor_pass(self, dataset: str, model_fingerprint: str) -> int | None:
+        """The newest ingest_id that a model's monitor passes over a dataset have covered."""
+        with self.connect() as con:
+            if not self._has_tables(con, "monitor_passes"):
+                return None
+            row = _run(
+                con,
+                sql("last_monitor_pass"),
+                {"dataset": dataset, "model_fingerprint": model_fingerprint},
+            )
+            return None if row[0][0] is None else int(row[0][0])
+
+    def record_monitor_pass(
+        self,
+        pass_row: Mapping[str, Any],
+        metrics: pl.DataFrame,
+        drift: pl.DataFrame,
+        alerts: pl.DataFrame,
+        samples: pl.DataFrame,
+    ) -> int:
+        """Write one monitor pass and its metrics, drift, alerts and samples; return pass_id.
+
+        One transaction: a pass lands whole or not at all. ``pass_row`` keys: dataset,
+        model_path, model_fingerprint, reference, first_ingest_id, last_ingest_id, episodes,
+        rows, alerts, started_at. The frames have the columns the ``insert_*`` files select.
+        """
+        keys = {
+            "dataset": pass_row["dataset"],
+            "model_fingerprint": pass_row["model_fingerprint"],
+        }
+        staged = {
+            "staged_metrics": (metrics, "insert_metrics"),
+            "staged_drift": (drift, "insert_drift"),
+            "staged_alerts": (alerts, "insert_alerts"),
+            "staged_samples": (samples, "insert_monitor_samples"),
+        }
+        with self.connect(write=True) as con:
+            _run(con, "BEGIN TRANSACTION")
+            try:
+                pass_id = int(_run(con, sql("insert_monitor_pass"), dict(pass_row))[0][0])
+                for name, (frame, query) in staged.items():
+                    con.register(name, frame.to_arrow())
+                    try:
+                        params: dict[str, Any] = {"pass_id": pass_id}
+                        if query != "insert_monitor_samples":
+                            params.update(keys)
+                        _run(con, sql(query), params)
+                    finally:
+                        con.unregister(name)
+                _run(con, "COMMIT")
+            except BaseException:
+                _run(con, "ROLLBACK")
+                raise
+        return pass_id
 
     def record_run(self, run: Mapping[str, Any]) -> int:
         """Append one row to the ``runs`` table; return its ``run_id``.

@@ -102,3 +102,65 @@ CREATE TABLE IF NOT EXISTS preferences (
     ingest_id   BIGINT  NOT NULL,
     PRIMARY KEY (dataset, episode_a, start_a, stop_a, episode_b, start_b, stop_b, annotator)
 );
+
+-- Monitoring: one row per `rmlite monitor` pass over newly ingested episodes.
+CREATE SEQUENCE IF NOT EXISTS monitor_seq START 1;
+
+CREATE TABLE IF NOT EXISTS monitor_passes (
+    pass_id           BIGINT PRIMARY KEY,
+    dataset           VARCHAR NOT NULL,
+    model_path        VARCHAR,
+    model_fingerprint VARCHAR NOT NULL,
+    reference         VARCHAR NOT NULL,
+    first_ingest_id   BIGINT,
+    last_ingest_id    BIGINT NOT NULL,
+    episodes          BIGINT NOT NULL,
+    rows              BIGINT NOT NULL,
+    alerts            INTEGER NOT NULL,
+    started_at        TIMESTAMP NOT NULL,
+    finished_at       TIMESTAMP NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS metrics (
+    pass_id           BIGINT NOT NULL,
+    dataset           VARCHAR NOT NULL,
+    model_fingerprint VARCHAR NOT NULL,
+    metric            VARCHAR NOT NULL,
+    value             DOUBLE,
+    created_at        TIMESTAMP NOT NULL,
+    PRIMARY KEY (pass_id, metric)
+);
+
+CREATE TABLE IF NOT EXISTS drift (
+    pass_id           BIGINT NOT NULL,
+    dataset           VARCHAR NOT NULL,
+    model_fingerprint VARCHAR NOT NULL,
+    kind              VARCHAR NOT NULL,
+    name              VARCHAR NOT NULL,
+    psi               DOUBLE,
+    ks                DOUBLE,
+    ks_pvalue         DOUBLE,
+    wasserstein       DOUBLE,
+    severity          VARCHAR NOT NULL,
+    created_at        TIMESTAMP NOT NULL,
+    PRIMARY KEY (pass_id, kind, name)
+);
+
+CREATE TABLE IF NOT EXISTS alerts (
+    pass_id           BIGINT NOT NULL,
+    dataset           VARCHAR NOT NULL,
+    model_fingerprint VARCHAR NOT NULL,
+    severity          VARCHAR NOT NULL,
+    source            VARCHAR NOT NULL,
+    name              VARCHAR,
+    message           VARCHAR NOT NULL,
+    created_at        TIMESTAMP NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS monitor_samples (
+    pass_id    BIGINT NOT NULL,
+    episode_id BIGINT NOT NULL,
+    step       BIGINT NOT NULL,
+    y_true     DOUBLE,
+    y_pred     DOUBLE NOT NULL
+);

@@ -19,6 +19,7 @@ True
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -100,6 +101,8 @@ def fit_gbm(
     record_train: bool = False,
     objective_fn: Callable[..., Any] | None = None,
     on_iteration: Callable[[int, dict[str, float]], bool | None] | None = None,
+    X_eval: Float32Array | None = None,
+    y_eval: np.ndarray | None = None,
 ) -> tuple[Any, dict[str, list[float]]]:
     """Train one booster; return it and its learning curves.
 
@@ -124,13 +127,18 @@ def fit_gbm(
     on_iteration
         Called after each round with the latest metrics; returning True stops training
         (Optuna pruning).
+    X_eval, y_eval
+        Rows only watched, never used to stop (a hold-out's learning curve, ``"holdout"``).
 
     Returns
     -------
     booster, curves
         The native booster (``best_iteration`` set when early stopping ran) and
-        ``{"train": [...], "valid": [...]}`` metric values per round.
+        ``{"train": [...], "valid": [...], "holdout": [...]}`` metric values per round
+        (empty lists for the sets not given): the mean squared error for regression, the
+        log-loss for events, whatever the backend.
     """
+    watch = None if X_eval is None or y_eval is None else (X_eval, y_eval)
     if backend == "lightgbm":
         return _fit_lightgbm(
             X,
@@ -145,6 +153,7 @@ def fit_gbm(
             record_train,
             objective_fn,
             on_iteration,
+            watch,
         )
     if backend == "xgboost":
         return _fit_xgboost(
@@ -160,6 +169,7 @@ def fit_gbm(
             record_train,
             objective_fn,
             on_iteration,
+            watch,
         )
     raise ValueError(f"unknown gradient-boosting backend {backend!r}")
 
@@ -177,6 +187,7 @@ def _fit_lightgbm(
     record_train: bool,
     objective_fn: Callable[..., Any] | None,
     on_iteration: Callable[[int, dict[str, float]], bool | None] | None,
+    watch: tuple[Float32Array, np.ndarray] | None = None,
 ) -> tuple[Any, dict[str, list[float]]]:
     import lightgbm as lgb
 
@@ -188,15 +199,16 @@ def _fit_lightgbm(
     if record_train:
         valid_sets.append(train_set)
         valid_names.append("train")
+    if watch is not None:
+        valid_sets.append(lgb.Dataset(watch[0], label=watch[1], reference=train_set))
+        valid_names.append("holdout")
     if X_val is not None and y_val is not None:
         valid_sets.append(lgb.Dataset(X_val, label=y_val, weight=w_val, reference=train_set))
         valid_names.append("valid")
     evals: dict[str, dict[str, list[float]]] = {}
     callbacks: list[Any] = [lgb.record_evaluation(evals)] if valid_sets else []
     if early_stopping_rounds and "valid" in valid_names:
-        callbacks.append(
-            lgb.early_stopping(early_stopping_rounds, first_metric_only=True, verbose=False)
-        )
+        callbacks.append(_lgb_early_stopping(early_stopping_rounds))
     if on_iteration is not None:
         callbacks.append(_lgb_hook(on_iteration))
 
@@ -224,7 +236,40 @@ def _fit_lightgbm(
                 f"(pip install lightgbm --config-settings=cmake.define.USE_CUDA=ON) or use "
                 f"device='cpu'."
             ) from exc2
-    return booster, {name: _first_metric(evals.get(name, {})) for name in ("train", "valid")}
+    return booster, {name: _first_metric(evals.get(name, {})) for name in CURVES}
+
+
+CURVES = ("train", "valid", "holdout")
+"""Learning curves recorded per round: training rows, the early-stopping validation
+episodes, and watched hold-out episodes (never used to stop)."""
+
+
+def _lgb_early_stopping(rounds: int) -> Callable[[Any], None]:
+    """Early stopping on the first metric of the ``valid`` set alone.
+
+    LightGBM's own callback stops on every non-training set; a watched hold-out must not
+    decide when to stop, or its learning curve would no longer be a hold-out's.
+    """
+    import lightgbm as lgb
+
+    best: dict[str, Any] = {"score": math.inf, "iteration": 0, "results": None}
+
+    def callback(env: Any) -> None:
+        for name, _metric, value, higher_better in env.evaluation_result_list:
+            if name != "valid":
+                continue
+            score = -value if higher_better else value
+            if score < best["score"]:
+                best.update(
+                    score=score, iteration=env.iteration, results=env.evaluation_result_list
+                )
+            last = env.iteration == env.end_iteration - 1
+            if env.iteration - best["iteration"] >= rounds or last:
+                raise lgb.callback.EarlyStopException(best["iteration"], best["results"])
+            return
+
+    callback.order = 30  # type: ignore[attr-defined]  # after record_evaluation
+    return callback
 
 
 def _lgb_hook(
@@ -256,6 +301,7 @@ def _fit_xgboost(
     record_train: bool,
     objective_fn: Callable[..., Any] | None,
     on_iteration: Callable[[int, dict[str, float]], bool | None] | None,
+    watch: tuple[Float32Array, np.ndarray] | None = None,
 ) -> tuple[Any, dict[str, list[float]]]:
     import xgboost as xgb
 
@@ -264,6 +310,9 @@ def _fit_xgboost(
     evals: list[tuple[Any, str]] = []
     if record_train:
         evals.append((train_set, "train"))
+    if watch is not None:
+        evals.append((xgb.QuantileDMatrix(watch[0], label=watch[1], ref=train_set), "holdout"))
+    # XGBoost's early stopping watches the last set: "valid" stays last.
     if X_val is not None and y_val is not None:
         evals.append(
             (xgb.QuantileDMatrix(X_val, label=y_val, weight=w_val, ref=train_set), "valid")
@@ -285,7 +334,7 @@ def _fit_xgboost(
         verbose_eval=False,
         callbacks=callbacks,
     )
-    return booster, {name: _first_metric(history.get(name, {})) for name in ("train", "valid")}
+    return booster, {name: _first_metric(history.get(name, {})) for name in CURVES}
 
 
 class _XgbHook:
@@ -307,8 +356,10 @@ class _XgbHook:
 
 
 def _first_metric(metrics: Mapping[str, Sequence[float]]) -> list[float]:
-    for values in metrics.values():
-        return [float(v) for v in values]
+    # Curves are in one unit for every backend: the mean squared error for regression
+    # (LightGBM's "l2"; XGBoost reports "rmse", squared here), the log-loss for events.
+    for name, values in metrics.items():
+        return [float(v) ** 2 if name == "rmse" else float(v) for v in values]
     return []
 
 

@@ -326,6 +326,8 @@ def fit_mlp(
     y_val: np.ndarray | None = None,
     sample_weight: np.ndarray | None = None,
     on_epoch: OnEpoch | None = None,
+    X_eval: Float32Array | None = None,
+    y_eval: np.ndarray | None = None,
 ) -> MLPModel:
     """Train an MLP on ``(X, y)``; early-stop on ``(X_val, y_val)`` when given.
 
@@ -343,6 +345,9 @@ def fit_mlp(
     on_epoch
         ``on_epoch(epoch, train_loss, val_loss)`` after every epoch (0-based, losses as in
         :attr:`MLPModel.history`); returning True stops training (Optuna pruning).
+    X_eval, y_eval
+        Rows only watched, never used to stop: their loss per epoch is recorded in
+        ``history["eval_loss"]`` (a hold-out's learning curve).
 
     Returns
     -------
@@ -373,6 +378,11 @@ def fit_mlp(
         X_val, y_val, _ = _check_training_rows(
             X_val, y_val, None, config.loss, "X_val", "y_val", X.shape[1]
         )
+    has_eval = X_eval is not None and y_eval is not None
+    if has_eval:
+        X_eval, y_eval, _ = _check_training_rows(
+            X_eval, y_eval, None, config.loss, "X_eval", "y_eval", X.shape[1]
+        )
     n, d = X.shape
 
     # Standardize inputs with training statistics only (a constant column keeps scale 1).
@@ -402,6 +412,17 @@ def fit_mlp(
             assert X_val is not None and y_val is not None
             X_val_t = _tensor(X_val, device)
             y_val_t = torch.from_numpy(y_val.astype(np.float32)).to(device)
+        if has_eval:
+            assert X_eval is not None and y_eval is not None
+            X_eval_t = _tensor(X_eval, device)
+            y_eval_t = torch.from_numpy(y_eval.astype(np.float32)).to(device)
+
+        def loss_on(X_o: torch.Tensor, y_o: torch.Tensor) -> float:
+            """Mean loss in the target's units, the network in evaluation mode."""
+            f_o = _forward_in_batches(network, X_o, x_mean_t, x_std_t, 4096)
+            if config.loss == "mse":
+                f_o = f_o * y_std + y_mean
+            return float(_pointwise_loss(f_o, y_o, config.loss).mean())
 
         # Initial weights from torch.manual_seed (also seeds dropout); batch order from its
         # own generator, so two fits with one seed are identical on the CPU.
@@ -423,6 +444,8 @@ def fit_mlp(
         t = 0
 
         history: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
+        if has_eval:
+            history["eval_loss"] = []
         patience = config.early_stopping_rounds if has_val else None  # None: no early stop
         best_val, best_epoch, best_state = math.inf, 0, None
         for epoch in range(config.max_epochs):
@@ -457,11 +480,10 @@ def fit_mlp(
 
             val_loss = None
             if has_val:
-                f_val = _forward_in_batches(network, X_val_t, x_mean_t, x_std_t, 4096)
-                if config.loss == "mse":
-                    f_val = f_val * y_std + y_mean
-                val_loss = float(_pointwise_loss(f_val, y_val_t, config.loss).mean())
+                val_loss = loss_on(X_val_t, y_val_t)
                 history["val_loss"].append(val_loss)
+            if has_eval:
+                history["eval_loss"].append(loss_on(X_eval_t, y_eval_t))
 
             # Early stopping: remember the weights of the lowest validation loss so far and
             # stop once it is early_stopping_rounds epochs old.

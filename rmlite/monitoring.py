@@ -1,0 +1,465 @@
+"""Watch a reward model against ground truth as new episodes arrive: accuracy, drift, overfitting.
+
+A *window* is a set of episodes scored by a saved model: its metrics against the logged
+rewards, drift of every feature, of the rewards, of the predictions and of the residuals
+against the model's reference window (a sample of its training episodes that ``rmlite
+train`` saves beside the model), and the overfitting verdict read off its learning curves.
+A *monitor pass* scores the episodes ingested since the previous pass and writes the result
+to the store's ``monitor_passes``, ``metrics``, ``drift``, ``alerts`` and
+``monitor_samples`` tables (one transaction), where SQL and the dashboard read them.
+
+Examples
+--------
+>>> import tempfile
+>>> from rmlite.pipeline import train
+>>> from rmlite.store import LogStore
+>>> from rmlite.testing import rollout
+>>> store, folder = LogStore(":memory:"), tempfile.mkdtemp() + "/model"
+>>> _ = store.ingest(rollout("Pendulum-v1", episodes=12, seed=0), dataset="pendulum")
+>>> _ = train(store, "pendulum", params={"n_estimators": 50}, out=folder)
+>>> first = monitor_pass(store, folder, "pendulum")  # the 20% hold-out episodes
+>>> len(first.window.episodes), first.window.metrics["r2"] > 0.9
+(2, True)
+>>> monitor_pass(store, folder, "pendulum") is None  # nothing new since
+True
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from rmlite import schema as S
+from rmlite._typing import PathLike
+from rmlite.exceptions import RmliteError, SchemaError
+from rmlite.store import LogStore
+from rmlite.validation import (
+    PREDICTION_COLUMN,
+    REFERENCE_FILE,
+    SPLIT_COLUMN,
+    TARGET_COLUMN,
+    Thresholds,
+    dataset_drift,
+    drift_table,
+    event_metrics,
+    overfitting,
+    regression_metrics,
+)
+
+log = logging.getLogger("rmlite.monitor")
+
+SAMPLE_ROWS = 2000
+"""Predicted-vs-true rows kept per pass for the dashboard's scatter plot."""
+
+
+@dataclass
+class WindowResult:
+    """A model scored on a window of episodes, compared with its reference window."""
+
+    dataset: str
+    model_path: str
+    model_fingerprint: str
+    target: str
+    reference: str
+    """What the window was compared with, in words."""
+    episodes: list[int]
+    rows: int
+    metrics: dict[str, float]
+    """Against the logged ground truth (empty when the window has no rewards)."""
+    drift: pl.DataFrame
+    """kind, name, psi, ks, ks_pvalue, wasserstein, severity: one row per tested column."""
+    dataset_drift: dict[str, Any]
+    sample: pl.DataFrame
+    """episode_id, step, y_true, y_pred: up to :data:`SAMPLE_ROWS` rows."""
+    alerts: list[dict[str, Any]]
+    """severity, source (accuracy | drift | overfitting), name, message."""
+    overfitting: dict[str, Any]
+    curves: list[dict[str, list[float]]]
+    thresholds: Thresholds = field(default_factory=Thresholds)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "model_path": self.model_path,
+            "model_fingerprint": self.model_fingerprint,
+            "target": self.target,
+            "reference": self.reference,
+            "episodes": len(self.episodes),
+            "rows": self.rows,
+            "metrics": self.metrics,
+            "dataset_drift": self.dataset_drift,
+            "drift": self.drift.to_dicts(),
+            "alerts": self.alerts,
+            "overfitting": self.overfitting,
+            "thresholds": self.thresholds.to_dict(),
+        }
+
+
+@dataclass
+class MonitorPass:
+    """One pass written to the store."""
+
+    pass_id: int
+    window: WindowResult
+    first_ingest_id: int
+    last_ingest_id: int
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pass_id": self.pass_id,
+            "first_ingest_id": self.first_ingest_id,
+            "last_ingest_id": self.last_ingest_id,
+            "seconds": self.seconds,
+            **self.window.to_dict(),
+        }
+
+
+# ------------------------------------------------------------------------- windows
+
+
+def load_reference(model_dir: PathLike) -> pl.DataFrame:
+    """The reference window saved beside a model by ``rmlite train``."""
+    path = Path(model_dir) / REFERENCE_FILE
+    if not path.is_file():
+        raise RmliteError(
+            f"{model_dir}: no {REFERENCE_FILE} (the training window that drift is measured "
+            f"against). Models trained with `rmlite train` (or rmlite.pipeline.train with "
+            f"out=...) save one; retrain this model that way to monitor it."
+        )
+    return pl.read_parquet(path)
+
+
+def default_episodes(store: LogStore, model: Any, dataset: str) -> list[int]:
+    """The dataset's episodes, less the model's training episodes when it was trained on it."""
+    episodes = store.episodes(dataset)[S.EPISODE].to_list()
+    if getattr(model, "dataset_", None) == dataset:
+        trained = set(getattr(model, "train_episodes_", None) or [])
+        episodes = [e for e in episodes if e not in trained]
+    return episodes
+
+
+def evaluate_window(
+    store: LogStore,
+    model_dir: PathLike,
+    dataset: str,
+    episodes: Sequence[int] | None = None,
+    thresholds: Thresholds | None = None,
+    *,
+    model: Any = None,
+    sample_rows: int = SAMPLE_ROWS,
+    seed: int = 0,
+) -> WindowResult:
+    """Score a saved model on some episodes of a dataset and compare with its reference.
+
+    Parameters
+    ----------
+    store, model_dir, dataset
+        Where the episodes and the model are.
+    episodes
+        Which episodes form the window (default: all but the model's training episodes).
+    thresholds
+        When numbers become warnings and alerts (:class:`~rmlite.validation.Thresholds`).
+    model
+        The loaded model, when the caller has it already.
+    """
+    from rmlite.estimator import load_model
+    from rmlite.features import FeatureSpec, FittedStats, build_features
+
+    t = thresholds or Thresholds()
+    model = model if model is not None else load_model(model_dir)
+    reference = load_reference(model_dir)
+    spec_dict = getattr(model, "feature_spec_", None)
+    stats_dict = getattr(model, "feature_stats_", None)
+    if spec_dict is None or stats_dict is None:
+        raise SchemaError(
+            f"{model_dir}: the model carries no feature spec; it cannot be monitored."
+        )
+    spec, stats = FeatureSpec.from_dict(spec_dict), FittedStats.from_dict(stats_dict)
+    if episodes is None:
+        episodes = default_episodes(store, model, dataset)
+    episodes = [int(e) for e in episodes]
+    if not episodes:
+        raise SchemaError(
+            f"{dataset}: no episodes to evaluate (all of them trained the model). Ingest new "
+            f"episodes, or pass the episodes to score."
+        )
+    table = store.read_arrow(dataset, spec.columns_needed(), episodes=episodes)
+    frame = build_features(table, spec, stats=stats, require_target=False)
+    names = list(getattr(model, "feature_names_in_", [])) or stats.feature_names
+    if frame.feature_names != names:
+        raise SchemaError(
+            f"{dataset}: its features do not match the model's ({len(frame.feature_names)} vs "
+            f"{len(names)} columns). Is the obs/action size the one the model was trained on?"
+        )
+    event = spec.target == "event"
+    if event:
+        y_pred = model.predict_proba(frame.X)[:, 1]
+        y_true = frame.y.astype(np.float64)
+    else:
+        y_pred = frame.stats.inverse_transform_target(model.predict(frame.X))
+        y_true = frame.stats.inverse_transform_target(frame.y)
+    known = np.isfinite(y_true)
+
+    metrics: dict[str, float] = {}
+    if known.sum() > 1:
+        raw = (
+            event_metrics(y_true[known], y_pred[known])
+            if event
+            else regression_metrics(
+                y_true[known],
+                y_pred[known],
+                frame.groups[known] if spec.target == "reward" else None,
+            )
+        )
+        metrics = {k: float(v) for k, v in raw.items() if isinstance(v, int | float)}
+
+    ref_train = reference.filter(pl.col(SPLIT_COLUMN) == "train")
+    ref_hold = reference.filter(pl.col(SPLIT_COLUMN) == "holdout")
+    current: dict[str, np.ndarray] = {n: frame.X[:, i] for i, n in enumerate(frame.feature_names)}
+    ref_cols: dict[str, np.ndarray] = {n: ref_train[n].to_numpy() for n in frame.feature_names}
+    kinds = dict.fromkeys(frame.feature_names, "feature")
+    ref_cols["prediction"], current["prediction"] = ref_train[PREDICTION_COLUMN].to_numpy(), y_pred
+    kinds["prediction"] = "prediction"
+    if known.any():
+        ref_cols["reward"] = ref_train[TARGET_COLUMN].to_numpy()
+        current["reward"] = y_true[known]
+        kinds["reward"] = "reward"
+        if ref_hold.height and not event:
+            ref_cols["residual"] = (
+                ref_hold[PREDICTION_COLUMN] - ref_hold[TARGET_COLUMN]
+            ).to_numpy()
+            current["residual"] = (y_pred - y_true)[known]
+            kinds["residual"] = "residual"
+    drift = drift_table(ref_cols, current, kinds, t)
+    if len(episodes) < t.min_episodes:
+        drift = drift.with_columns(
+            pl.when(pl.col("severity") == "alert")
+            .then(pl.lit("warn"))
+            .otherwise(pl.col("severity"))
+            .alias("severity")
+        )
+    overall = dataset_drift(drift, t)
+    overall["episodes"] = len(episodes)
+    overall["alert"] = overall["alert"] and len(episodes) >= t.min_episodes
+
+    holdout = (getattr(model, "metrics_", None) or {}).get("holdout") or {}
+    train_metrics = (getattr(model, "metrics_", None) or {}).get("train") or {}
+    fit = overfitting(
+        getattr(model, "curves_", []) or [],
+        train_r2=train_metrics.get("r2"),
+        holdout_r2=holdout.get("r2"),
+        band=t.overfit_band,
+        min_gap=t.overfit_min_gap,
+        min_rise=t.overfit_min_rise,
+    )
+    alerts = _alerts(metrics, holdout, drift, overall, fit, t, event)
+
+    rng = np.random.default_rng(seed)
+    keep = np.arange(len(y_pred))
+    if len(keep) > sample_rows:
+        keep = np.sort(rng.choice(keep, size=sample_rows, replace=False))
+    sample = pl.DataFrame(
+        {
+            "episode_id": frame.groups[keep].astype(np.int64),
+            "step": frame.steps[keep].astype(np.int64),
+            "y_true": np.where(known[keep], y_true[keep], np.nan),
+            "y_pred": y_pred[keep].astype(np.float64),
+        }
+    ).with_columns(pl.col("y_true").fill_nan(None))
+    trained_on = getattr(model, "dataset_", None)
+    return WindowResult(
+        dataset=dataset,
+        model_path=str(model_dir),
+        model_fingerprint=model.fingerprint,
+        target=spec.target,
+        reference=f"{ref_train.height:,} sampled training rows"
+        + (f" of {trained_on!r}" if trained_on else ""),
+        episodes=episodes,
+        rows=len(y_pred),
+        metrics=metrics,
+        drift=drift,
+        dataset_drift=overall,
+        sample=sample,
+        alerts=alerts,
+        overfitting=fit,
+        curves=getattr(model, "curves_", []) or [],
+        thresholds=t,
+    )
+
+
+def _alerts(
+    metrics: dict[str, float],
+    holdout: dict[str, Any],
+    drift: pl.DataFrame,
+    overall: dict[str, Any],
+    fit: dict[str, Any],
+    t: Thresholds,
+    event: bool,
+) -> list[dict[str, Any]]:
+    """What crossed a threshold, one message each."""
+    alerts: list[dict[str, Any]] = []
+
+    def add(severity: str, source: str, name: str | None, message: str) -> None:
+        alerts.append({"severity": severity, "source": source, "name": name, "message": message})
+
+    if not event and metrics.get("rmse") is not None and holdout.get("rmse"):
+        ratio = metrics["rmse"] / float(holdout["rmse"])
+        if ratio >= t.rmse_warn:
+            add(
+                "alert" if ratio >= t.rmse_alert else "warn",
+                "accuracy",
+                "rmse",
+                f"RMSE {metrics['rmse']:.4g} is {ratio:.2f}x the training hold-out's "
+                f"{float(holdout['rmse']):.4g} (warn at {t.rmse_warn}x, alert at {t.rmse_alert}x)",
+            )
+        if holdout.get("r2") is not None and metrics.get("r2") is not None:
+            drop = float(holdout["r2"]) - metrics["r2"]
+            if drop > t.r2_drop:
+                add(
+                    "alert",
+                    "accuracy",
+                    "r2",
+                    f"R² {metrics['r2']:.4f} is {drop:.3f} below the training hold-out's "
+                    f"{float(holdout['r2']):.4f} (alert above {t.r2_drop})",
+                )
+    if event and metrics.get("auc") is not None and holdout.get("auc"):
+        drop = float(holdout["auc"]) - metrics["auc"]
+        if drop > t.r2_drop:
+            add("alert", "accuracy", "auc", f"AUC fell by {drop:.3f} from {holdout['auc']:.4f}")
+    for row in drift.filter(pl.col("severity") == "alert").iter_rows(named=True):
+        add(
+            "alert",
+            "drift",
+            row["name"],
+            f"{row['kind']} {row['name']!r} drifted: PSI {row['psi']:.3f}, Wasserstein "
+            f"{row['wasserstein']:.3f} reference std (alert: PSI >= {t.psi_alert}, or PSI >= "
+            f"{t.psi_warn} with Wasserstein >= {t.wasserstein})",
+        )
+    if overall["alert"]:
+        add(
+            "alert",
+            "drift",
+            "dataset",
+            f"{overall['drifted']} of {overall['features']} features drifted "
+            f"(share {overall['share']:.2f}, alert at {t.drift_share})",
+        )
+    if fit["alarm"]:
+        add("alert", "overfitting", "learning_curves", fit["message"])
+    return alerts
+
+
+# -------------------------------------------------------------------------- passes
+
+
+def monitor_pass(
+    store: LogStore,
+    model_dir: PathLike,
+    dataset: str,
+    thresholds: Thresholds | None = None,
+    *,
+    model: Any = None,
+) -> MonitorPass | None:
+    """Score the episodes ingested since the model's last pass over ``dataset``; record it.
+
+    The first pass scores every episode but the model's training episodes. An episode that
+    grew in a later ingest is scored again, whole. Returns None (and writes nothing) when no
+    episode is new. Alerts are logged on the ``rmlite.monitor`` logger as warnings.
+    """
+    from rmlite.estimator import load_model
+
+    started = datetime.now(UTC).replace(tzinfo=None)
+    clock = time.perf_counter()
+    model = model if model is not None else load_model(model_dir)
+    fingerprint = model.fingerprint
+    last = store.last_monitor_pass(dataset, fingerprint)
+    new = store.episodes_since(dataset, -1 if last is None else last)
+    episodes = new[S.EPISODE].to_list()
+    if last is None:
+        trained = set(default_episodes(store, model, dataset))
+        episodes = [e for e in episodes if e in trained]
+        new = new.filter(pl.col(S.EPISODE).is_in(episodes))
+    if not episodes:
+        return None
+    window = evaluate_window(store, model_dir, dataset, episodes, thresholds, model=model)
+    first_ingest, last_ingest = int(new["first_ingest_id"].min()), int(new["last_ingest_id"].max())  # type: ignore[arg-type]
+    metrics = pl.DataFrame(
+        {"metric": list(window.metrics), "value": list(window.metrics.values())},
+        schema={"metric": pl.String, "value": pl.Float64},
+    )
+    alerts = pl.DataFrame(
+        window.alerts,
+        schema={
+            "severity": pl.String,
+            "source": pl.String,
+            "name": pl.String,
+            "message": pl.String,
+        },
+    )
+    pass_id = store.record_monitor_pass(
+        {
+            "dataset": dataset,
+            "model_path": str(Path(model_dir).resolve()),
+            "model_fingerprint": fingerprint,
+            "reference": window.reference,
+            "first_ingest_id": first_ingest,
+            "last_ingest_id": last_ingest,
+            "episodes": len(episodes),
+            "rows": window.rows,
+            "alerts": len(window.alerts),
+            "started_at": started,
+        },
+        metrics,
+        window.drift,
+        alerts,
+        window.sample,
+    )
+    for alert in window.alerts:
+        log.warning("%s [%s] %s: %s", dataset, alert["source"], alert["severity"], alert["message"])
+    return MonitorPass(
+        pass_id=pass_id,
+        window=window,
+        first_ingest_id=first_ingest,
+        last_ingest_id=last_ingest,
+        seconds=time.perf_counter() - clock,
+    )
+
+
+def monitor(
+    store: LogStore,
+    model_dir: PathLike,
+    dataset: str,
+    thresholds: Thresholds | None = None,
+    *,
+    every: float | None = None,
+    passes: int | None = None,
+    on_pass: Callable[[MonitorPass | None], None] | None = None,
+) -> list[MonitorPass]:
+    """Run monitor passes: once, or every ``every`` seconds (``passes`` of them, or forever).
+
+    The model is loaded once. Between passes nothing holds the store, so ``rmlite ingest``
+    can write to it from another process.
+    """
+    from rmlite.estimator import load_model
+
+    model = load_model(model_dir)
+    done: list[MonitorPass] = []
+    count = 0
+    while True:
+        result = monitor_pass(store, model_dir, dataset, thresholds, model=model)
+        if result is not None:
+            done.append(result)
+        if on_pass is not None:
+            on_pass(result)
+        count += 1
+        if every is None or (passes is not None and count >= passes):
+            return done
+        time.sleep(every)
