@@ -268,6 +268,7 @@ class StoreReader:
             sample_for=lambda pass_id: self.samples(snap, pass_id),
             meta_for=self.model_meta,
             trials=history,
+            store_path=self.path,
         )
         return {
             "store": self.path,
@@ -294,7 +295,34 @@ def empty_figures() -> dict[str, Any]:
     }
 
 
-def model_options(runs: pl.DataFrame, passes: pl.DataFrame) -> list[dict[str, Any]]:
+def canonical(model_path: str, store_path: str) -> str:
+    """The real path of the folder a recorded ``model_path`` names (as is when missing)."""
+    found = resolve_model_path(model_path, store_path)
+    return os.path.realpath(found) if found is not None else model_path
+
+
+def canonical_paths(frame: pl.DataFrame, store_path: str) -> pl.DataFrame:
+    """``frame`` with its ``model_path`` column made :func:`canonical`."""
+    if not frame.height or "model_path" not in frame.columns:
+        return frame
+    paths = frame["model_path"].drop_nulls().unique().to_list()
+    mapping = {p: canonical(p, store_path) for p in paths}
+    return frame.with_columns(pl.col("model_path").replace(mapping))
+
+
+def short_path(path: str | None, store_path: str) -> str | None:
+    """A model folder relative to the store's folder when it lies inside it."""
+    if path is None:
+        return None
+    base = os.path.dirname(os.path.abspath(store_path))
+    if os.path.isabs(path) and os.path.commonpath([base, path]) == base:
+        return os.path.relpath(path, base)
+    return path
+
+
+def model_options(
+    runs: pl.DataFrame, passes: pl.DataFrame, store_path: str = ""
+) -> list[dict[str, Any]]:
     """Model folders the store knows (trained or monitored), newest first, labelled."""
     out: dict[str, dict[str, Any]] = {}
     if runs.height and "model_path" in runs.columns:
@@ -303,7 +331,8 @@ def model_options(runs: pl.DataFrame, passes: pl.DataFrame) -> list[dict[str, An
         ):
             out[r["model_path"]] = {
                 "path": r["model_path"],
-                "label": f"{r['model_path']} (run {r['run_id']}: {r['backend']}, {r['target']}, "
+                "label": f"{short_path(r['model_path'], store_path)} (run {r['run_id']}: "
+                f"{r['backend']}, {r['target']}, "
                 f"{r['dataset']})",
                 "dataset": r["dataset"],
                 "order": (to_jsonable(r["created_at"]) or "", r["run_id"]),
@@ -314,7 +343,8 @@ def model_options(runs: pl.DataFrame, passes: pl.DataFrame) -> list[dict[str, An
                 r["model_path"],
                 {
                     "path": r["model_path"],
-                    "label": f"{r['model_path']} (monitored on {r['dataset']})",
+                    "label": f"{short_path(r['model_path'], store_path)} "
+                    f"(monitored on {r['dataset']})",
                     "dataset": r["dataset"],
                     "order": (to_jsonable(r["finished_at"]) or "", 0),
                 },
@@ -356,7 +386,7 @@ def _of(frame: pl.DataFrame, dataset: str | None, model: str | None) -> pl.DataF
     return frame
 
 
-def _run_rows(runs: pl.DataFrame, dataset: str | None) -> list[dict[str, Any]]:
+def _run_rows(runs: pl.DataFrame, dataset: str | None, store_path: str) -> list[dict[str, Any]]:
     if not runs.height:
         return []
     out = []
@@ -374,7 +404,7 @@ def _run_rows(runs: pl.DataFrame, dataset: str | None) -> list[dict[str, Any]]:
                 "backend": r["backend"],
                 "metric": key,
                 "holdout": to_jsonable(metrics.get(key)),
-                "model_path": r["model_path"],
+                "model_path": short_path(r["model_path"], store_path),
                 "created_at": to_jsonable(r["created_at"]),
             }
         )
@@ -420,6 +450,7 @@ def build_payload(
     sample_for: Callable[[int], pl.DataFrame | None],
     meta_for: Callable[[str], Mapping[str, Any] | None],
     trials: Sequence[Mapping[str, Any]],
+    store_path: str,
     window: Mapping[str, Any] | None = None,
     keep_model: bool = False,
 ) -> dict[str, Any]:
@@ -430,13 +461,19 @@ def build_payload(
     monitor pass and ``meta_for(model_path)`` a model's ``model.json`` (None: missing).
     ``keep_model``: draw ``model`` even when no run or pass of the store names it.
     """
+    # Training records the folder as given (often relative), monitoring resolves it: one
+    # model must be one choice, so every model_path becomes the folder's real path.
+    runs = canonical_paths(runs, store_path)
+    monitoring = {k: canonical_paths(v, store_path) for k, v in monitoring.items()}
+    if model is not None:
+        model = canonical(model, store_path)
     passes = monitoring.get("monitor_passes", pl.DataFrame())
     names = datasets["dataset"].to_list() if datasets.height else []
     notes = []
     if dataset is not None and dataset not in names:
         notes.append(f"no dataset named {dataset!r} in this store; showing every dataset")
         dataset = None
-    options = model_options(runs, passes)
+    options = model_options(runs, passes, store_path)
     paths = [o["path"] for o in options]
     if model is not None and model not in paths and not keep_model:
         if model:
@@ -506,7 +543,7 @@ def build_payload(
     return {
         "kpis": kpis,
         "datasets": dataset_rows,
-        "runs": _run_rows(runs, dataset),
+        "runs": _run_rows(runs, dataset, store_path),
         "models": options,
         "alerts": alert_rows,
         "overfitting": to_jsonable(overfit),

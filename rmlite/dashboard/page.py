@@ -109,6 +109,7 @@ th { text-align: left; color: #475569; font-weight: 600; border-bottom: 1px soli
 td { padding: 3px 8px; border-bottom: 1px solid #f1f5f9; white-space: nowrap; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.empty { color: #94a3b8; font-style: italic; }
+td.wrap { white-space: normal; min-width: 280px; }
 .sev-alert { color: #dc2626; font-weight: 600; } .sev-warn { color: #b45309; font-weight: 600; }
 #overfitting { font-size: 13px; margin: 6px 0 0; color: #334155; }
 #overfitting.alarm { color: #dc2626; font-weight: 600; }
@@ -202,6 +203,7 @@ _SCRIPT = r"""
         td.textContent = fmt(v);
         if (typeof v === "number") td.className = "num";
         if (key === "severity") td.className = "sev-" + v;
+        if (key === "message") td.className = "wrap";
       }
     }
   }
@@ -270,7 +272,7 @@ _SCRIPT = r"""
       ["name", "name"], ["message", "message"], ["created_at", "time"]], "no alerts");
     const of = p.overfitting;
     const ofEl = $("overfitting");
-    ofEl.textContent = of ? "Overfitting: " + of.status + (of.message ? " — " + of.message : "") : "";
+    ofEl.textContent = of ? (of.message || "overfitting: " + of.status) : "";
     ofEl.className = of && of.alarm ? "alarm" : "";
     for (const name of CHARTS) {
       const fig = (p.figures || {})[name];

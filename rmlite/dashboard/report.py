@@ -19,7 +19,7 @@ import polars as pl
 
 from rmlite._typing import PathLike
 from rmlite.dashboard import figures as F
-from rmlite.dashboard.data import build_payload, dumps, read_model_meta, resolve_model_path, rows
+from rmlite.dashboard.data import build_payload, dumps, read_model_meta, rows
 from rmlite.dashboard.page import render_report
 from rmlite.exceptions import RmliteError
 from rmlite.store import LogStore
@@ -31,11 +31,6 @@ class Report:
 
     html: str
     summary: dict[str, Any]
-
-
-def _same_folder(recorded: str, model_dir: str, store_path: str) -> bool:
-    found = resolve_model_path(recorded, store_path)
-    return found is not None and os.path.realpath(found) == os.path.realpath(model_dir)
 
 
 def build_report(
@@ -61,15 +56,7 @@ def build_report(
 
     say("reading the store's history of this model")
     datasets, runs, monitoring = store.datasets(), store.runs(), store.monitoring(dataset)
-    known = [
-        *(runs["model_path"].drop_nulls().to_list() if runs.height else []),
-        *(
-            monitoring["monitor_passes"]["model_path"].drop_nulls().to_list()
-            if monitoring["monitor_passes"].height
-            else []
-        ),
-    ]
-    recorded = next((p for p in known if _same_folder(p, model_dir, store.path)), model_dir)
+    recorded = os.path.realpath(model_dir)
     history: list[dict[str, Any]] = []
     if store.path != ":memory:":
         from rmlite.tuning import trial_history
@@ -90,6 +77,7 @@ def build_report(
         sample_for=lambda _pass_id: None,
         meta_for=lambda _path: meta,
         trials=history,
+        store_path=store.path,
         window={"at": now, "metrics": metrics},
     )
     sample = rows(window.sample)
@@ -122,8 +110,8 @@ def build_report(
     ]
     payload["store"] = store.path
     payload["version"] = ""
-    payload["report"] = f"report · {recorded} on {dataset} · {now}"
-    html = render_report(f"rmlite report · {recorded} on {dataset}", dumps(payload))
+    payload["report"] = f"report · {model_dir} on {dataset} · {now}"
+    html = render_report(f"rmlite report · {model_dir} on {dataset}", dumps(payload))
     summary = {
         "model": model_dir,
         "dataset": dataset,
