@@ -1,8 +1,9 @@
 """Monitor-pass rows written by hand, with the columns of the monitoring contract.
 
-The dashboard and the store's monitoring reads are tested against these tables without
-running a model: the rows are what ``rmlite monitor`` records (one pass: its metrics,
-drift per feature, alerts and a predicted-vs-true sample).
+The store's monitoring reads are tested against rows whose values the test chooses,
+without running a model: the rows are what ``rmlite monitor`` records (one pass: its
+metrics, drift per feature, alerts and a predicted-vs-true sample). The dashboard tests
+use real passes from :func:`rmlite.monitoring.monitor_pass`.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ import numpy as np
 
 from rmlite import LogStore
 
-# Exactly the contract's columns; IF NOT EXISTS so a store whose schema already has them
-# (once the monitor lands in sql/schema.sql) is used as it is.
+# The contract's columns; IF NOT EXISTS: a store written since sql/schema.sql gained the
+# tables already has them, and the DDL also reproduces a store written before that.
 DDL = """
 CREATE TABLE IF NOT EXISTS monitor_passes (pass_id BIGINT PRIMARY KEY, dataset VARCHAR,
     model_path VARCHAR, model_fingerprint VARCHAR, reference VARCHAR, first_ingest_id BIGINT,
