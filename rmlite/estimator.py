@@ -609,7 +609,7 @@ class RewardClassifier(ClassifierMixin, _RewardModel):
         unknown = ~np.isin(y, self.classes_)
         if unknown.any():
             raise ParameterError(
-                f"eval_set: label {y[unknown][0]!r} is not one of the classes in y "
+                f"eval_set: label {y[unknown][0].item()!r} is not one of the classes in y "
                 f"{self.classes_.tolist()}."
             )
         return np.searchsorted(self.classes_, y).astype(np.float64)

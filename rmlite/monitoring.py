@@ -193,7 +193,10 @@ def evaluate_window(
             f"episodes, or pass the episodes to score."
         )
     table = store.read_arrow(dataset, spec.columns_needed(), episodes=episodes)
-    frame = build_features(table, spec, stats=stats, require_target=False)
+    try:
+        frame = build_features(table, spec, stats=stats, require_target=False)
+    except SchemaError as exc:
+        raise SchemaError(f"{dataset}: {exc}") from exc
     names = list(getattr(model, "feature_names_in_", [])) or stats.feature_names
     if frame.feature_names != names:
         raise SchemaError(

@@ -570,22 +570,25 @@ class LogStore:
             "staged_samples": (samples, "insert_monitor_samples"),
         }
         with self.connect(write=True) as con:
-            _run(con, "BEGIN TRANSACTION")
+            # Registered outside the transaction: an aborted transaction refuses unregister.
+            for name, (frame, _query) in staged.items():
+                con.register(name, frame.to_arrow())
             try:
-                pass_id = int(_run(con, sql("insert_monitor_pass"), dict(pass_row))[0][0])
-                for name, (frame, query) in staged.items():
-                    con.register(name, frame.to_arrow())
-                    try:
+                _run(con, "BEGIN TRANSACTION")
+                try:
+                    pass_id = int(_run(con, sql("insert_monitor_pass"), dict(pass_row))[0][0])
+                    for frame, query in staged.values():
                         params: dict[str, Any] = {"pass_id": pass_id}
                         if query != "insert_monitor_samples":
                             params.update(keys)
                         _run(con, sql(query), params)
-                    finally:
-                        con.unregister(name)
-                _run(con, "COMMIT")
-            except BaseException:
-                _run(con, "ROLLBACK")
-                raise
+                    _run(con, "COMMIT")
+                except BaseException:
+                    _run(con, "ROLLBACK")
+                    raise
+            finally:
+                for name in staged:
+                    con.unregister(name)
         return pass_id
 
     def record_run(self, run: Mapping[str, Any]) -> int:

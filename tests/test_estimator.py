@@ -16,7 +16,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from rmlite.estimator import RewardClassifier, RewardRegressor, load_model
-from rmlite.exceptions import RmliteError, SchemaError
+from rmlite.exceptions import ParameterError, RmliteError, SchemaError
 from rmlite.features import FeatureSpec, build_features
 from rmlite.models.device import DeviceError, cuda_device_count
 from rmlite.testing import rollout
@@ -169,6 +169,47 @@ def test_early_stopping_validation_is_grouped_by_episode(backend: str) -> None:
     assert 0 < len(curves["valid"]) < (2000 if backend != "mlp" else 500)
     fit_idx, val_idx = model._validation_split(np.random.default_rng(0), np.arange(3000), groups)
     assert val_idx is not None and not set(groups[fit_idx]) & set(groups[val_idx])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_eval_set_is_watched_never_fitted_nor_used_to_stop(backend: str) -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, 3)).astype(np.float32)
+    y = X[:, 0] + rng.normal(scale=0.3, size=3000)
+    groups = np.repeat(np.arange(30), 100)
+    # A hold-out whose target is the opposite: it would stop training at once if it counted.
+    X_hold, y_hold = X[:500], -y[:500]
+    params = {
+        "backend": backend,
+        "early_stopping_rounds": 5,
+        "n_estimators": 300,
+        "max_epochs": 40,
+        "random_state": 0,
+    }
+    plain = RewardRegressor(**params).fit(X, y, groups=groups)
+    watched = RewardRegressor(**params).fit(X, y, groups=groups, eval_set=(X_hold, y_hold))
+    np.testing.assert_array_equal(plain.predict(X), watched.predict(X))
+    curves = watched.curves_[0]
+    assert len(curves["holdout"]) == len(curves["train"]) == len(curves["valid"]) > 5
+    # Curves are mean squared errors for every backend (XGBoost's rmse is squared).
+    final = np.mean((watched.predict(X_hold, check_input=False) - y_hold) ** 2)
+    if backend != "mlp":  # (the MLP's curve is per epoch, its best epoch's weights kept)
+        from rmlite.models.gbm import best_iteration
+
+        used = best_iteration(backend, watched.members_[0]) or len(curves["holdout"])
+        assert curves["holdout"][used - 1] == pytest.approx(final, rel=1e-3)
+    with pytest.raises(ParameterError, match=r"eval_set: X must have 3 columns"):
+        RewardRegressor(**params).fit(X, y, eval_set=(X_hold[:, :2], y_hold))
+
+
+def test_classifier_eval_set_uses_the_training_classes() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1000, 2)).astype(np.float32)
+    y = np.where(X[:, 0] > 0, "hit", "miss")
+    model = RewardClassifier(n_estimators=20).fit(X, y, eval_set=(X[:100], y[:100]))
+    assert len(model.curves_[0]["holdout"]) == 20 and model.curves_[0]["holdout"][-1] < 0.3
+    with pytest.raises(ParameterError, match=r"label 'boom' is not one of the classes"):
+        RewardClassifier(n_estimators=5).fit(X, y, eval_set=(X[:2], np.array(["hit", "boom"])))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
