@@ -287,7 +287,7 @@ def test_a_writer_holding_the_store_leaves_the_last_data_and_a_note(
                 "from rmlite import LogStore\n"
                 "with LogStore(sys.argv[1]).connect(write=True):\n"
                 "    print('locked', flush=True)\n"
-                "    time.sleep(3)\n",
+                "    time.sleep(4)\n",
                 str(db),
             ],
             stdout=subprocess.PIPE,
