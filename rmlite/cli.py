@@ -24,6 +24,7 @@ EXTENSIONS: tuple[str, ...] = (
     "rmlite.cli_tune",
     "rmlite.cli_prefs",
     "rmlite.cli_monitor",
+    "rmlite.cli_dashboard",
 )
 """Modules that add subcommands: each has ``add_commands(subparsers, command)``, and may
 have ``add_bench_commands(bench_subparsers)`` for ``rmlite bench ...``."""

@@ -617,6 +617,65 @@ class LogStore:
             params = {"dataset": dataset} if dataset else None
             return con.sql(query + " ORDER BY run_id", params=params).pl()
 
+    # ------------------------------------------------------------------- monitoring
+
+    # The id that grows with each write of a table: readers compare them to see changes.
+    _VERSION_IDS = (
+        ("ingests", "ingest_id"),
+        ("runs", "run_id"),
+        ("relabels", "relabel_id"),
+        ("monitor_passes", "pass_id"),
+    )
+
+    MONITOR_TABLES = ("monitor_passes", "metrics", "drift", "alerts")
+    """The tables ``rmlite monitor`` writes, as :meth:`monitoring` returns them."""
+
+    def version(self) -> dict[str, int]:
+        """The newest id of each append-only table (0 when empty or absent): a cheap
+        read that changes whenever an ingest, a training run, a relabel or a monitor
+        pass lands, so long-lived readers (the dashboard) know when to read again."""
+        with self.connect() as con:
+            out = {}
+            for table, column in self._VERSION_IDS:
+                if self._has_tables(con, table):
+                    # Identifiers come from the constant above; nothing is user input.
+                    row = _run(con, f"SELECT coalesce(max({column}), 0) FROM {table}")
+                    out[column] = int(row[0][0])
+                else:
+                    out[column] = 0
+            return out
+
+    def monitoring(self, dataset: str | None = None) -> dict[str, pl.DataFrame]:
+        """What monitor passes recorded, oldest first: one frame per table.
+
+        Keys are :attr:`MONITOR_TABLES`; ``metrics``, ``drift`` and ``alerts`` carry
+        their pass's ``model_path``. ``dataset=None`` reads every dataset. A store that
+        no monitor pass has written yet gives empty frames. One read-only open.
+        """
+        with self.connect() as con:
+            out = {}
+            for table in self.MONITOR_TABLES:
+                if self._has_tables(con, table) and self._has_tables(con, "monitor_passes"):
+                    query = sql(f"monitor_{table.removeprefix('monitor_')}")
+                    out[table] = con.sql(query, params={"dataset": dataset}).pl()
+                else:
+                    out[table] = pl.DataFrame()
+            return out
+
+    def monitor_samples(self, pass_id: int) -> pl.DataFrame:
+        """The (episode_id, step, y_true, y_pred) sample a monitor pass kept."""
+        with self.connect() as con:
+            if not self._has_tables(con, "monitor_samples"):
+                return pl.DataFrame(
+                    schema={
+                        "episode_id": pl.Int64,
+                        "step": pl.Int64,
+                        "y_true": pl.Float64,
+                        "y_pred": pl.Float64,
+                    }
+                )
+            return con.sql(sql("monitor_samples"), params={"pass_id": int(pass_id)}).pl()
+
     # ---------------------------------------------------------------------- relabel
 
     _RELABEL_FIELDS = (

@@ -382,6 +382,61 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def study_files(store_path: str) -> list[str]:
+    """The study storages kept beside a store that exist: SQLite file, then journal."""
+    base = os.path.abspath(store_path)
+    return [p for p in (base + ".optuna.db", base + ".optuna.journal") if os.path.exists(p)]
+
+
+def trial_history(store_path: str) -> list[dict[str, Any]]:
+    """Every trial of every study kept beside a store, in trial order per study.
+
+    Reads ``<store>.optuna.db`` (SQLite) and ``<store>.optuna.journal`` where they exist;
+    a store without studies gives an empty list. Each trial is a dict: ``storage``,
+    ``study``, ``number``, ``state`` (``COMPLETE``, ``PRUNED``, ``FAIL``, ``RUNNING``,
+    ``WAITING``), ``value`` (the minimized objective: ``1 - R²`` or the log loss; None
+    unless complete), ``cv_r2`` (the mean fold R² of regression trials, else None),
+    ``params``, ``error`` (why a trial failed), ``started_at`` and ``finished_at`` (ISO
+    text or None) and ``duration_s``.
+
+    Examples
+    --------
+    >>> trial_history("/nonexistent/project.duckdb")
+    []
+    """
+    files = study_files(store_path)
+    if not files:
+        return []
+    optuna = _optuna()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    out: list[dict[str, Any]] = []
+    for path in files:
+        storage = f"sqlite:///{path}" if path.endswith(".db") else f"journal:{path}"
+        storage_obj = open_storage(storage)
+        for name in optuna.study.get_all_study_names(storage=storage_obj):
+            study = optuna.load_study(study_name=name, storage=storage_obj)
+            for t in study.get_trials(deepcopy=False):
+                value = t.value if t.state == optuna.trial.TrialState.COMPLETE else None
+                out.append(
+                    {
+                        "storage": storage,
+                        "study": name,
+                        "number": t.number,
+                        "state": t.state.name,
+                        "value": value,
+                        "cv_r2": t.user_attrs.get("cv_r2") if value is not None else None,
+                        "params": dict(t.params),
+                        "error": t.user_attrs.get("error"),
+                        "started_at": t.datetime_start.isoformat() if t.datetime_start else None,
+                        "finished_at": (
+                            t.datetime_complete.isoformat() if t.datetime_complete else None
+                        ),
+                        "duration_s": t.duration.total_seconds() if t.duration else None,
+                    }
+                )
+    return out
+
+
 # ----------------------------------------------------------------------- objective
 
 

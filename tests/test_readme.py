@@ -49,6 +49,7 @@ def test_cli_tour_and_python_example_run(tmp_path: Path) -> None:
         )
         assert done.returncode == 0, f"{command}\n{done.stderr}"
     assert (tmp_path / "features.parquet").exists() and (tmp_path / "all.parquet").exists()
+    assert "plotly" in (tmp_path / "report.html").read_text()
 
     code = "\n".join(blocks("python"))  # later blocks use what earlier ones made
     done = subprocess.run(

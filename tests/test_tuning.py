@@ -236,3 +236,45 @@ def test_import_rmlite_stays_light() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_trial_history_reads_both_storages_beside_the_store(tmp_path: Path) -> None:
+    import optuna
+
+    from rmlite.tuning import trial_history
+
+    db = tmp_path / "project.duckdb"
+    assert trial_history(str(db)) == []
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", -1.0, 1.0)
+        if trial.number == 2:
+            raise optuna.TrialPruned()
+        trial.set_user_attr("cv_r2", 1.0 - x**2)
+        return x**2
+
+    for storage, name, n in (
+        (resolve_storage(None, str(db)), "walker-reward-lightgbm", 3),
+        (resolve_storage(None, str(db), workers=2), "walker-reward-xgboost", 2),
+    ):
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(study_name=name, storage=open_storage(storage))
+        study.optimize(objective, n_trials=n)
+
+    history = trial_history(str(db))
+    assert [(t["study"], t["number"]) for t in history] == [
+        ("walker-reward-lightgbm", 0),
+        ("walker-reward-lightgbm", 1),
+        ("walker-reward-lightgbm", 2),
+        ("walker-reward-xgboost", 0),
+        ("walker-reward-xgboost", 1),
+    ]
+    assert [t["state"] for t in history[:3]] == ["COMPLETE", "COMPLETE", "PRUNED"]
+    first = history[0]
+    assert first["storage"].startswith("sqlite:///") and history[-1]["storage"].startswith(
+        "journal:"
+    )
+    assert first["cv_r2"] == pytest.approx(1.0 - first["value"])
+    assert set(first["params"]) == {"x"} and first["duration_s"] >= 0
+    assert history[2]["value"] is None and history[2]["cv_r2"] is None
+    json.dumps(history)  # the dashboard serves it as it is

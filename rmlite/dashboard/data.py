@@ -1,0 +1,554 @@
+"""What the dashboard shows, read from the store without ever holding it.
+
+DuckDB lets one process write a file, and while it writes no other process can open the
+file, not even read-only. The dashboard lives for hours next to ``rmlite ingest`` and
+``rmlite monitor``, so :class:`StoreReader` opens the store only for a moment (a short
+lock timeout), closes it at once, and, when a writer holds it, keeps serving the last
+data it read with a note saying from when. Everything it returns is JSON-ready.
+
+Examples
+--------
+>>> to_jsonable({"r2": float("nan"), "n": 3})
+{'r2': None, 'n': 3}
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from rmlite.dashboard import figures as F
+from rmlite.exceptions import RmliteError, StoreLockedError
+from rmlite.store import LogStore
+
+LOCK_TIMEOUT = 0.3
+"""Seconds one read keeps retrying while a writer holds the store (then: last good data)."""
+
+MIN_CHECK_INTERVAL = 0.5
+"""Version checks closer together than this reuse the last answer (many open tabs)."""
+
+
+def to_jsonable(value: Any) -> Any:
+    """Plain JSON types: NaN and infinities become None, times ISO text (to the second)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, str | int | bool) or value is None:
+        return value
+    return str(value)
+
+
+def dumps(payload: Any) -> str:
+    """Strict JSON (no NaN) of anything the dashboard serves or inlines."""
+    return json.dumps(to_jsonable(payload), allow_nan=False, separators=(",", ":"))
+
+
+def rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    """A frame as JSON-ready rows."""
+    return [to_jsonable(r) for r in frame.to_dicts()] if frame.height else []
+
+
+def clock(timestamp: float) -> str:
+    """Local wall-clock time, HH:MM:SS."""
+    return time.strftime("%H:%M:%S", time.localtime(timestamp))
+
+
+def resolve_model_path(model_path: str, store_path: str) -> str | None:
+    """The folder a recorded ``model_path`` names, or None when it is not there.
+
+    Paths are recorded as the training command got them, so a relative one is tried
+    against the working directory and then against the store's folder.
+    """
+    candidates = [model_path]
+    if not os.path.isabs(model_path):
+        candidates.append(os.path.join(os.path.dirname(os.path.abspath(store_path)), model_path))
+    for path in candidates:
+        if os.path.isfile(os.path.join(path, "model.json")):
+            return path
+    return None
+
+
+def read_model_meta(folder: str) -> dict[str, Any]:
+    """``model.json`` of a model folder (curves, metrics, spec), as saved."""
+    with open(os.path.join(folder, "model.json"), encoding="utf-8") as f:
+        meta = json.load(f)
+    return meta if isinstance(meta, dict) else {}
+
+
+def overfitting_of(meta: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The overfitting verdict on a saved model's curves and train / hold-out R²."""
+    from rmlite.validation import overfitting
+
+    curves = meta.get("curves") or []
+    metrics = meta.get("metrics") or {}
+    train_r2 = (metrics.get("train") or {}).get("r2")
+    holdout_r2 = (metrics.get("holdout") or {}).get("r2")
+    if not curves and train_r2 is None:
+        return None
+    return dict(
+        overfitting(
+            curves,
+            train_r2=train_r2 if F._finite(train_r2) else None,
+            holdout_r2=holdout_r2 if F._finite(holdout_r2) else None,
+        )
+    )
+
+
+@dataclass
+class Snapshot:
+    """Everything read from the store in one refresh."""
+
+    version: str
+    read_at: float
+    datasets: pl.DataFrame
+    runs: pl.DataFrame
+    monitoring: dict[str, pl.DataFrame]
+    samples: dict[int, pl.DataFrame] = field(default_factory=dict)
+
+
+class StoreReader:
+    """Reads a store for the dashboard: briefly, read-only, last good data on lock.
+
+    Thread-safe: requests run in Starlette's thread pool and share one reader.
+    """
+
+    def __init__(self, path: str, lock_timeout: float = LOCK_TIMEOUT) -> None:
+        self.path = path
+        self.store = LogStore(path, lock_timeout=lock_timeout)
+        self._lock = threading.RLock()
+        self._snapshot: Snapshot | None = None
+        self._checked_at = 0.0
+        self._last_version: str | None = None
+        self._busy: str | None = None
+        self._error: str | None = None
+        self._models: dict[tuple[str, float], dict[str, Any]] = {}
+        self._trials: tuple[tuple[Any, ...], list[dict[str, Any]]] | None = None
+
+    # ------------------------------------------------------------------ versions
+
+    def _study_stamp(self) -> tuple[Any, ...]:
+        from rmlite.tuning import study_files
+
+        return tuple((p, os.stat(p).st_mtime_ns) for p in study_files(self.path))
+
+    def check(self) -> dict[str, Any]:
+        """``{"version", "busy", "error"}``: the store's version now (one brief open)."""
+        with self._lock:
+            now = time.time()
+            if now - self._checked_at >= MIN_CHECK_INTERVAL or self._last_version is None:
+                self._checked_at = now
+                try:
+                    ids = self.store.version()
+                    self._last_version = "-".join(str(v) for v in ids.values()) + (
+                        f"-{hash(self._study_stamp()) & 0xFFFFFFFF:x}"
+                    )
+                    self._busy = self._error = None
+                except StoreLockedError:
+                    self._busy = self._busy_note()
+                except RmliteError as exc:
+                    self._error = str(exc)
+            return {
+                "version": self._last_version or "",
+                "busy": self._busy,
+                "error": self._error,
+            }
+
+    def _busy_note(self) -> str:
+        if self._snapshot is None:
+            return "store busy: another process is writing it; the data will appear when it is done"
+        return f"store busy, showing data from {clock(self._snapshot.read_at)}"
+
+    def snapshot(self) -> Snapshot | None:
+        """The store's content, re-read only when its version changed."""
+        with self._lock:
+            state = self.check()
+            if self._busy or self._error:
+                return self._snapshot
+            if self._snapshot is not None and self._snapshot.version == state["version"]:
+                return self._snapshot
+            try:
+                snap = Snapshot(
+                    version=state["version"],
+                    read_at=time.time(),
+                    datasets=self.store.datasets(),
+                    runs=self.store.runs(),
+                    monitoring=self.store.monitoring(),
+                )
+            except StoreLockedError:
+                self._busy = self._busy_note()
+                return self._snapshot
+            self._snapshot = snap
+            return snap
+
+    def samples(self, snap: Snapshot, pass_id: int) -> pl.DataFrame | None:
+        """A pass's predicted-vs-true sample (passes never change: cached per pass)."""
+        with self._lock:
+            if pass_id not in snap.samples:
+                try:
+                    snap.samples[pass_id] = self.store.monitor_samples(pass_id)
+                except StoreLockedError:
+                    self._busy = self._busy_note()
+                    return None
+            return snap.samples[pass_id]
+
+    def model_meta(self, model_path: str) -> dict[str, Any] | None:
+        """``model.json`` of a recorded model folder, cached until the file changes."""
+        folder = resolve_model_path(model_path, self.path)
+        if folder is None:
+            return None
+        key = (folder, os.stat(os.path.join(folder, "model.json")).st_mtime)
+        with self._lock:
+            if key not in self._models:
+                try:
+                    self._models[key] = read_model_meta(folder)
+                except (OSError, ValueError):
+                    return None
+            return self._models[key]
+
+    def trials(self) -> list[dict[str, Any]]:
+        """Trial history of the studies beside the store, cached until a file changes."""
+        stamp = self._study_stamp()
+        with self._lock:
+            if self._trials is None or self._trials[0] != stamp:
+                from rmlite.tuning import trial_history
+
+                try:
+                    history = trial_history(self.path) if stamp else []
+                except Exception as exc:  # a study being written; keep what was shown
+                    if self._trials is not None:
+                        return self._trials[1]
+                    raise RmliteError(f"cannot read the tuning studies: {exc}") from exc
+                self._trials = (stamp, history)
+            return self._trials[1]
+
+    # ------------------------------------------------------------------- payload
+
+    def payload(self, dataset: str | None = None, model: str | None = None) -> dict[str, Any]:
+        """The page's data for a dataset (None: all) and a model folder (None: latest)."""
+        snap = self.snapshot()
+        state = {"busy": self._busy, "error": self._error}
+        if snap is None:
+            return {
+                "store": self.path,
+                "version": self._last_version or "",
+                **state,
+                "datasets": [],
+                "runs": [],
+                "models": [],
+                "alerts": [],
+                "selected": {"dataset": None, "model": None},
+                "figures": empty_figures(),
+            }
+        try:
+            history = self.trials()
+        except RmliteError as exc:
+            history, state["error"] = [], str(exc)
+        body = build_payload(
+            snap.datasets,
+            snap.runs,
+            snap.monitoring,
+            dataset=dataset,
+            model=model,
+            sample_for=lambda pass_id: self.samples(snap, pass_id),
+            meta_for=self.model_meta,
+            trials=history,
+            store_path=self.path,
+        )
+        return {
+            "store": self.path,
+            "version": snap.version,
+            "read_at": clock(snap.read_at),
+            **state,
+            **body,
+            # After the payload's own busy check (a sample read may have hit a writer).
+            "busy": self._busy,
+        }
+
+
+# ------------------------------------------------------------------ the payload
+
+
+def empty_figures() -> dict[str, Any]:
+    return {
+        "accuracy": F.accuracy([]),
+        "scatter": F.scatter([]),
+        "residuals": F.residuals([]),
+        "curves": F.empty("Learning curves", "no model yet: rmlite train --out DIR"),
+        "drift": F.drift([]),
+        "trials": F.trials([]),
+    }
+
+
+def canonical(model_path: str, store_path: str) -> str:
+    """The real path of the folder a recorded ``model_path`` names (as is when missing)."""
+    found = resolve_model_path(model_path, store_path)
+    return os.path.realpath(found) if found is not None else model_path
+
+
+def canonical_paths(frame: pl.DataFrame, store_path: str) -> pl.DataFrame:
+    """``frame`` with its ``model_path`` column made :func:`canonical`."""
+    if not frame.height or "model_path" not in frame.columns:
+        return frame
+    paths = frame["model_path"].drop_nulls().unique().to_list()
+    mapping = {p: canonical(p, store_path) for p in paths}
+    return frame.with_columns(pl.col("model_path").replace(mapping))
+
+
+def short_path(path: str | None, store_path: str) -> str | None:
+    """A model folder relative to the store's folder when it lies inside it."""
+    if path is None:
+        return None
+    base = os.path.dirname(os.path.abspath(store_path))
+    if os.path.isabs(path) and os.path.commonpath([base, path]) == base:
+        return os.path.relpath(path, base)
+    return path
+
+
+def model_options(
+    runs: pl.DataFrame, passes: pl.DataFrame, store_path: str = ""
+) -> list[dict[str, Any]]:
+    """Model folders the store knows (trained or monitored), newest first, labelled."""
+    out: dict[str, dict[str, Any]] = {}
+    if runs.height and "model_path" in runs.columns:
+        for r in (
+            runs.filter(pl.col("model_path").is_not_null()).sort("run_id").iter_rows(named=True)
+        ):
+            out[r["model_path"]] = {
+                "path": r["model_path"],
+                "label": f"{short_path(r['model_path'], store_path)} (run {r['run_id']}: "
+                f"{r['backend']}, {r['target']}, "
+                f"{r['dataset']})",
+                "dataset": r["dataset"],
+                "order": (to_jsonable(r["created_at"]) or "", r["run_id"]),
+            }
+    if passes.height:
+        for r in passes.filter(pl.col("model_path").is_not_null()).iter_rows(named=True):
+            out.setdefault(
+                r["model_path"],
+                {
+                    "path": r["model_path"],
+                    "label": f"{short_path(r['model_path'], store_path)} "
+                    f"(monitored on {r['dataset']})",
+                    "dataset": r["dataset"],
+                    "order": (to_jsonable(r["finished_at"]) or "", 0),
+                },
+            )
+    options = sorted(out.values(), key=lambda o: o["order"], reverse=True)
+    return [{k: v for k, v in o.items() if k != "order"} for o in options]
+
+
+def model_choice(snap: Snapshot, model: str | None) -> str | None:
+    """The requested model if the store knows it, else the newest one (monitored first)."""
+    options = [o["path"] for o in model_options(snap.runs, snap.monitoring["monitor_passes"])]
+    if model in options:
+        return model
+    passes = snap.monitoring["monitor_passes"]
+    if passes.height:
+        known = passes.filter(pl.col("model_path").is_not_null())
+        if known.height:
+            return str(known.sort("pass_id")["model_path"][-1])
+    return options[0] if options else None
+
+
+def latest_pass(passes: pl.DataFrame, dataset: str | None, model: str | None) -> int | None:
+    """The newest monitor pass of a model (on a dataset, when one is chosen)."""
+    if not passes.height or model is None:
+        return None
+    chosen = passes.filter(pl.col("model_path") == model)
+    if dataset is not None:
+        chosen = chosen.filter(pl.col("dataset") == dataset)
+    return int(chosen["pass_id"].max()) if chosen.height else None  # type: ignore[arg-type]
+
+
+def _of(frame: pl.DataFrame, dataset: str | None, model: str | None) -> pl.DataFrame:
+    if not frame.height:
+        return frame
+    if dataset is not None:
+        frame = frame.filter(pl.col("dataset") == dataset)
+    if model is not None and "model_path" in frame.columns:
+        frame = frame.filter(pl.col("model_path") == model)
+    return frame
+
+
+def _run_rows(runs: pl.DataFrame, dataset: str | None, store_path: str) -> list[dict[str, Any]]:
+    if not runs.height:
+        return []
+    out = []
+    for r in (
+        _of(runs, dataset, None).sort("run_id", descending=True).head(50).iter_rows(named=True)
+    ):
+        metrics = _json(r.get("metrics")).get("holdout") or {}
+        key = "auc" if r.get("target") == "event" else "r2"
+        out.append(
+            {
+                "run_id": r["run_id"],
+                "kind": r["kind"],
+                "dataset": r["dataset"],
+                "target": r["target"],
+                "backend": r["backend"],
+                "metric": key,
+                "holdout": to_jsonable(metrics.get(key)),
+                "model_path": short_path(r["model_path"], store_path),
+                "created_at": to_jsonable(r["created_at"]),
+            }
+        )
+    return out
+
+
+def _json(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str) and value:
+        try:
+            loaded = json.loads(value)
+        except ValueError:
+            return {}
+        return loaded if isinstance(loaded, dict) else {}
+    return {}
+
+
+def holdout_points(
+    runs: pl.DataFrame, model: str | None, dataset: str | None
+) -> list[dict[str, Any]]:
+    """Training-time hold-out metrics of the runs that wrote a model folder."""
+    if not runs.height or model is None:
+        return []
+    chosen = _of(runs, dataset, model)
+    return [
+        {
+            "run_id": r["run_id"],
+            "created_at": to_jsonable(r["created_at"]),
+            "metrics": to_jsonable(_json(r.get("metrics")).get("holdout") or {}),
+        }
+        for r in chosen.iter_rows(named=True)
+    ]
+
+
+def build_payload(
+    datasets: pl.DataFrame,
+    runs: pl.DataFrame,
+    monitoring: Mapping[str, pl.DataFrame],
+    *,
+    dataset: str | None,
+    model: str | None,
+    sample_for: Callable[[int], pl.DataFrame | None],
+    meta_for: Callable[[str], Mapping[str, Any] | None],
+    trials: Sequence[Mapping[str, Any]],
+    store_path: str,
+    window: Mapping[str, Any] | None = None,
+    keep_model: bool = False,
+) -> dict[str, Any]:
+    """Tables and figures for one dataset (None: all) and one model folder.
+
+    Shared by the live app and the report (which adds ``window``, the metrics of the
+    episodes it scored). ``sample_for(pass_id)`` gives the predicted-vs-true sample of a
+    monitor pass and ``meta_for(model_path)`` a model's ``model.json`` (None: missing).
+    ``keep_model``: draw ``model`` even when no run or pass of the store names it.
+    """
+    # Training records the folder as given (often relative), monitoring resolves it: one
+    # model must be one choice, so every model_path becomes the folder's real path.
+    runs = canonical_paths(runs, store_path)
+    monitoring = {k: canonical_paths(v, store_path) for k, v in monitoring.items()}
+    if model is not None:
+        model = canonical(model, store_path)
+    passes = monitoring.get("monitor_passes", pl.DataFrame())
+    names = datasets["dataset"].to_list() if datasets.height else []
+    notes = []
+    if dataset is not None and dataset not in names:
+        notes.append(f"no dataset named {dataset!r} in this store; showing every dataset")
+        dataset = None
+    options = model_options(runs, passes, store_path)
+    paths = [o["path"] for o in options]
+    if model is not None and model not in paths and not keep_model:
+        if model:
+            notes.append(f"no model {model!r} recorded in this store; showing the newest")
+        model = None
+    if model is None:
+        snap = Snapshot("", 0.0, datasets, runs, dict(monitoring))
+        model = model_choice(snap, None)
+
+    metric_rows = rows(_of(monitoring.get("metrics", pl.DataFrame()), dataset, model))
+    pass_id = latest_pass(passes, dataset, model)
+    drift_frame = monitoring.get("drift", pl.DataFrame())
+    drift_rows = (
+        rows(drift_frame.filter(pl.col("pass_id") == pass_id))
+        if pass_id is not None and drift_frame.height
+        else []
+    )
+    alerts = monitoring.get("alerts", pl.DataFrame())
+    alert_rows = (
+        rows(_of(alerts, dataset, None).sort("pass_id", descending=True).head(30))
+        if alerts.height
+        else []
+    )
+    model_meta = meta_for(model) if model else None
+    overfit = overfitting_of(model_meta) if model_meta else None
+    sample = sample_for(pass_id) if pass_id is not None else None
+    sample_rows = rows(sample) if sample is not None else []
+    where = f" · pass {pass_id}" if pass_id is not None else ""
+    figures = {
+        "accuracy": F.accuracy(metric_rows, holdout_points(runs, model, dataset), window),
+        "scatter": F.scatter(sample_rows, title=f"Predicted vs true{where}"),
+        "residuals": F.residuals(sample_rows, title=f"Residuals (predicted − true){where}"),
+        "curves": (
+            F.learning_curves(model_meta.get("curves") or [], overfit)
+            if model_meta
+            else F.empty(
+                "Learning curves",
+                "no model folder found for this run"
+                if model
+                else "no model yet: rmlite train --out DIR",
+            )
+        ),
+        "drift": F.drift(drift_rows, title=f"Drift per feature (PSI){where}"),
+        "trials": F.trials(trials),
+    }
+    dataset_rows = (
+        rows(datasets.select("dataset", "transitions", "episodes", "updated_at"))
+        if datasets.height
+        else []
+    )
+    alert_count = sum(1 for a in alert_rows if a.get("pass_id") == pass_id) if pass_id else 0
+    kpis = [
+        {"label": "datasets", "value": len(dataset_rows)},
+        {"label": "transitions", "value": sum(int(r["transitions"] or 0) for r in dataset_rows)},
+        {"label": "training runs", "value": runs.height},
+        {"label": "monitor passes", "value": passes.height},
+        {"label": "alerts in the latest pass", "value": alert_count, "bad": alert_count > 0},
+    ]
+    if overfit:
+        kpis.append(
+            {
+                "label": "overfitting",
+                "value": overfit.get("status"),
+                "bad": bool(overfit.get("alarm")),
+            }
+        )
+    return {
+        "kpis": kpis,
+        "datasets": dataset_rows,
+        "runs": _run_rows(runs, dataset, store_path),
+        "models": options,
+        "alerts": alert_rows,
+        "overfitting": to_jsonable(overfit),
+        "passes": passes.height,
+        "selected": {"dataset": dataset, "model": model, "pass_id": pass_id},
+        "notes": notes,
+        "figures": figures,
+    }

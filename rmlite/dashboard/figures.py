@@ -1,0 +1,469 @@
+"""Every chart of the dashboard and the report, as plain dicts in plotly's JSON format.
+
+One function per chart, shared by the live page and ``rmlite report`` so both draw the
+same thing. Inputs are plain rows (lists of dicts), never store handles; a chart without
+data is still a figure, with a short note saying what would fill it.
+
+Examples
+--------
+>>> fig = scatter([{"y_true": 1.0, "y_pred": 1.2}, {"y_true": 2.0, "y_pred": 1.9}])
+>>> [trace["name"] for trace in fig["data"]]
+['transitions', 'y = x']
+>>> empty("Drift", "no monitor pass yet")["layout"]["annotations"][0]["text"]
+'no monitor pass yet'
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+Figure = dict[str, Any]
+Rows = Sequence[Mapping[str, Any]]
+
+SCORE_METRICS = ("r2", "spearman", "auc", "episode_return_spearman")
+"""Higher is better, about 0..1: drawn on the left axis of the accuracy chart."""
+ERROR_METRICS = ("rmse", "mae", "episode_return_mae", "log_loss", "brier", "ece")
+"""Lower is better, in the target's units: drawn on the right axis."""
+
+HEADLINE_METRICS = ("r2", "rmse", "mae", "auc", "log_loss")
+"""Drawn from training hold-out metrics when no monitor pass has scored the model yet."""
+
+PSI_WARN, PSI_ALERT = 0.1, 0.25
+"""The usual PSI thresholds (Evidently, NannyML): below 0.1 stable, above 0.25 shifted."""
+
+PALETTE = ("#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2", "#be185d", "#4b5563")
+SEVERITY_COLOR = {"ok": "#059669", "warn": "#d97706", "alert": "#dc2626"}
+CURVE_DASH = {"train": "solid", "valid": "dash", "holdout": "dot"}
+
+
+def layout(title: str, **extra: Any) -> dict[str, Any]:
+    """The look every chart shares."""
+    base: dict[str, Any] = {
+        "title": {"text": title, "x": 0.01, "xanchor": "left", "font": {"size": 14}},
+        "height": 330,
+        "margin": {"l": 60, "r": 60, "t": 42, "b": 48},
+        "paper_bgcolor": "#ffffff",
+        "plot_bgcolor": "#f8fafc",
+        "font": {"family": "system-ui, -apple-system, Segoe UI, sans-serif", "size": 12},
+        "legend": {"orientation": "h", "y": -0.22, "x": 0},
+        "hovermode": "closest",
+    }
+    base.update(extra)
+    return base
+
+
+def empty(title: str, message: str) -> Figure:
+    """A chart with nothing to draw yet: axes hidden, ``message`` in the middle."""
+    hidden = {"visible": False}
+    return {
+        "data": [],
+        "layout": layout(
+            title,
+            xaxis=hidden,
+            yaxis=hidden,
+            annotations=[
+                {
+                    "text": message,
+                    "showarrow": False,
+                    "xref": "paper",
+                    "yref": "paper",
+                    "x": 0.5,
+                    "y": 0.5,
+                    "font": {"size": 13, "color": "#64748b"},
+                }
+            ],
+        ),
+    }
+
+
+def _color(i: int) -> str:
+    return PALETTE[i % len(PALETTE)]
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# --------------------------------------------------------------------- accuracy
+
+
+def accuracy(
+    metrics: Rows,
+    holdout: Rows = (),
+    window: Mapping[str, Any] | None = None,
+    title: str = "Accuracy against ground truth",
+) -> Figure:
+    """Metrics of monitor passes over time, with the training hold-out as reference.
+
+    ``metrics``: rows with ``created_at``, ``metric``, ``value`` (one per pass and
+    metric). ``holdout``: rows with ``created_at``, ``run_id`` and ``metrics`` (the run's
+    hold-out metrics at training time). ``window``: ``{"at": time, "metrics": {...}}``,
+    the window a report scored, drawn as a last point.
+    """
+    # The metrics the monitor records; before any pass, the headline ones of training.
+    names = [m for m in (*SCORE_METRICS, *ERROR_METRICS) if _has_metric(m, metrics, (), window)]
+    if not names:
+        names = [m for m in HEADLINE_METRICS if _has_metric(m, (), holdout, None)]
+    if not names:
+        return empty(title, "no accuracy yet: train a model, then run rmlite monitor")
+    data: list[dict[str, Any]] = []
+    for i, name in enumerate(names):
+        axis = "y" if name in SCORE_METRICS else "y2"
+        color = _color(i)
+        rows = [r for r in metrics if r.get("metric") == name and _finite(r.get("value"))]
+        if rows:
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines+markers",
+                    "name": name,
+                    "legendgroup": name,
+                    "x": [r["created_at"] for r in rows],
+                    "y": [r["value"] for r in rows],
+                    "yaxis": axis,
+                    "line": {"color": color, "width": 2},
+                    "marker": {"size": 7},
+                    "hovertemplate": f"{name} %{{y:.4g}}<br>%{{x}}<extra>monitor pass</extra>",
+                }
+            )
+        runs = [r for r in holdout if _finite((r.get("metrics") or {}).get(name))]
+        if runs:
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "markers",
+                    "name": f"{name} (training hold-out)",
+                    "legendgroup": name,
+                    "showlegend": not rows,
+                    "x": [r["created_at"] for r in runs],
+                    "y": [r["metrics"][name] for r in runs],
+                    "yaxis": axis,
+                    "marker": {
+                        "color": color,
+                        "size": 11,
+                        "symbol": "diamond-open",
+                        "line": {"width": 2},
+                    },
+                    "hovertemplate": f"{name} %{{y:.4g}}<br>%{{x}}<extra>training hold-out</extra>",
+                }
+            )
+        if window is not None and _finite((window.get("metrics") or {}).get(name)):
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "markers",
+                    "name": f"{name} (this report)",
+                    "legendgroup": name,
+                    "showlegend": False,
+                    "x": [window["at"]],
+                    "y": [window["metrics"][name]],
+                    "yaxis": axis,
+                    "marker": {"color": color, "size": 12, "symbol": "star"},
+                    "hovertemplate": f"{name} %{{y:.4g}}<extra>this report's window</extra>",
+                }
+            )
+    # Scores above, errors below: two panels sharing the time axis, each on its own scale.
+    has_scores = any(n in SCORE_METRICS for n in names)
+    has_errors = any(n in ERROR_METRICS for n in names)
+    split = has_scores and has_errors
+    return {
+        "data": data,
+        "layout": layout(
+            title,
+            height=380,
+            xaxis={"type": "date", "anchor": "y2" if has_errors else "y"},
+            yaxis={
+                "title": {"text": "score ↑"},
+                "domain": [0.55, 1] if split else [0, 1],
+                "visible": has_scores,
+            },
+            yaxis2={
+                "title": {"text": "error ↓"},
+                "domain": [0, 0.45] if split else [0, 1],
+                "anchor": "x",
+                "visible": has_errors,
+            },
+        ),
+    }
+
+
+def _has_metric(name: str, metrics: Rows, holdout: Rows, window: Mapping[str, Any] | None) -> bool:
+    return (
+        any(r.get("metric") == name and _finite(r.get("value")) for r in metrics)
+        or any(_finite((r.get("metrics") or {}).get(name)) for r in holdout)
+        or (window is not None and _finite((window.get("metrics") or {}).get(name)))
+    )
+
+
+# ------------------------------------------------------------ predicted vs true
+
+
+def scatter(sample: Rows, title: str = "Predicted vs true") -> Figure:
+    """Predicted against true target of a sample of transitions, with the y = x line."""
+    pairs = [
+        (r["y_true"], r["y_pred"])
+        for r in sample
+        if _finite(r.get("y_true")) and _finite(r.get("y_pred"))
+    ]
+    if not pairs:
+        return empty(title, "no sample yet: rmlite monitor keeps one per pass")
+    true, pred = [p[0] for p in pairs], [p[1] for p in pairs]
+    low, high = min(*true, *pred), max(*true, *pred)
+    return {
+        "data": [
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "name": "transitions",
+                "x": true,
+                "y": pred,
+                "marker": {"color": PALETTE[0], "size": 5, "opacity": 0.45},
+                "hovertemplate": "true %{x:.4g}<br>predicted %{y:.4g}<extra></extra>",
+            },
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": "y = x",
+                "x": [low, high],
+                "y": [low, high],
+                "line": {"color": "#94a3b8", "dash": "dash", "width": 1.5},
+                "hoverinfo": "skip",
+            },
+        ],
+        "layout": layout(
+            title,
+            xaxis={"title": {"text": "true"}},
+            yaxis={"title": {"text": "predicted"}},
+            showlegend=False,
+        ),
+    }
+
+
+def residuals(sample: Rows, title: str = "Residuals (predicted − true)") -> Figure:
+    """Histogram of predicted − true over a sample of transitions."""
+    values = [
+        r["y_pred"] - r["y_true"]
+        for r in sample
+        if _finite(r.get("y_true")) and _finite(r.get("y_pred"))
+    ]
+    if not values:
+        return empty(title, "no sample yet: rmlite monitor keeps one per pass")
+    mean = sum(values) / len(values)
+    return {
+        "data": [
+            {
+                "type": "histogram",
+                "name": "residuals",
+                "x": values,
+                "nbinsx": 40,
+                "marker": {"color": PALETTE[4], "line": {"color": "#ffffff", "width": 1}},
+                "hovertemplate": "%{x}<br>%{y} transitions<extra></extra>",
+            }
+        ],
+        "layout": layout(
+            title,
+            xaxis={"title": {"text": f"residual (mean {mean:.3g})"}},
+            yaxis={"title": {"text": "transitions"}},
+            showlegend=False,
+            bargap=0.02,
+            shapes=[_vline(0.0, "#334155")],
+        ),
+    }
+
+
+def _vline(x: float, color: str) -> dict[str, Any]:
+    return {
+        "type": "line",
+        "x0": x,
+        "x1": x,
+        "yref": "paper",
+        "y0": 0,
+        "y1": 1,
+        "line": {"color": color, "width": 1.5, "dash": "dash"},
+    }
+
+
+def _hline(y: float, color: str) -> dict[str, Any]:
+    return {
+        "type": "line",
+        "y0": y,
+        "y1": y,
+        "xref": "paper",
+        "x0": 0,
+        "x1": 1,
+        "line": {"color": color, "width": 1.5, "dash": "dash"},
+    }
+
+
+# ------------------------------------------------------------- learning curves
+
+
+def learning_curves(
+    curves: Sequence[Mapping[str, Sequence[float]]],
+    overfitting: Mapping[str, Any] | None = None,
+    title: str = "Learning curves",
+) -> Figure:
+    """Per-iteration losses of each ensemble member (train, valid, holdout).
+
+    ``overfitting`` (from :func:`rmlite.validation.overfitting`) titles the chart with
+    its status, in red when its alarm is up.
+    """
+    data: list[dict[str, Any]] = []
+    for member, named in enumerate(curves):
+        for name, losses in named.items():
+            ys = [v if _finite(v) else None for v in losses]
+            if not ys:
+                continue
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines",
+                    "name": f"{name}" + (f" (member {member})" if len(curves) > 1 else ""),
+                    "legendgroup": name,
+                    "x": list(range(1, len(ys) + 1)),
+                    "y": ys,
+                    "line": {
+                        "color": _color(member),
+                        "dash": CURVE_DASH.get(name, "dashdot"),
+                        "width": 2,
+                    },
+                    "hovertemplate": f"{name} %{{y:.4g}} at %{{x}}<extra>member {member}</extra>",
+                }
+            )
+    if not data:
+        return empty(title, "this model recorded no learning curves")
+    if overfitting:
+        color = "#dc2626" if overfitting.get("alarm") else "#059669"
+        status = overfitting.get("status", "unknown")
+        title = f"{title}: <span style='color:{color}'>{status}</span>"
+    return {
+        "data": data,
+        "layout": layout(
+            title,
+            xaxis={"title": {"text": "iteration (trees or epochs)"}},
+            yaxis={"title": {"text": "loss"}, "type": "log"},
+        ),
+    }
+
+
+# ------------------------------------------------------------------------ drift
+
+
+def drift(rows: Rows, title: str = "Drift per feature (PSI)") -> Figure:
+    """PSI of each feature (and reward, prediction, residual) in one monitor pass,
+    coloured by severity, with the warn and alert thresholds."""
+    rows = [r for r in rows if _finite(r.get("psi"))]
+    if not rows:
+        return empty(title, "no drift measured yet: run rmlite monitor")
+    labels = [f"{r['name']}" if r.get("kind") == "feature" else f"{r['kind']}" for r in rows]
+    return {
+        "data": [
+            {
+                "type": "bar",
+                "name": "PSI",
+                "x": labels,
+                "y": [r["psi"] for r in rows],
+                "marker": {
+                    "color": [SEVERITY_COLOR.get(r.get("severity", "ok"), "#64748b") for r in rows]
+                },
+                "customdata": [
+                    [
+                        r.get("kind"),
+                        r.get("severity"),
+                        r.get("ks"),
+                        r.get("ks_pvalue"),
+                        r.get("wasserstein"),
+                    ]
+                    for r in rows
+                ],
+                "hovertemplate": (
+                    "%{x} (%{customdata[0]})<br>PSI %{y:.3f}: %{customdata[1]}<br>"
+                    "KS %{customdata[2]:.3f} (p %{customdata[3]:.2g})<br>"
+                    "Wasserstein / std %{customdata[4]:.3f}<extra></extra>"
+                ),
+            }
+        ],
+        "layout": layout(
+            title,
+            xaxis={"title": {"text": "feature"}, "type": "category"},
+            yaxis={"title": {"text": "PSI"}, "rangemode": "tozero"},
+            showlegend=False,
+            shapes=[
+                _hline(PSI_WARN, SEVERITY_COLOR["warn"]),
+                _hline(PSI_ALERT, SEVERITY_COLOR["alert"]),
+            ],
+        ),
+    }
+
+
+# ----------------------------------------------------------------------- tuning
+
+
+def trials(history: Rows, title: str = "Tuning trials") -> Figure:
+    """Objective of each trial (lower is better) and the best so far, per study."""
+    studies = list(dict.fromkeys(r["study"] for r in history))
+    if not studies:
+        return empty(title, "no tuning study beside this store (rmlite tune)")
+    data: list[dict[str, Any]] = []
+    for i, study in enumerate(studies):
+        rows = [r for r in history if r["study"] == study]
+        done = [r for r in rows if r.get("state") == "COMPLETE" and _finite(r.get("value"))]
+        color = _color(i)
+        if done:
+            best, running = [], math.inf
+            for r in done:
+                running = min(running, r["value"])
+                best.append(running)
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "markers",
+                    "name": study,
+                    "legendgroup": study,
+                    "x": [r["number"] for r in done],
+                    "y": [r["value"] for r in done],
+                    "marker": {"color": color, "size": 8},
+                    "hovertemplate": "trial %{x}: %{y:.4g}<extra>" + study + "</extra>",
+                }
+            )
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines",
+                    "name": f"{study} best",
+                    "legendgroup": study,
+                    "showlegend": False,
+                    "x": [r["number"] for r in done],
+                    "y": best,
+                    "line": {"color": color, "shape": "hv", "width": 2},
+                    "hoverinfo": "skip",
+                }
+            )
+        # Pruned and failed trials have no objective: marked along the bottom.
+        other = [r for r in rows if r.get("state") in ("PRUNED", "FAIL")]
+        if other:
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "markers",
+                    "name": f"{study} pruned/failed",
+                    "legendgroup": study,
+                    "x": [r["number"] for r in other],
+                    "y": [0 for _ in other],
+                    "yaxis": "y2",
+                    "marker": {"color": "#94a3b8", "symbol": "x", "size": 8},
+                    "text": [r["state"].lower() for r in other],
+                    "hovertemplate": "trial %{x}: %{text}<extra></extra>",
+                }
+            )
+    return {
+        "data": data,
+        "layout": layout(
+            title,
+            xaxis={"title": {"text": "trial"}},
+            yaxis={"title": {"text": "objective (1 − R² or log loss)"}, "domain": [0.12, 1]},
+            yaxis2={"domain": [0, 0.08], "visible": False, "range": [-1, 1]},
+        ),
+    }

@@ -1,0 +1,148 @@
+"""``rmlite report``: one self-contained HTML file with the dashboard's charts.
+
+For one model and one dataset: the model scored on a window of the dataset's episodes
+(by default those it was not trained on) with :func:`rmlite.monitoring.evaluate_window`,
+drawn with the same figure functions and the same page as the live dashboard, plus the
+store's monitor history of that model. plotly.js and the data are inlined: the file
+opens offline and references nothing outside itself.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from rmlite._typing import PathLike
+from rmlite.dashboard import figures as F
+from rmlite.dashboard.data import build_payload, dumps, read_model_meta, rows
+from rmlite.dashboard.page import render_report
+from rmlite.exceptions import RmliteError
+from rmlite.store import LogStore
+
+
+@dataclass
+class Report:
+    """A rendered report and what it says, for ``--json``."""
+
+    html: str
+    summary: dict[str, Any]
+
+
+def build_report(
+    store: LogStore,
+    model_dir: PathLike,
+    dataset: str,
+    *,
+    episodes: Sequence[int] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Report:
+    """Score ``model_dir`` on ``dataset`` and render the report page (not written)."""
+    from rmlite.monitoring import evaluate_window
+
+    say = progress or (lambda _m: None)
+    model_dir = os.fspath(model_dir)
+    if not os.path.isfile(os.path.join(model_dir, "model.json")):
+        raise RmliteError(
+            f"{model_dir}: no model here (model.json is missing). Pass the folder written by "
+            f"rmlite train --out."
+        )
+    say(f"scoring {model_dir} on {dataset}")
+    window = evaluate_window(store, model_dir, dataset, episodes=episodes)
+
+    say("reading the store's history of this model")
+    datasets, runs, monitoring = store.datasets(), store.runs(), store.monitoring(dataset)
+    recorded = os.path.realpath(model_dir)
+    history: list[dict[str, Any]] = []
+    if store.path != ":memory:":
+        from rmlite.tuning import trial_history
+
+        history = trial_history(store.path)
+    meta = read_model_meta(model_dir)
+
+    say("drawing the charts")
+    now = time.strftime("%Y-%m-%d %H:%M:%S")
+    metrics = {k: v for k, v in window.metrics.items() if isinstance(v, int | float)}
+    payload = build_payload(
+        datasets,
+        runs,
+        monitoring,
+        dataset=dataset,
+        model=recorded,
+        keep_model=True,
+        sample_for=lambda _pass_id: None,
+        meta_for=lambda _path: meta,
+        trials=history,
+        store_path=store.path,
+        window={"at": now, "metrics": metrics},
+    )
+    sample = rows(window.sample)
+    drift = rows(window.drift)
+    n = len(sample)
+    figures = payload["figures"]
+    figures["scatter"] = F.scatter(sample, title=f"Predicted vs true · {n:,} transitions")
+    figures["residuals"] = F.residuals(sample)
+    figures["drift"] = F.drift(drift, title="Drift per feature (PSI) against training")
+    figures["curves"] = F.learning_curves(window.curves, window.overfitting)
+    alerts = [
+        {
+            "pass_id": None,
+            "created_at": now,
+            **{k: a.get(k) for k in ("severity", "source", "name", "message")},
+        }
+        for a in window.alerts
+    ]
+    payload["alerts"] = alerts + payload["alerts"]
+    payload["overfitting"] = window.overfitting
+    shown = [k for k in (*F.SCORE_METRICS, *F.ERROR_METRICS) if k in metrics][:6]
+    payload["kpis"] = [
+        *({"label": f"{k} ({window.target})", "value": metrics[k]} for k in shown),
+        {"label": "alerts", "value": len(alerts), "bad": bool(alerts)},
+        {
+            "label": "overfitting",
+            "value": (window.overfitting or {}).get("status", "unknown"),
+            "bad": bool((window.overfitting or {}).get("alarm")),
+        },
+    ]
+    payload["store"] = store.path
+    payload["version"] = ""
+    payload["report"] = f"report · {model_dir} on {dataset} · {now}"
+    html = render_report(f"rmlite report · {model_dir} on {dataset}", dumps(payload))
+    summary = {
+        "model": model_dir,
+        "dataset": dataset,
+        "target": window.target,
+        "transitions_sampled": n,
+        "metrics": metrics,
+        "alerts": alerts,
+        "overfitting": window.overfitting,
+        "drift_alerts": int(
+            window.drift.filter(pl.col("severity") == "alert").height if window.drift.height else 0
+        ),
+        "monitor_passes": monitoring["monitor_passes"].height,
+        "generated_at": now,
+    }
+    return Report(html=html, summary=summary)
+
+
+def write_report(
+    store: LogStore,
+    model_dir: PathLike,
+    dataset: str,
+    out: PathLike,
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Build the report and write it to ``out`` (one HTML file); return its summary."""
+    report = build_report(store, model_dir, dataset, progress=progress)
+    out = os.fspath(out)
+    folder = os.path.dirname(os.path.abspath(out))
+    os.makedirs(folder, exist_ok=True)
+    with open(out, "w", encoding="utf-8") as f:
+        f.write(report.html)
+    (progress or (lambda _m: None))(f"wrote {out}")
+    return {**report.summary, "out": out, "bytes": os.path.getsize(out)}
