@@ -465,17 +465,35 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_quickstart(args: argparse.Namespace) -> int:
     from rmlite.pipeline import quickstart
 
-    summary = quickstart(
-        db=args.db,
-        episodes=args.episodes,
-        seed=args.seed,
-        progress=_Progress(enabled=not args.json),
-    )
+    progress = _Progress(enabled=not args.json)
+    summary = quickstart(db=args.db, episodes=args.episodes, seed=args.seed, progress=progress)
+    summary["report"] = _quickstart_report(summary, progress)
     if args.json:
         _emit_json(summary)
     else:
         _print_summary(summary)
     return EXIT_OK
+
+
+def _quickstart_report(summary: dict[str, Any], progress: Callable[[str], None]) -> str:
+    """Write the quickstart's HTML report beside its model; say why when it cannot."""
+    import os
+
+    try:
+        from rmlite.dashboard.page import plotly_js_path
+
+        plotly_js_path()  # the report inlines plotly.js: fail here, before any work
+    except ImportError as exc:
+        return f"not written ({exc})"
+    from rmlite.dashboard.report import write_report
+    from rmlite.store import LogStore
+
+    out = os.path.join(summary["model_path"], "report.html")
+    write_report(
+        LogStore(summary["store"]), summary["model_path"], summary["dataset"], out,
+        progress=progress,
+    )  # fmt: skip
+    return out
 
 
 def _print_summary(summary: dict[str, Any]) -> None:

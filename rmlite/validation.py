@@ -376,8 +376,8 @@ def overfitting(
 
     ``ratio`` = final hold-out loss / final training loss, averaged over the ensemble's
     members (the ``"holdout"`` curve, else early stopping's ``"valid"``). Status: ``below
-    band`` (ratio < band[0]: room to fit more), ``in band``, ``overfit`` (ratio > band[1]),
-    or ``unknown`` without curves. ``rise`` = final hold-out loss / its minimum − 1: the
+    band`` (ratio < band[0]: room to fit more), ``in band``, ``overfit`` (the alarm below),
+    ``above band`` (ratio > band[1] without the alarm), or ``unknown`` without curves. ``rise`` = final hold-out loss / its minimum − 1: the
     hold-out loss climbing back while the training loss still falls.
 
     The alarm fires when the ratio is above the band and the overfitting costs something:
@@ -417,15 +417,17 @@ def overfitting(
             "message": "no training and hold-out learning curves were recorded for this model",
         }
     ratio = float(np.mean(ratios))
-    if ratio > band[1]:
+    rise = float(np.mean(rises))
+    costly = rise >= min_rise or gap is None or gap >= min_gap
+    alarm = ratio > band[1] and costly
+    if alarm:
         status = "overfit"
+    elif ratio > band[1]:
+        status = "above band"
     elif ratio < band[0]:
         status = "below band"
     else:
         status = "in band"
-    rise = float(np.mean(rises))
-    costly = rise >= min_rise or gap is None or gap >= min_gap
-    alarm = status == "overfit" and costly
     described = (
         f"{watched} loss is {ratio:.3g}x the training loss (band {band[0]}–{band[1]}), "
         f"{rise:.1%} above its minimum"
@@ -434,7 +436,7 @@ def overfitting(
         described += f", R² gap {gap:.4f}"
     if alarm:
         message = f"overfitting: {described}. Regularize, use fewer trees/epochs or more data."
-    elif status == "overfit":
+    elif status == "above band":
         message = (
             f"{described}: above the band, but the R² gap is under {min_gap} and the hold-out "
             f"loss rose less than {min_rise:.0%}, so no alarm."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -230,10 +231,18 @@ def test_quickstart_embedded_default(tmp_path: Path) -> None:
     assert summary["holdout_r2"] > 0.98 and summary["holdout_episodes"] == 1
     assert (tmp_path / "rmlite-models" / "quickstart" / "model.json").exists()
     assert summary["model_path"] == str(tmp_path / "rmlite-models" / "quickstart")
+    # A first monitor pass over the held-out episode, and the HTML report beside the model.
+    assert summary["monitor_pass"] == 1 and summary["alerts"] == 0
+    report = tmp_path / "rmlite-models" / "quickstart" / "report.html"
+    assert summary["report"] == str(report)
+    html = report.read_text()
+    assert "Plotly" in html and html.count("<script") >= 2
+    assert not re.search(r"<(script|img|iframe)[^>]*\ssrc\s*=\s*[\"']?(https?:)?//", html, re.I)
     again = json.loads(
         run("quickstart", "--episodes", "6", "--json", cwd=tmp_path, env={"RMLITE_DB": ""}).stdout
     )
     assert again["added_now"] == 0 and again["already_stored"] == 1200
+    assert again["monitor_pass"] is None  # nothing new to monitor
 
 
 def test_bench_data_runs_and_reports_ratios(tmp_path: Path) -> None:

@@ -146,7 +146,7 @@ def test_overfitting_without_curves_is_unknown() -> None:
         ([1.0, 0.5], [1.0, 0.52], 0.001, "below band", False),
         ([1.0, 0.5], [1.0, 0.6], 0.01, "in band", False),
         ([1.0, 0.1], [1.0, 0.3], 0.05, "overfit", True),  # ratio 3, big gap
-        ([1.0, 1e-6], [1.0, 1e-4], 0.0001, "overfit", False),  # tiny losses, still falling
+        ([1.0, 1e-6], [1.0, 1e-4], 0.0001, "above band", False),  # tiny losses, falling
         ([1.0, 1e-6], [1.0, 1e-4, 2e-4], 0.0001, "overfit", True),  # hold-out loss doubled
     ],
 )
