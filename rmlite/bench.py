@@ -401,7 +401,13 @@ def _raw_fit(
     if backend == "lightgbm":
         import lightgbm as lgb
 
-        return lgb.train(params, lgb.Dataset(X, label=y), rounds)
+        try:
+            return lgb.train(params, lgb.Dataset(X, label=y), rounds)
+        except lgb.basic.LightGBMError:
+            if params.get("device_type") != "cuda":
+                raise
+            # The pip wheel has no CUDA learner: the same OpenCL fallback as fit_gbm's.
+            return lgb.train({**params, "device_type": "gpu"}, lgb.Dataset(X, label=y), rounds)
     import xgboost as xgb
 
     return xgb.train(params, xgb.QuantileDMatrix(X, label=y), rounds)

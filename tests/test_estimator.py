@@ -345,6 +345,20 @@ def test_cuda_without_gpu_is_a_clear_error(backend: str) -> None:
 @pytest.mark.skipif(cuda_device_count() == 0, reason="needs a CUDA GPU")
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_cuda_matches_cpu_quality(walker_frame, backend: str) -> None:  # type: ignore[no-untyped-def]
+    if backend == "mlp":
+        import torch
+
+        if not torch.cuda.is_available():
+            pytest.skip(f"this torch build ({torch.__version__}) has no CUDA")
+    if backend == "xgboost":
+        import xgboost as xgb
+
+        if not xgb.build_info().get("USE_CUDA", False):
+            with pytest.raises(DeviceError, match="has no CUDA support"):
+                RewardRegressor(backend="xgboost", device="cuda").fit(
+                    walker_frame.X[:50], walker_frame.y[:50]
+                )
+            pytest.skip("this XGBoost build has no CUDA (refused clearly, checked above)")
     cpu = holdout_r2(walker_frame, RewardRegressor(backend=backend, device="cpu", random_state=0))
     gpu_model = RewardRegressor(backend=backend, device="cuda", random_state=0)
     gpu = holdout_r2(walker_frame, gpu_model)

@@ -305,6 +305,13 @@ def _fit_xgboost(
 ) -> tuple[Any, dict[str, list[float]]]:
     import xgboost as xgb
 
+    if params.get("device") == "cuda" and not xgb.build_info().get("USE_CUDA", False):
+        # Such a build warns and trains on the CPU: asking for CUDA must never do that.
+        raise DeviceError(
+            "this XGBoost build has no CUDA support (xgboost-cpu?), so device='cuda' would "
+            "silently train on the CPU. pip install xgboost (the CUDA-enabled wheel), or use "
+            "device='cpu'."
+        )
     # QuantileDMatrix bins once, straight from the float32 matrix: less memory than DMatrix.
     train_set = xgb.QuantileDMatrix(X, label=y, weight=sample_weight)
     evals: list[tuple[Any, str]] = []
