@@ -30,7 +30,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,10 @@ log = logging.getLogger("rmlite.monitor")
 
 SAMPLE_ROWS = 2000
 """Predicted-vs-true rows kept per pass for the dashboard's scatter plot."""
+
+DRIFT_ROWS = 100_000
+"""Window rows the drift tests see at most (a seeded sample beyond that): the reference
+holds at most 5,000 rows per split, so more window rows add no resolution, only time."""
 
 
 @dataclass
@@ -156,6 +160,7 @@ def evaluate_window(
     *,
     model: Any = None,
     sample_rows: int = SAMPLE_ROWS,
+    drift_rows: int = DRIFT_ROWS,
     seed: int = 0,
 ) -> WindowResult:
     """Score a saved model on some episodes of a dataset and compare with its reference.
@@ -170,6 +175,8 @@ def evaluate_window(
         When numbers become warnings and alerts (:class:`~rmlite.validation.Thresholds`).
     model
         The loaded model, when the caller has it already.
+    sample_rows, drift_rows
+        Rows kept for the predicted-vs-true sample; rows the drift tests see at most.
     """
     from rmlite.estimator import load_model
     from rmlite.features import FeatureSpec, FittedStats, build_features
@@ -227,20 +234,25 @@ def evaluate_window(
 
     ref_train = reference.filter(pl.col(SPLIT_COLUMN) == "train")
     ref_hold = reference.filter(pl.col(SPLIT_COLUMN) == "holdout")
-    current: dict[str, np.ndarray] = {n: frame.X[:, i] for i, n in enumerate(frame.feature_names)}
+    rng = np.random.default_rng(seed)
+    tested = np.arange(len(y_pred))
+    if len(tested) > drift_rows:
+        tested = np.sort(rng.choice(tested, size=drift_rows, replace=False))
+    X_t, pred_t, true_t, known_t = frame.X[tested], y_pred[tested], y_true[tested], known[tested]
+    current: dict[str, np.ndarray] = {n: X_t[:, i] for i, n in enumerate(frame.feature_names)}
     ref_cols: dict[str, np.ndarray] = {n: ref_train[n].to_numpy() for n in frame.feature_names}
     kinds = dict.fromkeys(frame.feature_names, "feature")
-    ref_cols["prediction"], current["prediction"] = ref_train[PREDICTION_COLUMN].to_numpy(), y_pred
+    ref_cols["prediction"] = ref_train[PREDICTION_COLUMN].to_numpy()
+    current["prediction"] = pred_t
     kinds["prediction"] = "prediction"
     if known.any():
         ref_cols["reward"] = ref_train[TARGET_COLUMN].to_numpy()
-        current["reward"] = y_true[known]
+        current["reward"] = true_t[known_t]
         kinds["reward"] = "reward"
         if ref_hold.height and not event:
-            ref_cols["residual"] = (
-                ref_hold[PREDICTION_COLUMN] - ref_hold[TARGET_COLUMN]
-            ).to_numpy()
-            current["residual"] = (y_pred - y_true)[known]
+            residual = ref_hold[PREDICTION_COLUMN] - ref_hold[TARGET_COLUMN]
+            ref_cols["residual"] = residual.to_numpy()
+            current["residual"] = (pred_t - true_t)[known_t]
             kinds["residual"] = "residual"
     drift = drift_table(ref_cols, current, kinds, t)
     if len(episodes) < t.min_episodes:
@@ -266,7 +278,6 @@ def evaluate_window(
     )
     alerts = _alerts(metrics, holdout, drift, overall, fit, t, event)
 
-    rng = np.random.default_rng(seed)
     keep = np.arange(len(y_pred))
     if len(keep) > sample_rows:
         keep = np.sort(rng.choice(keep, size=sample_rows, replace=False))
@@ -379,7 +390,7 @@ def monitor_pass(
     """
     from rmlite.estimator import load_model
 
-    started = datetime.now(UTC).replace(tzinfo=None)
+    started = datetime.now()  # local, like the store's now()::TIMESTAMP
     clock = time.perf_counter()
     model = model if model is not None else load_model(model_dir)
     fingerprint = model.fingerprint
