@@ -410,7 +410,9 @@ class RewardFunction:
         self.single = int(getattr(model, "n_members", 1)) == 1
         # Per-step batches of a LightGBM regressor skip Booster.predict's per-call setup.
         self._rows: list[Any] | None = None
-        if getattr(model, "backend", None) == "lightgbm" and not self.event:
+        from rmlite.estimator import RewardRegressor
+
+        if isinstance(model, RewardRegressor) and model.backend == "lightgbm":
             from rmlite.models.gbm import LightGBMRowPredictor, best_iteration
 
             self._rows = [

@@ -326,3 +326,22 @@ def test_cli_collect_relabel_and_minari(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "did you mean 'Pendulum-v1'" in bad.stderr
     bad = run("minari", "import", "nope/none-v0", "--db", db, env=env)
     assert bad.returncode == 2 and "no local Minari dataset" in bad.stderr
+
+
+@pytest.mark.parametrize(("members", "pessimism"), [(1, 0.0), (3, 1.5)])
+def test_per_step_fast_path_matches_the_batch_prediction(
+    store: LogStore, members: int, pessimism: float
+) -> None:
+    from rmlite.rl import RewardFunction
+
+    store.ingest(rollout("Pendulum-v1", episodes=6, seed=0, max_steps=60), dataset="p")
+    spec = FeatureSpec(next_obs=True, scaling="standard")
+    model = train(store, "p", spec, {"n_estimators": 30, "n_members": members}).model
+    reward = RewardFunction(model, pessimism=pessimism)
+    assert reward._rows is not None  # the LightGBM row predictor is in use
+    log = rollout("Pendulum-v1", episodes=1, seed=9, max_steps=100)
+    obs, act, nxt = (np.stack(log[c].to_numpy()) for c in ("obs", "action", "next_obs"))
+    per_step = reward(obs[:16], act[:16], nxt[:16])  # a vector env's step: the row predictor
+    batch = reward(obs, act, nxt)[:16]  # 100 rows: Booster.predict through the estimator
+    np.testing.assert_allclose(per_step, batch, rtol=1e-12, atol=1e-12)
+    assert np.isfinite(per_step).all() and per_step.std() > 0
