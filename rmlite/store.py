@@ -649,8 +649,10 @@ class LogStore:
         """What monitor passes recorded, oldest first: one frame per table.
 
         Keys are :attr:`MONITOR_TABLES`; ``metrics``, ``drift`` and ``alerts`` carry
-        their pass's ``model_path``. ``dataset=None`` reads every dataset. A store that
-        no monitor pass has written yet gives empty frames. One read-only open.
+        their pass's ``model_path``. ``drift`` holds each model's latest pass only (it
+        grows by passes × features; SQL on the ``drift`` table has the history).
+        ``dataset=None`` reads every dataset. A store that no monitor pass has written yet
+        gives empty frames. One read-only open.
         """
         with self.connect() as con:
             out = {}

@@ -12,24 +12,6 @@ import numpy as np
 
 from rmlite import LogStore
 
-# The contract's columns; IF NOT EXISTS: a store written since sql/schema.sql gained the
-# tables already has them, and the DDL also reproduces a store written before that.
-DDL = """
-CREATE TABLE IF NOT EXISTS monitor_passes (pass_id BIGINT PRIMARY KEY, dataset VARCHAR,
-    model_path VARCHAR, model_fingerprint VARCHAR, reference VARCHAR, first_ingest_id BIGINT,
-    last_ingest_id BIGINT, episodes BIGINT, "rows" BIGINT, alerts INTEGER,
-    started_at TIMESTAMP, finished_at TIMESTAMP);
-CREATE TABLE IF NOT EXISTS metrics (pass_id BIGINT, dataset VARCHAR, model_fingerprint VARCHAR,
-    metric VARCHAR, value DOUBLE, created_at TIMESTAMP);
-CREATE TABLE IF NOT EXISTS drift (pass_id BIGINT, dataset VARCHAR, model_fingerprint VARCHAR,
-    kind VARCHAR, name VARCHAR, psi DOUBLE, ks DOUBLE, ks_pvalue DOUBLE, wasserstein DOUBLE,
-    severity VARCHAR, created_at TIMESTAMP);
-CREATE TABLE IF NOT EXISTS alerts (pass_id BIGINT, dataset VARCHAR, model_fingerprint VARCHAR,
-    severity VARCHAR, source VARCHAR, name VARCHAR, message VARCHAR, created_at TIMESTAMP);
-CREATE TABLE IF NOT EXISTS monitor_samples (pass_id BIGINT, episode_id BIGINT, step BIGINT,
-    y_true DOUBLE, y_pred DOUBLE);
-"""
-
 
 def write_pass(
     store: LogStore,
@@ -42,11 +24,11 @@ def write_pass(
 ) -> int:
     """Record one monitor pass of ``model_path`` on ``dataset``; return its pass_id."""
     rng = np.random.default_rng(seed)
-    store.sql(DDL, write=True)
+    store.sql("SELECT 1", write=True)  # a write connection creates the tables (sql/schema.sql)
     pass_id = int(
         store.sql("SELECT coalesce(max(pass_id), 0) + 1 AS p FROM monitor_passes")["p"][0]
     )
-    key = {"pass_id": pass_id, "dataset": dataset, "fp": "f" * 16}
+    key = {"pass_id": pass_id, "dataset": dataset, "fp": f"fingerprint of {model_path}"}
     store.sql(
         "INSERT INTO monitor_passes VALUES ($pass_id, $dataset, $model_path, $fp, 'training', "
         "1, 1, 3, 120, 1, now()::TIMESTAMP, now()::TIMESTAMP)",

@@ -52,3 +52,14 @@ def test_monitoring_filters_by_dataset_with_a_bound_value(store: LogStore, pendu
     hostile = store.monitoring("x'; DROP TABLE runs; --")
     assert all(frame.is_empty() for frame in hostile.values())
     assert "runs" in store.sql("SELECT table_name FROM information_schema.tables")["table_name"]
+
+
+def test_drift_holds_each_models_latest_pass_only(store: LogStore, pendulum_log) -> None:
+    store.ingest(pendulum_log, dataset="pend")
+    write_pass(store, "pend", "models/a")
+    latest_a = write_pass(store, "pend", "models/a", seed=1)
+    only_b = write_pass(store, "pend", "models/b", seed=2)
+    drift = store.monitoring("pend")["drift"]
+    assert sorted(set(drift["pass_id"])) == [latest_a, only_b]
+    # The table itself keeps the history.
+    assert store.sql("SELECT count(DISTINCT pass_id) AS n FROM drift")["n"][0] == 3
