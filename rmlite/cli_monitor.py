@@ -16,6 +16,9 @@ from rmlite.cli import EXIT_OK, _console, _emit_json
 
 Command = Callable[..., argparse.ArgumentParser]
 
+EXIT_ALERTS = 3
+"""Exit status of ``rmlite monitor --fail-on ...`` when a pass raised what it names."""
+
 
 def parse_thresholds(pairs: list[str]) -> dict[str, Any]:
     """``["psi_alert=0.3", "overfit_band=1.1,2"]`` → ``{"psi_alert": 0.3, ...}``."""
@@ -72,7 +75,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
             f"[{result.seconds:.1f} s]"
         )
 
-    monitor(
+    done = monitor(
         LogStore(args.db),
         args.model,
         args.dataset,
@@ -81,6 +84,9 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         passes=args.passes,
         on_pass=report,
     )
+    failing = {"alert": {"alert"}, "warn": {"alert", "warn"}}.get(args.fail_on or "", set())
+    if any(a["severity"] in failing for p in done for a in p.window.alerts):
+        return EXIT_ALERTS
     return EXIT_OK
 
 
@@ -105,6 +111,13 @@ def add_commands(sub: Any, command: Command) -> None:
     )
     p.add_argument(
         "--passes", type=int, default=None, help="with --every: stop after this many passes"
+    )
+    p.add_argument(
+        "--fail-on",
+        choices=["alert", "warn"],
+        default=None,
+        help=f"exit with status {EXIT_ALERTS} when a pass raised an alert (or a warning too): "
+        "for cron jobs and CI",
     )
     p.add_argument(
         "--threshold",

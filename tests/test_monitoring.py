@@ -275,3 +275,9 @@ def test_cli_monitor(copy) -> None:
     assert unknown.returncode == 2 and "unknown threshold(s) ['psi']" in unknown.stderr
     rows = store.sql("SELECT count(*) AS n FROM monitor_passes")
     assert rows["n"][0] == 1
+    # --fail-on: exit status 3 when a pass raised an alert (a swing-up policy does).
+    add(store, "pump", rollout("Pendulum-v1", episodes=12, seed=9, policy=pump))
+    pump_args = ("monitor", "--db", store.path, "--model", str(model), "--dataset", "pump")
+    failed = run_cli(*pump_args, "--fail-on", "alert")
+    assert failed.returncode == 3, failed.stderr
+    assert "[accuracy] alert: RMSE" in failed.stderr  # alerts are logged as they are raised
