@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -422,3 +423,29 @@ def test_help_stays_light() -> None:
     assert done.returncode == 0, done.stderr
     out = rmlite("--help")
     assert "dashboard" in out.stdout and "report" in out.stdout
+
+
+def test_event_models_get_a_reliability_diagram(tmp_path: Path) -> None:
+    from rmlite.dashboard import figures as F
+    from rmlite.dashboard.report import build_report
+
+    rng = np.random.default_rng(0)
+    p = rng.uniform(size=4000)
+    calibrated = [
+        {"y_true": float(u < q), "y_pred": float(q)}
+        for u, q in zip(rng.uniform(size=4000), p, strict=True)
+    ]
+    figure = F.calibration(calibrated)
+    observed, predicted = figure["data"][0]["y"], figure["data"][0]["x"]
+    assert (
+        np.allclose(observed, predicted, atol=0.06)
+        and "ECE 0.0" in figure["layout"]["title"]["text"]
+    )
+
+    store = LogStore(tmp_path / "store.duckdb")
+    store.ingest(rollout("Pendulum-v1", episodes=15, seed=0), dataset="pend")
+    spec = FeatureSpec(target="event", event_threshold=-1.0)  # "near upright" as the event
+    train(store, "pend", spec, {"n_estimators": 40}, out=tmp_path / "event")
+    assert monitor_pass(store, tmp_path / "event", "pend") is not None
+    html = build_report(store, tmp_path / "event", "pend").html
+    assert "Calibration" in html and "observed event rate" in html

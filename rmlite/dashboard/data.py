@@ -284,6 +284,12 @@ class StoreReader:
 # ------------------------------------------------------------------ the payload
 
 
+def _target(meta: Mapping[str, Any] | None) -> str | None:
+    """The model's target (reward, return, event) from its model.json, when known."""
+    spec = (meta or {}).get("feature_spec") or {}
+    return spec.get("target")
+
+
 def empty_figures() -> dict[str, Any]:
     return {
         "accuracy": F.accuracy([]),
@@ -504,7 +510,11 @@ def build_payload(
     where = f" · pass {pass_id}" if pass_id is not None else ""
     figures = {
         "accuracy": F.accuracy(metric_rows, holdout_points(runs, model, dataset), window),
-        "scatter": F.scatter(sample_rows, title=f"Predicted vs true{where}"),
+        "scatter": (
+            F.calibration(sample_rows, title=f"Calibration{where}")
+            if _target(model_meta) == "event"
+            else F.scatter(sample_rows, title=f"Predicted vs true{where}")
+        ),
         "residuals": F.residuals(sample_rows, title=f"Residuals (predicted − true){where}"),
         "curves": (
             F.learning_curves(model_meta.get("curves") or [], overfit)

@@ -241,6 +241,56 @@ def scatter(sample: Rows, title: str = "Predicted vs true") -> Figure:
     }
 
 
+def calibration(sample: Rows, title: str = "Calibration", bins: int = 10) -> Figure:
+    """Reliability diagram of an event model: observed event rate per predicted-probability
+    bin of a sample, with the diagonal a calibrated model follows."""
+    from rmlite.validation import calibration_curve, expected_calibration_error
+
+    pairs = [
+        (r["y_true"], r["y_pred"])
+        for r in sample
+        if _finite(r.get("y_true")) and _finite(r.get("y_pred"))
+    ]
+    if not pairs:
+        return empty(title, "no sample yet: rmlite monitor keeps one per pass")
+    import numpy as np
+
+    y = np.array([p[0] for p in pairs], dtype=float)
+    prob = np.array([p[1] for p in pairs], dtype=float)
+    curve = calibration_curve(y, prob, bins)
+    ece = expected_calibration_error(y, np.clip(prob, 0.0, 1.0), bins)
+    return {
+        "data": [
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": "observed",
+                "x": curve["predicted"],
+                "y": curve["observed"],
+                "text": [f"{int(c)} transitions" for c in curve["count"]],
+                "marker": {"color": PALETTE[0], "size": 8},
+                "hovertemplate": "predicted %{x:.3f}<br>observed %{y:.3f}<br>%{text}"
+                "<extra></extra>",
+            },
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": "calibrated",
+                "x": [0, 1],
+                "y": [0, 1],
+                "line": {"color": "#94a3b8", "dash": "dash", "width": 1.5},
+                "hoverinfo": "skip",
+            },
+        ],
+        "layout": layout(
+            f"{title} (ECE {ece:.3f})",
+            xaxis={"title": {"text": "predicted probability"}, "range": [0, 1]},
+            yaxis={"title": {"text": "observed event rate"}, "range": [0, 1]},
+            showlegend=False,
+        ),
+    }
+
+
 def residuals(sample: Rows, title: str = "Residuals (predicted − true)") -> Figure:
     """Histogram of predicted − true over a sample of transitions."""
     values = [

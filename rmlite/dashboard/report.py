@@ -84,7 +84,11 @@ def build_report(
     drift = rows(window.drift)
     n = len(sample)
     figures = payload["figures"]
-    figures["scatter"] = F.scatter(sample, title=f"Predicted vs true · {n:,} transitions")
+    figures["scatter"] = (
+        F.calibration(sample, title=f"Calibration · {n:,} transitions")
+        if window.target == "event"
+        else F.scatter(sample, title=f"Predicted vs true · {n:,} transitions")
+    )
     figures["residuals"] = F.residuals(sample)
     figures["drift"] = F.drift(drift, title="Drift per feature (PSI) against training")
     figures["curves"] = F.learning_curves(window.curves, window.overfitting)
