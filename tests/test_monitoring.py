@@ -281,3 +281,23 @@ def test_cli_monitor(copy) -> None:
     failed = run_cli(*pump_args, "--fail-on", "alert")
     assert failed.returncode == 3, failed.stderr
     assert "[accuracy] alert: RMSE" in failed.stderr  # alerts are logged as they are raised
+
+
+def test_a_window_without_rewards_still_reports_drift(copy) -> None:
+    # Logs often arrive without rewards (that is why a reward model exists): the pass then
+    # has no accuracy metrics, but feature and prediction drift are still measured.
+    store, model = copy
+    log = rollout("Pendulum-v1", episodes=12, seed=9, policy=pump)
+    store.ingest(log.with_columns(pl.lit(None, dtype=pl.Float64).alias("reward")), dataset="blind")
+    result = monitor_pass(store, model, "blind")
+    assert result is not None and result.window.metrics == {}
+    kinds = set(result.window.drift["kind"])
+    assert kinds == {"feature", "prediction"}
+    assert {"act_0", "obs_2"} <= set(
+        result.window.drift.filter(pl.col("severity") == "alert")["name"]
+    )
+    assert result.window.sample["y_true"].null_count() == result.window.sample.height
+    stored = store.sql(
+        "SELECT count(*) AS n FROM metrics WHERE pass_id = $p", params={"p": result.pass_id}
+    )
+    assert stored["n"][0] == 0
