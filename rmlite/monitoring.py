@@ -210,6 +210,11 @@ def evaluate_window(
             f"{dataset}: its features do not match the model's ({len(frame.feature_names)} vs "
             f"{len(names)} columns). Is the obs/action size the one the model was trained on?"
         )
+    from rmlite.preferences import PreferenceRewardModel
+
+    # A reward learned from preferences is defined up to shift and scale: it is judged by
+    # rank agreement with the logged rewards, never by its errors.
+    learned_from_preferences = isinstance(model, PreferenceRewardModel)
     event = spec.target == "event"
     if event:
         y_pred = model.predict_proba(frame.X)[:, 1]
@@ -231,6 +236,9 @@ def evaluate_window(
             )
         )
         metrics = {k: float(v) for k, v in raw.items() if isinstance(v, int | float)}
+        if learned_from_preferences:
+            ranks = ("n", "episodes", "spearman", "episode_return_spearman")
+            metrics = {k: v for k, v in metrics.items() if k in ranks}
 
     ref_train = reference.filter(pl.col(SPLIT_COLUMN) == "train")
     ref_hold = reference.filter(pl.col(SPLIT_COLUMN) == "holdout")
@@ -249,7 +257,7 @@ def evaluate_window(
         ref_cols["reward"] = ref_train[TARGET_COLUMN].to_numpy()
         current["reward"] = true_t[known_t]
         kinds["reward"] = "reward"
-        if ref_hold.height and not event:
+        if ref_hold.height and not event and not learned_from_preferences:
             residual = ref_hold[PREDICTION_COLUMN] - ref_hold[TARGET_COLUMN]
             ref_cols["residual"] = residual.to_numpy()
             current["residual"] = (pred_t - true_t)[known_t]

@@ -412,6 +412,14 @@ def test_saved_model_predicts_like_any_other(tmp_path, pref_store, backend):
     )
     evaluated = P.evaluate_preferences(pref_store, tmp_path / "model", "pendulum", epic=False)
     assert evaluated["held_out_only"] and 0 < evaluated["pairs"] < 2000
+    # Monitoring: a reward learned from preferences is judged by rank agreement with the
+    # logged rewards (its scale is arbitrary), and its inputs and outputs by drift.
+    from rmlite.monitoring import evaluate_window
+
+    window = evaluate_window(pref_store, tmp_path / "model", "pendulum")
+    assert set(window.metrics) <= {"n", "episodes", "spearman", "episode_return_spearman"}
+    assert set(window.drift["kind"]) == {"feature", "prediction", "reward"}
+    assert window.metrics["spearman"] > (0.8 if backend == "lightgbm" else 0.0)
 
 
 def test_docstring_examples():
