@@ -8,6 +8,9 @@ A *monitor pass* scores the episodes ingested since the previous pass and writes
 to the store's ``monitor_passes``, ``metrics``, ``drift``, ``alerts`` and
 ``monitor_samples`` tables (one transaction), where SQL and the dashboard read them.
 
+A job beside :mod:`rmlite.pipeline`: it rebuilds a model's features with the pipeline's
+``model_frame``, and the quickstart runs one pass.
+
 Examples
 --------
 >>> import tempfile
@@ -179,18 +182,11 @@ def evaluate_window(
         Rows kept for the predicted-vs-true sample; rows the drift tests see at most.
     """
     from rmlite.estimator import load_model
-    from rmlite.features import FeatureSpec, FittedStats, build_features
+    from rmlite.pipeline import model_frame
 
     t = thresholds or Thresholds()
     model = model if model is not None else load_model(model_dir)
     reference = load_reference(model_dir)
-    spec_dict = getattr(model, "feature_spec_", None)
-    stats_dict = getattr(model, "feature_stats_", None)
-    if spec_dict is None or stats_dict is None:
-        raise SchemaError(
-            f"{model_dir}: the model carries no feature spec; it cannot be monitored."
-        )
-    spec, stats = FeatureSpec.from_dict(spec_dict), FittedStats.from_dict(stats_dict)
     if episodes is None:
         episodes = default_episodes(store, model, dataset)
     episodes = [int(e) for e in episodes]
@@ -199,17 +195,8 @@ def evaluate_window(
             f"{dataset}: no episodes to evaluate (all of them trained the model). Ingest new "
             f"episodes, or pass the episodes to score."
         )
-    table = store.read_arrow(dataset, spec.columns_needed(), episodes=episodes)
-    try:
-        frame = build_features(table, spec, stats=stats, require_target=False)
-    except SchemaError as exc:
-        raise SchemaError(f"{dataset}: {exc}") from exc
-    names = list(getattr(model, "feature_names_in_", [])) or stats.feature_names
-    if frame.feature_names != names:
-        raise SchemaError(
-            f"{dataset}: its features do not match the model's ({len(frame.feature_names)} vs "
-            f"{len(names)} columns). Is the obs/action size the one the model was trained on?"
-        )
+    frame = model_frame(store, model, dataset, require_target=False, episodes=episodes)
+    spec = frame.spec
     from rmlite.preferences import PreferenceRewardModel
 
     # A reward learned from preferences is defined up to shift and scale: it is judged by

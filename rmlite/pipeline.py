@@ -398,8 +398,15 @@ def _cross_validate(
 # -------------------------------------------------------------- evaluate, predict
 
 
-def model_frame(store: LogStore, model: Any, dataset: str, require_target: bool) -> FeatureFrame:
-    """Features of a dataset built exactly as the model's training features were."""
+def model_frame(
+    store: LogStore,
+    model: Any,
+    dataset: str,
+    require_target: bool,
+    episodes: Sequence[int] | None = None,
+) -> FeatureFrame:
+    """Features of a dataset (or of some of its episodes) built exactly as the model's
+    training features were."""
     from rmlite.features import build_features
 
     spec_dict = getattr(model, "feature_spec_", None)
@@ -411,8 +418,11 @@ def model_frame(store: LogStore, model: Any, dataset: str, require_target: bool)
         )
     spec = FeatureSpec.from_dict(spec_dict)
     stats = FittedStats.from_dict(stats_dict)
-    table = store.read_arrow(dataset, spec.columns_needed())
-    frame = build_features(table, spec, stats=stats, require_target=require_target)
+    table = store.read_arrow(dataset, spec.columns_needed(), episodes=episodes)
+    try:
+        frame = build_features(table, spec, stats=stats, require_target=require_target)
+    except SchemaError as exc:
+        raise SchemaError(f"{dataset}: {exc}") from exc
     names = list(getattr(model, "feature_names_in_", [])) or stats.feature_names
     if frame.feature_names != names:
         missing = [n for n in names if n not in frame.feature_names]
