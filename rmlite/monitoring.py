@@ -392,9 +392,9 @@ def monitor_pass(
     last = store.last_monitor_pass(dataset, fingerprint)
     new = store.episodes_since(dataset, -1 if last is None else last)
     episodes = new[S.EPISODE].to_list()
-    if last is None:
-        trained = set(default_episodes(store, model, dataset))
-        episodes = [e for e in episodes if e in trained]
+    if last is None:  # the first pass: every episode the model did not train on
+        unseen = set(default_episodes(store, model, dataset))
+        episodes = [e for e in episodes if e in unseen]
         new = new.filter(pl.col(S.EPISODE).is_in(episodes))
     if not episodes:
         return None
