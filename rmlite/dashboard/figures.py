@@ -86,6 +86,15 @@ def _finite(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _true_pred(sample: Rows) -> list[tuple[float, float]]:
+    """(y_true, y_pred) of the sample rows where both are known and finite."""
+    return [
+        (r["y_true"], r["y_pred"])
+        for r in sample
+        if _finite(r.get("y_true")) and _finite(r.get("y_pred"))
+    ]
+
+
 # --------------------------------------------------------------------- accuracy
 
 
@@ -202,11 +211,7 @@ def _has_metric(name: str, metrics: Rows, holdout: Rows, window: Mapping[str, An
 
 def scatter(sample: Rows, title: str = "Predicted vs true") -> Figure:
     """Predicted against true target of a sample of transitions, with the y = x line."""
-    pairs = [
-        (r["y_true"], r["y_pred"])
-        for r in sample
-        if _finite(r.get("y_true")) and _finite(r.get("y_pred"))
-    ]
+    pairs = _true_pred(sample)
     if not pairs:
         return empty(title, "no sample yet: rmlite monitor keeps one per pass")
     true, pred = [p[0] for p in pairs], [p[1] for p in pairs]
@@ -246,11 +251,7 @@ def calibration(sample: Rows, title: str = "Calibration", bins: int = 10) -> Fig
     bin of a sample, with the diagonal a calibrated model follows."""
     from rmlite.validation import calibration_curve, expected_calibration_error
 
-    pairs = [
-        (r["y_true"], r["y_pred"])
-        for r in sample
-        if _finite(r.get("y_true")) and _finite(r.get("y_pred"))
-    ]
+    pairs = _true_pred(sample)
     if not pairs:
         return empty(title, "no sample yet: rmlite monitor keeps one per pass")
     import numpy as np
@@ -293,11 +294,7 @@ def calibration(sample: Rows, title: str = "Calibration", bins: int = 10) -> Fig
 
 def residuals(sample: Rows, title: str = "Residuals (predicted − true)") -> Figure:
     """Histogram of predicted − true over a sample of transitions."""
-    values = [
-        r["y_pred"] - r["y_true"]
-        for r in sample
-        if _finite(r.get("y_true")) and _finite(r.get("y_pred"))
-    ]
+    values = [pred - true for true, pred in _true_pred(sample)]
     if not values:
         return empty(title, "no sample yet: rmlite monitor keeps one per pass")
     mean = sum(values) / len(values)
