@@ -55,6 +55,7 @@ from rmlite.validation import (
     event_metrics,
     overfitting,
     regression_metrics,
+    target_predictions,
 )
 
 log = logging.getLogger("rmlite.monitor")
@@ -203,12 +204,7 @@ def evaluate_window(
     # rank agreement with the logged rewards, never by its errors.
     learned_from_preferences = isinstance(model, PreferenceRewardModel)
     event = spec.target == "event"
-    if event:
-        y_pred = model.predict_proba(frame.X)[:, 1]
-        y_true = frame.y.astype(np.float64)
-    else:
-        y_pred = frame.stats.inverse_transform_target(model.predict(frame.X))
-        y_true = frame.stats.inverse_transform_target(frame.y)
+    y_true, y_pred = target_predictions(model, frame)
     known = np.isfinite(y_true)
 
     metrics: dict[str, float] = {}

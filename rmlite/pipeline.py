@@ -20,7 +20,6 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -318,8 +317,10 @@ def train(
     model.train_episodes_ = [int(e) for e in train_eps]
     model_path = None
     if out is not None:
+        from rmlite.validation import save_reference
+
         model_path = str(model.save(out))
-        write_reference(model, frame, in_train, model_path, seed)
+        save_reference(model, frame, in_train, model_path, seed)
     timings["total_s"] = time.perf_counter() - started
     run_id = store.record_run(
         {
@@ -346,22 +347,6 @@ def train(
         cv=cv_result,
         timings=timings,
     )
-
-
-def write_reference(
-    model: Any, frame: FeatureFrame, in_train: np.ndarray, folder: PathLike, seed: int
-) -> None:
-    """Save the training window's sample beside the model: what ``monitor`` compares with."""
-    from rmlite.validation import REFERENCE_FILE, reference_sample
-
-    if frame.spec.target == "event":
-        pred = model.predict_proba(frame.X)[:, 1]
-        y_true = frame.y
-    else:
-        pred = frame.stats.inverse_transform_target(model.predict(frame.X))
-        y_true = frame.stats.inverse_transform_target(frame.y)
-    sample = reference_sample(frame.X, y_true, pred, frame.feature_names, in_train, seed=seed)
-    sample.write_parquet(Path(folder) / REFERENCE_FILE)
 
 
 def _cross_validate(

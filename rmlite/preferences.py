@@ -1220,20 +1220,10 @@ def train_preferences(
     model.dataset_ = dataset
     model.train_episodes_ = [int(e) for e in fit_eps]
     model_path = str(model.save(out)) if out is not None else None
-    if model_path is not None:
-        # The training window that `rmlite monitor` measures drift against.
-        from rmlite.validation import REFERENCE_FILE, reference_sample
+    if model_path is not None:  # the training window that `rmlite monitor` compares with
+        from rmlite.validation import save_reference
 
-        frame = data.frame
-        y_true = np.asarray(frame.y, dtype=np.float64)  # logged rewards (NaN where missing)
-        reference_sample(
-            frame.X,
-            y_true,
-            model.predict(frame.X),
-            frame.feature_names,
-            np.isin(frame.groups, fit_eps),
-            seed=seed,
-        ).write_parquet(Path(model_path) / REFERENCE_FILE)
+        save_reference(model, data.frame, np.isin(data.frame.groups, fit_eps), model_path, seed)
     timings["total_s"] = time.perf_counter() - started
     run_id = None
     if record:

@@ -25,12 +25,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 
+from rmlite._typing import PathLike
 from rmlite.exceptions import ParameterError
+
+if TYPE_CHECKING:
+    from rmlite.features import FeatureFrame
 
 
 def regression_metrics(
@@ -495,3 +500,28 @@ def reference_sample(
             )
         )
     return pl.concat(parts)
+
+
+def target_predictions(model: Any, frame: FeatureFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(logged target, prediction) per row of ``frame``, both in the target's own units.
+
+    Rewards and returns come back unscaled (the scaling was training preprocessing); event
+    models give the event probability. Missing targets stay NaN.
+    """
+    if frame.spec.target == "event":
+        return frame.y.astype(np.float64), model.predict_proba(frame.X)[:, 1]
+    inverse = frame.stats.inverse_transform_target
+    return inverse(frame.y), inverse(model.predict(frame.X))
+
+
+def save_reference(
+    model: Any, frame: FeatureFrame, in_train: np.ndarray, folder: PathLike, seed: int = 0
+) -> Path:
+    """Save the training window's sample beside a model: what ``rmlite monitor`` compares
+    new episodes with (:func:`reference_sample` of ``frame``, ``in_train`` its training rows)."""
+    y_true, y_pred = target_predictions(model, frame)
+    path = Path(folder) / REFERENCE_FILE
+    reference_sample(
+        frame.X, y_true, y_pred, frame.feature_names, in_train, seed=seed
+    ).write_parquet(path)
+    return path
