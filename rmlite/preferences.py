@@ -32,7 +32,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from numbers import Integral, Real
+from numbers import Real
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -41,20 +41,17 @@ import polars as pl
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import (
     Interval,
-    Options,
-    StrOptions,
     validate_parameter_constraints,
 )
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from rmlite import schema as S
 from rmlite._typing import Float64Array, Int64Array, PathLike
+from rmlite.estimator import PARAMETER_CONSTRAINTS
 from rmlite.exceptions import ParameterError, RmliteError, SchemaError
 from rmlite.features import FeatureFrame, FeatureSpec, FittedStats, build_features
 from rmlite.models.device import resolve_device
 from rmlite.store import LogStore
-
-BACKENDS = ("lightgbm", "xgboost", "mlp")
 
 _LEARNING_RATE = {"lightgbm": 0.3, "xgboost": 0.3, "mlp": 1e-3}
 # Tree defaults that generalize from pairs: preferences give one bit per pair, so trees
@@ -258,25 +255,10 @@ class PreferenceRewardModel(BaseEstimator):
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
-        "backend": [StrOptions(set(BACKENDS))],
-        "device": [StrOptions({"cpu", "cuda", "auto"})],
-        "n_estimators": [Interval(Integral, 1, None, closed="left")],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [Interval(Real, 0.0, None, closed="neither"), None],
+        **PARAMETER_CONSTRAINTS,
         "label_noise": [Interval(Real, 0.0, 0.5, closed="both")],
         "margin_scale": [Interval(Real, 0.0, None, closed="left")],
         "centering": [Interval(Real, 0.0, None, closed="left")],
-        "n_members": [Interval(Integral, 1, None, closed="left")],
-        "early_stopping_rounds": [Interval(Integral, 1, None, closed="left"), None],
-        "validation_fraction": [Interval(Real, 0.0, 1.0, closed="neither")],
-        "random_state": ["random_state"],
-        "n_jobs": [Interval(Integral, 1, None, closed="left"), Options(Integral, {-1}), None],
-        "hidden_sizes": [tuple, list],
-        "activation": [StrOptions({"relu", "gelu", "tanh", "silu", "elu"})],
-        "dropout": [Interval(Real, 0.0, 1.0, closed="left")],
-        "weight_decay": [Interval(Real, 0.0, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "backend_params": [dict, None],
     }
 
     def __init__(
