@@ -7,7 +7,7 @@ import time
 import numpy as np
 import xgboost as xgb
 
-from rmlite.estimator import RewardRegressor
+from rmlite.estimators.reward import RewardRegressor
 from rmlite.models.device import cuda_device_count
 
 print(

@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "LogStore": "rmlite.store",
-    "IngestReport": "rmlite.store",
-    "CheckReport": "rmlite.store",
-    "FeatureSpec": "rmlite.features",
-    "FeatureFrame": "rmlite.features",
-    "FittedStats": "rmlite.features",
-    "build_features": "rmlite.features",
-    "return_to_go": "rmlite.features",
-    "ColumnMapping": "rmlite.schema",
+    "LogStore": "rmlite.data.store",
+    "IngestReport": "rmlite.data.store",
+    "CheckReport": "rmlite.data.store",
+    "FeatureSpec": "rmlite.data.features",
+    "FeatureFrame": "rmlite.data.features",
+    "FittedStats": "rmlite.data.features",
+    "build_features": "rmlite.data.features",
+    "return_to_go": "rmlite.data.features",
+    "ColumnMapping": "rmlite.data.schema",
     "RmliteError": "rmlite.exceptions",
     "SchemaError": "rmlite.exceptions",
     "IngestError": "rmlite.exceptions",
@@ -31,13 +31,13 @@ _EXPORTS = {
     "DatasetNotFoundError": "rmlite.exceptions",
     "NotFittedError": "rmlite.exceptions",
     "ParameterError": "rmlite.exceptions",
-    "RewardRegressor": "rmlite.estimator",
-    "RewardClassifier": "rmlite.estimator",
-    "load_model": "rmlite.estimator",
+    "RewardRegressor": "rmlite.estimators.reward",
+    "RewardClassifier": "rmlite.estimators.reward",
+    "load_model": "rmlite.estimators.reward",
     "tune": "rmlite.tuning",
     "DaskRewardRegressor": "rmlite.distributed",
-    "PreferenceRewardModel": "rmlite.preferences",
-    "PreferencePairs": "rmlite.preferences",
+    "PreferenceRewardModel": "rmlite.estimators.preference",
+    "PreferencePairs": "rmlite.estimators.preference",
 }
 
 __all__ = [
@@ -67,8 +67,18 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from rmlite.data.features import (
+        FeatureFrame,
+        FeatureSpec,
+        FittedStats,
+        build_features,
+        return_to_go,
+    )
+    from rmlite.data.schema import ColumnMapping
+    from rmlite.data.store import CheckReport, IngestReport, LogStore
     from rmlite.distributed import DaskRewardRegressor
-    from rmlite.estimator import RewardClassifier, RewardRegressor, load_model
+    from rmlite.estimators.preference import PreferencePairs, PreferenceRewardModel
+    from rmlite.estimators.reward import RewardClassifier, RewardRegressor, load_model
     from rmlite.exceptions import (
         ConflictError,
         DatasetNotFoundError,
@@ -78,10 +88,6 @@ if TYPE_CHECKING:
         RmliteError,
         SchemaError,
     )
-    from rmlite.features import FeatureFrame, FeatureSpec, FittedStats, build_features, return_to_go
-    from rmlite.preferences import PreferencePairs, PreferenceRewardModel
-    from rmlite.schema import ColumnMapping
-    from rmlite.store import CheckReport, IngestReport, LogStore
     from rmlite.tuning import tune
 
 

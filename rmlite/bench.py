@@ -63,7 +63,7 @@ def _stage_write(path: str, rows: int, episode_length: int) -> dict[str, Any]:
 
 
 def _stage_duckdb(db: str, parquet: str) -> dict[str, Any]:
-    from rmlite.store import duckdb_parquet_load
+    from rmlite.data.store import duckdb_parquet_load
 
     t = time.perf_counter()
     n = duckdb_parquet_load(db, parquet)
@@ -71,7 +71,7 @@ def _stage_duckdb(db: str, parquet: str) -> dict[str, Any]:
 
 
 def _stage_ingest(db: str, parquet: str) -> dict[str, Any]:
-    from rmlite.store import LogStore
+    from rmlite.data.store import LogStore
 
     t = time.perf_counter()
     report = LogStore(db).ingest(parquet, dataset="bench")
@@ -83,8 +83,8 @@ def _stage_ingest(db: str, parquet: str) -> dict[str, Any]:
 
 
 def _stage_features(db: str) -> dict[str, Any]:
-    from rmlite.features import FeatureSpec
-    from rmlite.store import LogStore
+    from rmlite.data.features import FeatureSpec
+    from rmlite.data.store import LogStore
 
     base = _peak_rss_bytes()
     t = time.perf_counter()
@@ -103,8 +103,8 @@ def _stage_features(db: str) -> dict[str, Any]:
 
 def _stage_transform(db: str) -> dict[str, Any]:
     """The transform alone, from an Arrow table already in memory (like pandas' input)."""
-    from rmlite.features import FeatureSpec, build_features
-    from rmlite.store import LogStore
+    from rmlite.data.features import FeatureSpec, build_features
+    from rmlite.data.store import LogStore
 
     spec = FeatureSpec(**BENCH_SPEC)  # type: ignore[arg-type]
     table = LogStore(db).read_arrow("bench", spec.columns_needed())
@@ -121,8 +121,8 @@ def _stage_pandas(db: str) -> dict[str, Any]:
     """A straightforward pandas implementation of BENCH_SPEC, from flat columns in memory."""
     import pandas as pd
 
-    from rmlite.features import vectors
-    from rmlite.store import LogStore
+    from rmlite.data.features import vectors
+    from rmlite.data.store import LogStore
 
     table = LogStore(db).read_arrow("bench")
     obs = vectors(table.column("obs"), 17)
@@ -189,7 +189,7 @@ def _stage_exactness(length: int, gamma: float) -> dict[str, Any]:
     """Max relative error of both return-to-go methods on one long episode."""
     import pandas as pd
 
-    from rmlite.features import return_to_go
+    from rmlite.data.features import return_to_go
 
     rng = np.random.default_rng(0)
     reward = rng.normal(size=length)
@@ -325,7 +325,7 @@ def bench_models(
     Fit time ratio (target at most 1.10x), predict throughput ratio (at least 0.9x), MLP
     training samples/s and inference rows/s; CUDA rows where a GPU is present.
     """
-    from rmlite.estimator import RewardRegressor
+    from rmlite.estimators.reward import RewardRegressor
     from rmlite.models.device import cuda_device_count
     from rmlite.models.gbm import gbm_params
 
@@ -424,7 +424,8 @@ def _raw_predict(backend: str, booster: Any, X: np.ndarray) -> np.ndarray:
 
 def _quickstart_model(episodes: int, seed: int) -> tuple[Any, dict[str, Any]]:
     """The quickstart reward model, trained in memory on ``episodes`` random Pendulum-v1 episodes."""
-    from rmlite.features import FeatureSpec
+    from rmlite.data.features import FeatureSpec
+    from rmlite.data.store import LogStore
     from rmlite.pipeline import (
         QUICKSTART_ENV,
         QUICKSTART_PARAMS,
@@ -433,7 +434,6 @@ def _quickstart_model(episodes: int, seed: int) -> tuple[Any, dict[str, Any]]:
         train,
     )
     from rmlite.rl import collect_log
-    from rmlite.store import LogStore
 
     store = LogStore(":memory:")
     store.ingest(collect_log(QUICKSTART_ENV, episodes, seed=seed), dataset="pendulum")
@@ -637,8 +637,8 @@ def bench_prefs(
     on the same training pairs; the true reward's accuracy on the same held-out labels is
     the ceiling.
     """
-    from rmlite.features import FeatureSpec, build_features
-    from rmlite.preferences import (
+    from rmlite.data.features import FeatureSpec, build_features
+    from rmlite.estimators.preference import (
         PreferencePairs,
         PreferenceRewardModel,
         pairwise_metrics,
@@ -743,7 +743,7 @@ def bench_tune(
     minute and the best CV R² reached (``n_jobs`` threads per trial). Then the same data trained once in this process
     and once on a ``dask_workers``-worker LocalCluster (1 thread each), fit time only.
     """
-    from rmlite.estimator import RewardRegressor
+    from rmlite.estimators.reward import RewardRegressor
     from rmlite.tuning import tune
 
     say = log or (lambda _m: None)

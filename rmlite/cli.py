@@ -136,7 +136,7 @@ def _add_dataclass_flags(
 
 
 def _literal_choices(annotation: Any) -> list[str] | None:
-    from rmlite import features
+    from rmlite.data import features
 
     aliases = {
         "Target": features.Target,
@@ -176,8 +176,8 @@ _MAPPING_FLAGS = {
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from rmlite.schema import ColumnMapping
-    from rmlite.store import LogStore
+    from rmlite.data.schema import ColumnMapping
+    from rmlite.data.store import LogStore
 
     mapping = _from_args(ColumnMapping, args)
     progress = _Progress(enabled=not args.json and not args.quiet)
@@ -203,7 +203,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     import polars as pl
 
-    from rmlite.store import LogStore
+    from rmlite.data.store import LogStore
 
     report = LogStore(args.db).check(args.dataset, next_obs_tolerance=args.tolerance)
     if args.json:
@@ -232,7 +232,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from rmlite.store import LogStore
+    from rmlite.data.store import LogStore
 
     frame = LogStore(args.db).datasets()
     if args.json:
@@ -245,7 +245,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    from rmlite.store import LogStore
+    from rmlite.data.store import LogStore
 
     frame = LogStore(args.db).sql(args.query, write=args.write)
     fmt = args.format or ("json" if args.json else None)
@@ -270,8 +270,8 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 
 def cmd_features(args: argparse.Namespace) -> int:
-    from rmlite.features import FeatureSpec
-    from rmlite.store import LogStore
+    from rmlite.data.features import FeatureSpec
+    from rmlite.data.store import LogStore
 
     spec = _from_args(FeatureSpec, args)
     started = time.perf_counter()
@@ -349,7 +349,7 @@ def _parse_value(raw: str) -> Any:
 
 
 def _check_backend(name: str) -> str:
-    from rmlite.estimator import BACKENDS
+    from rmlite.estimators.reward import BACKENDS
 
     if name not in BACKENDS:
         import difflib
@@ -363,9 +363,9 @@ def _check_backend(name: str) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from rmlite.features import FeatureSpec
+    from rmlite.data.features import FeatureSpec
+    from rmlite.data.store import LogStore
     from rmlite.pipeline import train
-    from rmlite.store import LogStore
 
     spec = _from_args(FeatureSpec, args)
     if args.scheduler or args.cluster:  # on a Dask cluster: rmlite.cli_tune owns that path
@@ -420,8 +420,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from rmlite.data.store import LogStore
     from rmlite.pipeline import evaluate
-    from rmlite.store import LogStore
 
     result = evaluate(LogStore(args.db), args.model, args.dataset)
     if args.json:
@@ -442,8 +442,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from rmlite.data.store import LogStore
     from rmlite.pipeline import predict
-    from rmlite.store import LogStore
 
     frame = predict(LogStore(args.db), args.model, args.dataset, return_std=args.return_std)
     if args.out.endswith(".csv"):
@@ -486,7 +486,7 @@ def _quickstart_report(summary: dict[str, Any], progress: Callable[[str], None])
     except ImportError as exc:
         return f"not written ({exc})"
     from rmlite.dashboard.report import write_report
-    from rmlite.store import LogStore
+    from rmlite.data.store import LogStore
 
     out = os.path.join(summary["model_path"], "report.html")
     write_report(
@@ -595,7 +595,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="raise: refuse the whole ingest on a bad row; quarantine: land good rows, keep bad ones in the 'rejected' table",
     )
     p.add_argument("--quiet", action="store_true", help="no progress messages")
-    from rmlite.schema import ColumnMapping
+    from rmlite.data.schema import ColumnMapping
 
     _add_dataclass_flags(p, ColumnMapping, _MAPPING_FLAGS)
 
@@ -642,7 +642,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="open the store writable (for CREATE VIEW, UPDATE, ...)",
     )
 
-    from rmlite.features import FeatureSpec
+    from rmlite.data.features import FeatureSpec
 
     p = command(
         "features",

@@ -24,7 +24,7 @@ def _missing(exc: ImportError) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    from rmlite.store import default_path
+    from rmlite.data.store import default_path
 
     try:
         from rmlite.dashboard.app import bind, serve
@@ -52,7 +52,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from rmlite.store import LogStore
+    from rmlite.data.store import LogStore
 
     try:
         from rmlite.dashboard.report import write_report

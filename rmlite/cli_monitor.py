@@ -45,9 +45,9 @@ def parse_thresholds(pairs: list[str]) -> dict[str, Any]:
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
-    from rmlite.monitoring import MonitorPass, monitor
-    from rmlite.store import LogStore
-    from rmlite.validation import Thresholds
+    from rmlite.data.store import LogStore
+    from rmlite.evaluation.monitor import MonitorPass, monitor
+    from rmlite.evaluation.validation import Thresholds
 
     thresholds = Thresholds.from_dict(parse_thresholds(args.threshold or []))
     if not args.json:

@@ -29,7 +29,7 @@ Command = Callable[..., argparse.ArgumentParser]
 
 
 def cmd_prefs_ingest(args: argparse.Namespace) -> int:
-    from rmlite.store import LogStore
+    from rmlite.data.store import LogStore
 
     progress = _Progress(enabled=not args.json)
     try:
@@ -46,9 +46,9 @@ def cmd_prefs_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_prefs_synth(args: argparse.Namespace) -> int:
-    from rmlite import schema as S
-    from rmlite.preferences import synthetic_preferences
-    from rmlite.store import LogStore
+    from rmlite.data import schema as S
+    from rmlite.data.store import LogStore
+    from rmlite.estimators.preference import synthetic_preferences
 
     store = LogStore(args.db)
     log = store.read(args.dataset, [S.REWARD])
@@ -107,9 +107,9 @@ def _pref_params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_prefs_train(args: argparse.Namespace) -> int:
-    from rmlite.features import FeatureSpec
-    from rmlite.preferences import train_preferences
-    from rmlite.store import LogStore
+    from rmlite.data.features import FeatureSpec
+    from rmlite.data.store import LogStore
+    from rmlite.estimators.preference import train_preferences
 
     spec = _from_args(FeatureSpec, args)
     progress = _Progress(enabled=not args.json)
@@ -141,8 +141,8 @@ def cmd_prefs_train(args: argparse.Namespace) -> int:
 
 
 def cmd_prefs_evaluate(args: argparse.Namespace) -> int:
-    from rmlite.preferences import evaluate_preferences, train_preferences
-    from rmlite.store import LogStore
+    from rmlite.data.store import LogStore
+    from rmlite.estimators.preference import evaluate_preferences, train_preferences
 
     store = LogStore(args.db)
     if args.model:
@@ -151,7 +151,7 @@ def cmd_prefs_evaluate(args: argparse.Namespace) -> int:
         )
         metrics = result["metrics"]
     else:
-        from rmlite.features import FeatureSpec
+        from rmlite.data.features import FeatureSpec
 
         trained = train_preferences(
             store,
@@ -222,7 +222,7 @@ def cmd_bench_prefs(args: argparse.Namespace) -> int:
 
 
 def _model_flags(p: argparse.ArgumentParser) -> None:
-    from rmlite.features import FeatureSpec
+    from rmlite.data.features import FeatureSpec
 
     p.add_argument("--dataset", required=True)
     p.add_argument(

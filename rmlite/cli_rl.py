@@ -20,8 +20,8 @@ Command = Callable[..., argparse.ArgumentParser]
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
+    from rmlite.data.store import LogStore
     from rmlite.rl import collect
-    from rmlite.store import LogStore
 
     progress = _Progress(enabled=not args.json)
     try:
@@ -47,8 +47,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 
 def cmd_relabel(args: argparse.Namespace) -> int:
+    from rmlite.data.store import LogStore
     from rmlite.rl import relabel
-    from rmlite.store import LogStore
 
     progress = _Progress(enabled=not args.json)
     try:
@@ -71,8 +71,8 @@ def cmd_relabel(args: argparse.Namespace) -> int:
 
 
 def cmd_minari_import(args: argparse.Namespace) -> int:
+    from rmlite.data.store import LogStore
     from rmlite.rl import import_minari
-    from rmlite.store import LogStore
 
     report = import_minari(LogStore(args.db), args.dataset_id, args.dataset)
     if args.json:
@@ -83,8 +83,8 @@ def cmd_minari_import(args: argparse.Namespace) -> int:
 
 
 def cmd_minari_export(args: argparse.Namespace) -> int:
+    from rmlite.data.store import LogStore
     from rmlite.rl import export_minari
-    from rmlite.store import LogStore
 
     path = export_minari(
         LogStore(args.db), args.dataset, args.dataset_id, env_id=args.env, data_format=args.format

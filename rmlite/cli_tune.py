@@ -63,8 +63,8 @@ class _TuneBar:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from rmlite.features import FeatureSpec
-    from rmlite.store import LogStore
+    from rmlite.data.features import FeatureSpec
+    from rmlite.data.store import LogStore
     from rmlite.tuning import parse_dimension, tune_dataset
 
     spec = _from_args(FeatureSpec, args)
@@ -149,8 +149,8 @@ def _with_client(args: argparse.Namespace, job: Callable[[Any], Any]) -> Any:
 
 def train_on_dask(args: argparse.Namespace, spec: Any, params: dict[str, Any]) -> int:
     """``rmlite train --scheduler ...`` / ``--cluster local:N``."""
+    from rmlite.data.store import LogStore
     from rmlite.distributed import train_distributed
-    from rmlite.store import LogStore
 
     progress = _Progress(enabled=not args.json)
     try:
@@ -204,7 +204,7 @@ def cmd_bench_tune(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any, command: Callable[..., argparse.ArgumentParser]) -> None:
     """Register ``rmlite tune``."""
-    from rmlite.features import FeatureSpec
+    from rmlite.data.features import FeatureSpec
 
     p = command(
         "tune",

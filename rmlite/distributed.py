@@ -38,12 +38,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from rmlite._typing import PathLike
-from rmlite.estimator import RewardRegressor
+from rmlite.estimators.reward import RewardRegressor
 from rmlite.exceptions import ParameterError, RmliteError, SchemaError
 
 if TYPE_CHECKING:
-    from rmlite.features import FeatureSpec
-    from rmlite.store import LogStore
+    from rmlite.data.features import FeatureSpec
+    from rmlite.data.store import LogStore
 
 _INSTALL = "pip install 'rmlite[dask]'"
 
@@ -309,7 +309,7 @@ class DaskRewardRegressor(RewardRegressor):
         if X.ndim != 2:
             raise SchemaError(f"X must be a 2-d dask array; got {X.ndim} dimensions.")
         client = self.client or distributed.default_client()
-        from rmlite.estimator import _LEARNING_RATE
+        from rmlite.estimators.reward import _LEARNING_RATE
         from rmlite.models.device import resolve_device
         from rmlite.models.gbm import gbm_params
         from rmlite.models.gbm_dask import fit_gbm_dask
@@ -386,7 +386,7 @@ def _read_partition(files: Sequence[str], columns: Sequence[str]) -> Any:
 
 
 def _fit_stats(files: Sequence[str], spec: dict[str, Any], train: np.ndarray) -> dict[str, Any]:
-    from rmlite.features import FeatureSpec, build_features
+    from rmlite.data.features import FeatureSpec, build_features
 
     fs = FeatureSpec.from_dict(spec)
     table = _read_partition(files, fs.columns_needed())
@@ -399,7 +399,7 @@ def _fit_stats(files: Sequence[str], spec: dict[str, Any], train: np.ndarray) ->
 def _partition_features(
     files: Sequence[str], spec: dict[str, Any], stats: dict[str, Any], train: np.ndarray
 ) -> dict[str, Any]:
-    from rmlite.features import FeatureSpec, FittedStats, build_features
+    from rmlite.data.features import FeatureSpec, FittedStats, build_features
 
     fs = FeatureSpec.from_dict(spec)
     table = _read_partition(files, fs.columns_needed())
@@ -486,10 +486,10 @@ def train_distributed(
         ``run_id``, ``model_path``, ``metrics`` (hold-out), ``timings``, ``workers``,
         ``partitions``, and the fitted ``model`` (a :class:`~rmlite.RewardRegressor`).
     """
-    from rmlite import schema as S
-    from rmlite.features import FeatureSpec
+    from rmlite.data import schema as S
+    from rmlite.data.features import FeatureSpec
+    from rmlite.evaluation.validation import event_metrics, regression_metrics
     from rmlite.pipeline import split_episodes
-    from rmlite.validation import event_metrics, regression_metrics
 
     _require_dask()
     say = progress or (lambda _m: None)
@@ -566,7 +566,7 @@ def train_distributed(
         ]
     )
     pred, truth, ep = dask.compute(model.predict(X_hold), y_hold, g_hold)
-    from rmlite.features import FittedStats
+    from rmlite.data.features import FittedStats
 
     fitted = FittedStats.from_dict(stats)
     y_true = fitted.inverse_transform_target(truth)

@@ -36,7 +36,7 @@ from rmlite.exceptions import ParameterError, SchemaError
 from rmlite.rl import RewardFunction
 
 if TYPE_CHECKING:
-    from rmlite.estimator import RewardClassifier, RewardRegressor
+    from rmlite.estimators.reward import RewardClassifier, RewardRegressor
 
 Mode = Literal["replace", "add"]
 

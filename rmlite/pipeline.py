@@ -25,11 +25,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from rmlite import schema as S
 from rmlite._typing import PathLike
+from rmlite.data import schema as S
+from rmlite.data.features import FeatureFrame, FeatureSpec, FittedStats
+from rmlite.data.store import LogStore, default_path
 from rmlite.exceptions import ParameterError, SchemaError
-from rmlite.features import FeatureFrame, FeatureSpec, FittedStats
-from rmlite.store import LogStore, default_path
 
 QUICKSTART_ENV = "Pendulum-v1"
 QUICKSTART_DATASET = "pendulum"
@@ -112,7 +112,7 @@ def quickstart(
     # show accuracy and drift from the start (a re-run finds nothing new and adds nothing).
     t = time.perf_counter()
     say("monitoring the held-out episodes (accuracy, drift, overfitting)")
-    from rmlite.monitoring import monitor_pass
+    from rmlite.evaluation.monitor import monitor_pass
 
     watched = monitor_pass(store, model_dir, QUICKSTART_DATASET, model=result.model)
     timings["monitor_s"] = time.perf_counter() - t
@@ -204,7 +204,7 @@ def split_episodes(
 
 def make_estimator(target: str, params: dict[str, Any]) -> Any:
     """A RewardClassifier for event targets, else a RewardRegressor."""
-    from rmlite.estimator import RewardClassifier, RewardRegressor
+    from rmlite.estimators.reward import RewardClassifier, RewardRegressor
 
     cls = RewardClassifier if target == "event" else RewardRegressor
     return cls(**params)
@@ -212,7 +212,7 @@ def make_estimator(target: str, params: dict[str, Any]) -> Any:
 
 def score(model: Any, frame: FeatureFrame, rows: np.ndarray | slice) -> dict[str, Any]:
     """Metrics of a model on some rows of a frame, in the target's own units."""
-    from rmlite.validation import event_metrics, regression_metrics
+    from rmlite.evaluation.validation import event_metrics, regression_metrics
 
     X, y, groups = frame.X[rows], frame.y[rows], frame.groups[rows]
     if frame.spec.target == "event":
@@ -317,7 +317,7 @@ def train(
     model.train_episodes_ = [int(e) for e in train_eps]
     model_path = None
     if out is not None:
-        from rmlite.validation import save_reference
+        from rmlite.evaluation.validation import save_reference
 
         model_path = str(model.save(out))
         save_reference(model, frame, in_train, model_path, seed)
@@ -392,7 +392,7 @@ def model_frame(
 ) -> FeatureFrame:
     """Features of a dataset (or of some of its episodes) built exactly as the model's
     training features were."""
-    from rmlite.features import build_features
+    from rmlite.data.features import build_features
 
     spec_dict = getattr(model, "feature_spec_", None)
     stats_dict = getattr(model, "feature_stats_", None)
@@ -423,7 +423,7 @@ def model_frame(
 
 def evaluate(store: LogStore, model_dir: PathLike, dataset: str) -> dict[str, Any]:
     """Metrics of a saved model on every transition of a dataset that has a target."""
-    from rmlite.estimator import load_model
+    from rmlite.estimators.reward import load_model
 
     model = load_model(model_dir)
     frame = model_frame(store, model, dataset, require_target=True)
@@ -441,7 +441,7 @@ def predict(
     store: LogStore, model_dir: PathLike, dataset: str, *, return_std: bool = False
 ) -> pl.DataFrame:
     """Predicted rewards (or returns, or event probabilities) per transition, with keys."""
-    from rmlite.estimator import load_model
+    from rmlite.estimators.reward import load_model
 
     model = load_model(model_dir)
     frame = model_frame(store, model, dataset, require_target=False)

@@ -39,20 +39,20 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from rmlite import schema as S
 from rmlite._typing import PathLike
-from rmlite.exceptions import ParameterError, RmliteError, SchemaError
-from rmlite.features import (
+from rmlite.data import schema as S
+from rmlite.data.features import (
     FeatureSpec,
     FittedStats,
     build_features,
     features_from_arrays,
     vectors,
 )
-from rmlite.store import IngestReport, LogStore
+from rmlite.data.store import IngestReport, LogStore
+from rmlite.exceptions import ParameterError, RmliteError, SchemaError
 
 if TYPE_CHECKING:
-    from rmlite.estimator import RewardClassifier, RewardRegressor
+    from rmlite.estimators.reward import RewardClassifier, RewardRegressor
 
 BatchPolicy = Callable[[np.ndarray, np.random.Generator], Any]
 """``policy(obs_batch, rng) -> actions``: one action per row of the observation batch."""
@@ -342,8 +342,8 @@ class RewardFunction:
     """A saved reward model used as a per-step reward.
 
     Features are built exactly as training built them (the model's saved feature spec
-    and fitted statistics, through :func:`rmlite.features.features_from_arrays` or
-    :func:`~rmlite.features.build_features`), and predictions come back in reward units.
+    and fitted statistics, through :func:`rmlite.data.features.features_from_arrays` or
+    :func:`~rmlite.data.features.build_features`), and predictions come back in reward units.
     Event models give the event probability. Return-to-go models are refused: a
     discounted return is not a per-step reward.
 
@@ -369,7 +369,7 @@ class RewardFunction:
     ) -> None:
         import copy
 
-        from rmlite.estimator import load_model
+        from rmlite.estimators.reward import load_model
 
         self.path: str | None = None
         if isinstance(model, str | os.PathLike):
@@ -410,7 +410,7 @@ class RewardFunction:
         self.single = int(getattr(model, "n_members", 1)) == 1
         # Per-step batches of a LightGBM regressor skip Booster.predict's per-call setup.
         self._rows: list[Any] | None = None
-        from rmlite.estimator import RewardRegressor
+        from rmlite.estimators.reward import RewardRegressor
 
         if isinstance(model, RewardRegressor) and model.backend == "lightgbm":
             from rmlite.models.gbm import LightGBMRowPredictor, best_iteration

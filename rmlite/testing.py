@@ -19,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
-from rmlite import schema as S
+from rmlite.data import schema as S
 
 Policy = Callable[[np.ndarray, np.random.Generator], Any]
 

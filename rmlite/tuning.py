@@ -64,8 +64,8 @@ from rmlite.exceptions import ParameterError, RmliteError, SchemaError
 if TYPE_CHECKING:
     import optuna
 
-    from rmlite.features import FeatureSpec
-    from rmlite.store import LogStore
+    from rmlite.data.features import FeatureSpec
+    from rmlite.data.store import LogStore
 
 
 # ------------------------------------------------------------------ search spaces
@@ -467,8 +467,8 @@ class _Data:
                 )
             assert self.y is not None and self.groups is not None
             return self.X, self.y, self.groups
-        from rmlite.features import FeatureSpec
-        from rmlite.store import LogStore
+        from rmlite.data.features import FeatureSpec
+        from rmlite.data.store import LogStore
 
         assert self.spec is not None and self.dataset is not None
         spec = FeatureSpec.from_dict({**self.spec, **overrides})
@@ -548,7 +548,7 @@ class _Objective:
         self, trial: optuna.Trial, params: dict[str, Any], spec_overrides: dict[str, Any]
     ) -> tuple[list[float], float | None]:
         optuna = _optuna()
-        from rmlite.estimator import _LEARNING_RATE
+        from rmlite.estimators.reward import _LEARNING_RATE
         from rmlite.models.folds import episode_folds
 
         X, y, groups, caches = self.rows(spec_overrides)
@@ -914,7 +914,7 @@ def _summary(study: Any, storage: str, metric: str, recovered: list[int]) -> Tun
 
 
 def _check_estimator(estimator: Any) -> tuple[dict[str, Any], str]:
-    from rmlite.estimator import RewardClassifier, RewardRegressor
+    from rmlite.estimators.reward import RewardClassifier, RewardRegressor
 
     if not isinstance(estimator, RewardRegressor | RewardClassifier):
         raise ParameterError(
@@ -1066,8 +1066,8 @@ def tune_dataset(
     by default. ``search_spec=True`` adds :data:`SPEC_SPACE` (``gamma`` for a return
     target, ``next_obs``) to the search. Other arguments are those of :func:`tune`.
     """
-    from rmlite import schema as S
-    from rmlite.features import FeatureSpec
+    from rmlite.data import schema as S
+    from rmlite.data.features import FeatureSpec
     from rmlite.pipeline import make_estimator, score, split_episodes
 
     spec = spec or FeatureSpec()

@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 from rmlite import LogStore
-from rmlite import schema as S
+from rmlite.data import schema as S
 from rmlite.testing import rollout
 
 PENDULUM_EPISODES = 4

@@ -3,7 +3,7 @@
 The store's monitoring reads are tested against rows whose values the test chooses,
 without running a model: the rows are what ``rmlite monitor`` records (one pass: its
 metrics, drift per feature, alerts and a predicted-vs-true sample). The dashboard tests
-use real passes from :func:`rmlite.monitoring.monitor_pass`.
+use real passes from :func:`rmlite.evaluation.monitor.monitor_pass`.
 """
 
 from __future__ import annotations

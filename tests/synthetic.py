@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from rmlite import schema as S
+from rmlite.data import schema as S
 
 
 def random_log(

@@ -27,7 +27,7 @@ import polars as pl
 import pytest
 
 from rmlite import FeatureSpec, LogStore
-from rmlite.monitoring import monitor_pass
+from rmlite.evaluation.monitor import monitor_pass
 from rmlite.pipeline import train
 from rmlite.testing import rollout
 

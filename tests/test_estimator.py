@@ -15,9 +15,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from rmlite.estimator import RewardClassifier, RewardRegressor, load_model
+from rmlite.data.features import FeatureSpec, build_features
+from rmlite.estimators.reward import RewardClassifier, RewardRegressor, load_model
 from rmlite.exceptions import ParameterError, RmliteError, SchemaError
-from rmlite.features import FeatureSpec, build_features
 from rmlite.models.device import DeviceError, cuda_device_count
 from rmlite.testing import rollout
 

@@ -1,4 +1,4 @@
-"""rmlite.features: return-to-go, the feature matrix, and statistics fitted on training rows."""
+"""rmlite.data.features: return-to-go, the feature matrix, and statistics fitted on training rows."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from synthetic import matrix, random_log
 
 from rmlite import FeatureSpec, FittedStats, SchemaError, build_features, return_to_go
-from rmlite import schema as S
-from rmlite.features import feature_names, vectors
+from rmlite.data import schema as S
+from rmlite.data.features import feature_names, vectors
 
 # ----------------------------------------------------------------------------- helpers
 

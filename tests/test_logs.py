@@ -1,4 +1,4 @@
-"""rmlite.logs: reading files and normalizing any column layout to the log contract."""
+"""rmlite.data.logs: reading files and normalizing any column layout to the log contract."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pyarrow as pa
 import pytest
 
 from rmlite import ColumnMapping, IngestError, SchemaError
-from rmlite import schema as S
-from rmlite.logs import expand_sources, prepare, read_source
+from rmlite.data import schema as S
+from rmlite.data.logs import expand_sources, prepare, read_source
 
 
 def _vectors(frame: pl.DataFrame, col: str) -> list:

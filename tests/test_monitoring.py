@@ -1,4 +1,4 @@
-"""Monitor passes on real Pendulum-v1 logs, in a real DuckDB file (rmlite.monitoring)."""
+"""Monitor passes on real Pendulum-v1 logs, in a real DuckDB file (rmlite.evaluation.monitor)."""
 
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ import polars as pl
 import pytest
 
 from rmlite import LogStore
-from rmlite.estimator import load_model
+from rmlite.estimators.reward import load_model
+from rmlite.evaluation.monitor import evaluate_window, monitor, monitor_pass
+from rmlite.evaluation.validation import REFERENCE_FILE, Thresholds
 from rmlite.exceptions import RmliteError, SchemaError
-from rmlite.monitoring import evaluate_window, monitor, monitor_pass
 from rmlite.pipeline import train
 from rmlite.testing import rollout
-from rmlite.validation import REFERENCE_FILE, Thresholds
 
 TRAIN_EPISODES = 40
 

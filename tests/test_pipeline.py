@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from rmlite import FeatureSpec, LogStore
-from rmlite.estimator import RewardClassifier, load_model
+from rmlite.estimators.reward import RewardClassifier, load_model
 from rmlite.exceptions import ParameterError, SchemaError
 from rmlite.pipeline import evaluate, predict, split_episodes, train
 from rmlite.testing import rollout

@@ -19,10 +19,10 @@ import pytest
 import torch
 
 from rmlite import LogStore, PreferencePairs, PreferenceRewardModel, load_model
-from rmlite import preferences as P
-from rmlite import schema as S
+from rmlite.data import schema as S
+from rmlite.data.features import FeatureSpec
+from rmlite.estimators import preference as P
 from rmlite.exceptions import DatasetNotFoundError, IngestError, ParameterError, SchemaError
-from rmlite.features import FeatureSpec
 from rmlite.testing import rollout
 
 QUALITY_SEED = 1
@@ -414,7 +414,7 @@ def test_saved_model_predicts_like_any_other(tmp_path, pref_store, backend):
     assert evaluated["held_out_only"] and 0 < evaluated["pairs"] < 2000
     # Monitoring: a reward learned from preferences is judged by rank agreement with the
     # logged rewards (its scale is arbitrary), and its inputs and outputs by drift.
-    from rmlite.monitoring import evaluate_window
+    from rmlite.evaluation.monitor import evaluate_window
 
     window = evaluate_window(pref_store, tmp_path / "model", "pendulum")
     assert set(window.metrics) <= {"n", "episodes", "spearman", "episode_return_spearman"}
@@ -425,7 +425,7 @@ def test_saved_model_predicts_like_any_other(tmp_path, pref_store, backend):
 def test_docstring_examples():
     result = doctest.testmod(P, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
-    from rmlite import preference_log
+    from rmlite.data import preference_log
 
     assert doctest.testmod(preference_log).failed == 0
 

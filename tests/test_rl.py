@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from rmlite import FeatureSpec, LogStore
-from rmlite import schema as S
+from rmlite.data import schema as S
 from rmlite.exceptions import IngestError, ParameterError, RmliteError, SchemaError
 from rmlite.pipeline import predict, train
 from rmlite.rl import collect, collect_log, export_minari, import_minari, relabel

@@ -1,4 +1,4 @@
-"""The log contract in rmlite.schema, and that the store and the reader follow it."""
+"""The log contract in rmlite.data.schema, and that the store and the reader follow it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from rmlite import ColumnMapping, RmliteError
-from rmlite import schema as S
+from rmlite.data import schema as S
 
 
 def test_key_and_value_columns_are_canonical_columns():

@@ -1,4 +1,4 @@
-"""rmlite.store: ingest -> read round trips, idempotency, atomicity, checks, crash safety."""
+"""rmlite.data.store: ingest -> read round trips, idempotency, atomicity, checks, crash safety."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from rmlite import (
     RmliteError,
     SchemaError,
 )
-from rmlite import schema as S
+from rmlite.data import schema as S
 from rmlite.exceptions import StoreLockedError
 from rmlite.testing import synthetic_log
 

@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from rmlite import schema as S
+from rmlite.data import schema as S
 from rmlite.testing import rollout, synthetic_log
 
 PENDULUM_EPISODES = 4  # as in conftest.pendulum_log

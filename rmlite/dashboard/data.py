@@ -27,8 +27,8 @@ from typing import Any
 import polars as pl
 
 from rmlite.dashboard import figures as F
+from rmlite.data.store import LogStore
 from rmlite.exceptions import RmliteError, StoreLockedError
-from rmlite.store import LogStore
 
 LOCK_TIMEOUT = 0.3
 """Seconds one read keeps retrying while a writer holds the store (then: last good data)."""
@@ -93,7 +93,7 @@ def read_model_meta(folder: str) -> dict[str, Any]:
 
 def overfitting_of(meta: Mapping[str, Any]) -> dict[str, Any] | None:
     """The overfitting verdict on a saved model's curves and train / hold-out R²."""
-    from rmlite.validation import overfitting
+    from rmlite.evaluation.validation import overfitting
 
     curves = meta.get("curves") or []
     metrics = meta.get("metrics") or {}

@@ -1,7 +1,7 @@
 """``rmlite report``: one self-contained HTML file with the dashboard's charts.
 
 For one model and one dataset: the model scored on a window of the dataset's episodes
-(by default those it was not trained on) with :func:`rmlite.monitoring.evaluate_window`,
+(by default those it was not trained on) with :func:`rmlite.evaluation.monitor.evaluate_window`,
 drawn with the same figure functions and the same page as the live dashboard, plus the
 store's monitor history of that model. plotly.js and the data are inlined: the file
 opens offline and references nothing outside itself.
@@ -21,8 +21,8 @@ from rmlite._typing import PathLike
 from rmlite.dashboard import figures as F
 from rmlite.dashboard.data import build_payload, dumps, read_model_meta, rows
 from rmlite.dashboard.page import render_report
+from rmlite.data.store import LogStore
 from rmlite.exceptions import RmliteError
-from rmlite.store import LogStore
 
 
 @dataclass
@@ -42,7 +42,7 @@ def build_report(
     progress: Callable[[str], None] | None = None,
 ) -> Report:
     """Score ``model_dir`` on ``dataset`` and render the report page (not written)."""
-    from rmlite.monitoring import evaluate_window
+    from rmlite.evaluation.monitor import evaluate_window
 
     say = progress or (lambda _m: None)
     model_dir = os.fspath(model_dir)

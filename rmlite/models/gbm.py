@@ -1,6 +1,6 @@
 """Gradient-boosting engines: LightGBM and XGBoost as plain functions.
 
-The estimators in :mod:`rmlite.estimator` pick one of these and delegate; the Dask and
+The estimators in :mod:`rmlite.estimators.reward` pick one of these and delegate; the Dask and
 tuning layers reuse the same functions (LightGBM's ``sklearn.py`` → ``engine.py`` split).
 Each ``fit_*`` returns the native booster and the learning curves it recorded.
 

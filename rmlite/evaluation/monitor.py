@@ -15,7 +15,7 @@ Examples
 --------
 >>> import tempfile
 >>> from rmlite.pipeline import train
->>> from rmlite.store import LogStore
+>>> from rmlite.data.store import LogStore
 >>> from rmlite.testing import rollout
 >>> store, folder = LogStore(":memory:"), tempfile.mkdtemp() + "/model"
 >>> _ = store.ingest(rollout("Pendulum-v1", episodes=12, seed=0), dataset="pendulum")
@@ -40,11 +40,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from rmlite import schema as S
 from rmlite._typing import PathLike
-from rmlite.exceptions import RmliteError, SchemaError
-from rmlite.store import LogStore
-from rmlite.validation import (
+from rmlite.data import schema as S
+from rmlite.data.store import LogStore
+from rmlite.evaluation.validation import (
     PREDICTION_COLUMN,
     REFERENCE_FILE,
     SPLIT_COLUMN,
@@ -57,6 +56,7 @@ from rmlite.validation import (
     regression_metrics,
     target_predictions,
 )
+from rmlite.exceptions import RmliteError, SchemaError
 
 log = logging.getLogger("rmlite.monitor")
 
@@ -176,13 +176,13 @@ def evaluate_window(
     episodes
         Which episodes form the window (default: all but the model's training episodes).
     thresholds
-        When numbers become warnings and alerts (:class:`~rmlite.validation.Thresholds`).
+        When numbers become warnings and alerts (:class:`~rmlite.evaluation.validation.Thresholds`).
     model
         The loaded model, when the caller has it already.
     sample_rows, drift_rows
         Rows kept for the predicted-vs-true sample; rows the drift tests see at most.
     """
-    from rmlite.estimator import load_model
+    from rmlite.estimators.reward import load_model
     from rmlite.pipeline import model_frame
 
     t = thresholds or Thresholds()
@@ -198,7 +198,7 @@ def evaluate_window(
         )
     frame = model_frame(store, model, dataset, require_target=False, episodes=episodes)
     spec = frame.spec
-    from rmlite.preferences import PreferenceRewardModel
+    from rmlite.estimators.preference import PreferenceRewardModel
 
     # A reward learned from preferences is defined up to shift and scale: it is judged by
     # rank agreement with the logged rewards, never by its errors.
@@ -379,7 +379,7 @@ def monitor_pass(
     grew in a later ingest is scored again, whole. Returns None (and writes nothing) when no
     episode is new. Alerts are logged on the ``rmlite.monitor`` logger as warnings.
     """
-    from rmlite.estimator import load_model
+    from rmlite.estimators.reward import load_model
 
     started = datetime.now()  # local, like the store's now()::TIMESTAMP
     clock = time.perf_counter()
@@ -453,7 +453,7 @@ def monitor(
     The model is loaded once. Between passes nothing holds the store, so ``rmlite ingest``
     can write to it from another process.
     """
-    from rmlite.estimator import load_model
+    from rmlite.estimators.reward import load_model
 
     model = load_model(model_dir)
     done: list[MonitorPass] = []

@@ -36,8 +36,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from rmlite import schema as S
 from rmlite._typing import BoolArray, Float32Array, Float64Array, Int64Array
+from rmlite.data import schema as S
 from rmlite.exceptions import SchemaError
 
 Target: TypeAlias = Literal["reward", "return", "event"]

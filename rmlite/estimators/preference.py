@@ -45,13 +45,13 @@ from sklearn.utils._param_validation import (
 )
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from rmlite import schema as S
 from rmlite._typing import Float64Array, Int64Array, PathLike
-from rmlite.estimator import PARAMETER_CONSTRAINTS
+from rmlite.data import schema as S
+from rmlite.data.features import FeatureFrame, FeatureSpec, FittedStats, build_features
+from rmlite.data.store import LogStore
+from rmlite.estimators.reward import PARAMETER_CONSTRAINTS
 from rmlite.exceptions import ParameterError, RmliteError, SchemaError
-from rmlite.features import FeatureFrame, FeatureSpec, FittedStats, build_features
 from rmlite.models.device import resolve_device
-from rmlite.store import LogStore
 
 _LEARNING_RATE = {"lightgbm": 0.3, "xgboost": 0.3, "mlp": 1e-3}
 # Tree defaults that generalize from pairs: preferences give one bit per pair, so trees
@@ -534,7 +534,7 @@ class PreferenceRewardModel(BaseEstimator):
 
         Loads with :func:`rmlite.load_model`, like every rmlite model.
         """
-        from rmlite.estimator import write_model_folder
+        from rmlite.estimators.reward import write_model_folder
 
         return write_model_folder(
             self,
@@ -550,7 +550,7 @@ class PreferenceRewardModel(BaseEstimator):
         """A short hash of the model's parameters and training data."""
         import hashlib
 
-        from rmlite.estimator import _jsonable
+        from rmlite.estimators.reward import _jsonable
 
         check_is_fitted(self, "members_")
         payload = json.dumps(
@@ -1055,7 +1055,7 @@ def preference_metrics(
 def _epic_against_truth(
     model: PreferenceRewardModel, data: PreferenceData, samples: int, seed: int
 ) -> dict[str, Any]:
-    from rmlite.estimator import RewardRegressor
+    from rmlite.estimators.reward import RewardRegressor
 
     try:
         learned = model_reward_fn(model, data.frame.spec, data.frame.stats)
@@ -1203,7 +1203,7 @@ def train_preferences(
     model.train_episodes_ = [int(e) for e in fit_eps]
     model_path = str(model.save(out)) if out is not None else None
     if model_path is not None:  # the training window that `rmlite monitor` compares with
-        from rmlite.validation import save_reference
+        from rmlite.evaluation.validation import save_reference
 
         save_reference(model, data.frame, np.isin(data.frame.groups, fit_eps), model_path, seed)
     timings["total_s"] = time.perf_counter() - started
@@ -1249,7 +1249,7 @@ def evaluate_preferences(
     On the dataset it was trained on, only pairs whose episodes the model never saw
     count (held out); on another dataset, every pair.
     """
-    from rmlite.estimator import load_model
+    from rmlite.estimators.reward import load_model
 
     model = load_model(model_dir)
     if not isinstance(model, PreferenceRewardModel):
@@ -1297,7 +1297,7 @@ def _load(
     stats: FittedStats | None = None,
 ) -> PreferenceData:
     """:func:`preference_data` plus the raw transitions EPIC needs."""
-    from rmlite.features import vectors
+    from rmlite.data.features import vectors
 
     data = preference_data(store, dataset, spec, train_episodes=train_episodes, stats=stats)
     table = store.read_arrow(dataset, [S.OBS, S.ACTION, S.NEXT_OBS, S.REWARD])

@@ -1,8 +1,8 @@
 """Reading preference judgements from files or tables and checking them.
 
-The preference twin of :mod:`rmlite.logs`: it knows file formats and columns, never the
+The preference twin of :mod:`rmlite.data.logs`: it knows file formats and columns, never the
 store. :func:`prepare_preferences` returns the judgements in the layout of the store's
-``preferences`` table (:data:`rmlite.schema.PREFERENCE_COLUMNS`) plus the rows refused
+``preferences`` table (:data:`rmlite.data.schema.PREFERENCE_COLUMNS`) plus the rows refused
 and why; :meth:`rmlite.LogStore.ingest_preferences` then checks that every segment exists
 in the logs and lands them in one transaction.
 
@@ -26,7 +26,7 @@ from typing import Any
 
 import polars as pl
 
-from rmlite import logs
+from rmlite.data import logs
 from rmlite.exceptions import IngestError
 
 SEGMENT_COLUMNS = ("episode_a", "start_a", "stop_a", "episode_b", "start_b", "stop_b")
@@ -87,7 +87,7 @@ def prepare_preferences(
     ----------
     sources
         Files (Parquet, CSV, JSON Lines, Arrow), globs, folders or in-memory tables with
-        the columns of :data:`rmlite.schema.PREFERENCE_COLUMNS` (``dataset`` excepted).
+        the columns of :data:`rmlite.data.schema.PREFERENCE_COLUMNS` (``dataset`` excepted).
     on_error
         ``"raise"``: the first bad row stops the ingest with an error naming file, row
         and column. ``"quarantine"``: bad rows are returned in ``rejected`` with the reason.

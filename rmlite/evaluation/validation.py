@@ -3,7 +3,7 @@
 Regression (rewards, returns): RMSE, MAE, R², Spearman, and the error of each episode's
 summed reward (what an agent actually optimizes). Events: AUC, log-loss, Brier score,
 calibration curve and expected calibration error. (Preferences: pairwise accuracy and EPIC
-live in :mod:`rmlite.preferences`.)
+live in :mod:`rmlite.estimators.preference`.)
 
 Drift between a reference window (the training episodes) and a recent one: per column, the
 population stability index, the two-sample Kolmogorov–Smirnov test and the Wasserstein
@@ -35,7 +35,7 @@ from rmlite._typing import PathLike
 from rmlite.exceptions import ParameterError
 
 if TYPE_CHECKING:
-    from rmlite.features import FeatureFrame
+    from rmlite.data.features import FeatureFrame
 
 
 def regression_metrics(

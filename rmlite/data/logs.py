@@ -2,7 +2,7 @@
 
 This module knows file formats and column layouts; it never touches the store. The
 result of :func:`prepare` is one Polars frame in the canonical layout of
-:mod:`rmlite.schema`, sorted by (episode, step), plus the rows rejected and why. The store
+:mod:`rmlite.data.schema`, sorted by (episode, step), plus the rows rejected and why. The store
 then lands it in one transaction.
 
 Examples
@@ -35,8 +35,8 @@ from typing import Any, Literal, TypeAlias
 import polars as pl
 import pyarrow as pa
 
-from rmlite import schema as S
 from rmlite._typing import PathLike
+from rmlite.data import schema as S
 from rmlite.exceptions import IngestError, SchemaError
 
 OnError: TypeAlias = Literal["raise", "quarantine"]
@@ -486,7 +486,7 @@ def prepare(
     sources
         Files, globs, folders, or in-memory tables.
     mapping
-        Where the canonical columns are found (see :class:`rmlite.schema.ColumnMapping`).
+        Where the canonical columns are found (see :class:`rmlite.data.schema.ColumnMapping`).
     on_error
         ``"raise"``: the first bad row stops the ingest with an error naming it.
         ``"quarantine"``: bad rows are returned in ``rejected`` with the reason.

@@ -8,7 +8,7 @@ resample episodes for ensembles, and delegate the learning to the engine functio
 Examples
 --------
 >>> import numpy as np
->>> from rmlite.estimator import RewardRegressor
+>>> from rmlite.estimators.reward import RewardRegressor
 >>> rng = np.random.default_rng(0)
 >>> X = rng.normal(size=(2000, 4)).astype(np.float32)
 >>> y = X[:, 0] - 0.5 * X[:, 1] ** 2
@@ -498,7 +498,7 @@ class RewardRegressor(RegressorMixin, _RewardModel):
 
         ``eval_set=(X_holdout, y_holdout)`` is watched, never fitted nor used to stop: its
         loss per round lands in ``curves_[i]["holdout"]`` beside ``"train"`` (the curves
-        that :func:`rmlite.validation.overfitting` reads).
+        that :func:`rmlite.evaluation.validation.overfitting` reads).
         """
         self._fit(X, y, groups=groups, sample_weight=sample_weight, eval_set=eval_set)
         return self
@@ -748,8 +748,8 @@ def load_model(path: PathLike) -> RewardRegressor | RewardClassifier:
             f"this rmlite reads {MODEL_FORMAT!r} version {MODEL_FORMAT_VERSION}."
         )
     if meta.get("estimator") == "PreferenceRewardModel":
-        # Preference models live a layer above, in rmlite.preferences; imported only here.
-        from rmlite.preferences import load_preference_model
+        # Preference models live a layer above, in rmlite.estimators.preference; imported only here.
+        from rmlite.estimators.preference import load_preference_model
 
         return load_preference_model(folder, meta)
     classes = {"RewardRegressor": RewardRegressor, "RewardClassifier": RewardClassifier}

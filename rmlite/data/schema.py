@@ -9,7 +9,7 @@ refers to them through the constants below, never through string literals.
 
 Examples
 --------
->>> from rmlite import schema
+>>> from rmlite.data import schema
 >>> schema.KEY
 ('dataset', 'episode_id', 'step')
 >>> schema.VECTOR_COLUMNS

@@ -39,9 +39,10 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
-from rmlite import logs
-from rmlite import schema as S
 from rmlite._typing import PathLike
+from rmlite.data import logs
+from rmlite.data import schema as S
+from rmlite.data.features import FeatureFrame, FeatureSpec, FittedStats, build_features
 from rmlite.exceptions import (
     ConflictError,
     DatasetNotFoundError,
@@ -49,7 +50,6 @@ from rmlite.exceptions import (
     RmliteError,
     StoreLockedError,
 )
-from rmlite.features import FeatureFrame, FeatureSpec, FittedStats, build_features
 
 DEFAULT_DB = "rmlite.duckdb"
 """File name of the store when neither a path nor ``RMLITE_DB`` is given."""
@@ -814,7 +814,7 @@ class LogStore:
         ----------
         source
             A file, glob, folder, Polars or PyArrow table, or a list of them, with the
-            columns of :data:`rmlite.schema.PREFERENCE_COLUMNS` (``dataset`` excepted).
+            columns of :data:`rmlite.data.schema.PREFERENCE_COLUMNS` (``dataset`` excepted).
         dataset
             The dataset whose episodes the segments come from; it must exist, and every
             segment's steps must be stored in it.
@@ -830,7 +830,7 @@ class LogStore:
         PreferenceIngestReport
             Pairs added, already stored, conflicting and rejected.
         """
-        from rmlite.preference_log import PreferenceIngestReport, prepare_preferences
+        from rmlite.data.preference_log import PreferenceIngestReport, prepare_preferences
 
         started = time.perf_counter()
         say = progress or (lambda _msg: None)
@@ -980,7 +980,7 @@ class LogStore:
         return keep, rejected, conflicts.height
 
     def preferences(self, dataset: str) -> pl.DataFrame:
-        """Every judged pair of a dataset (see :data:`rmlite.schema.PREFERENCE_COLUMNS`)."""
+        """Every judged pair of a dataset (see :data:`rmlite.data.schema.PREFERENCE_COLUMNS`)."""
         with self.connect() as con:
             self._require(con, dataset)
             if not self._has_tables(con, "preferences"):

@@ -1,0 +1,6 @@
+"""The data layer: the log contract, readers, the DuckDB store and feature building.
+
+Nothing here imports a model engine. ``schema`` names the columns, ``logs`` reads and
+checks files, ``store`` is the only module that talks to DuckDB, ``features`` turns
+transitions into one float32 matrix, ``preference_log`` checks preference files.
+"""

@@ -1,0 +1,1 @@
+"""Judging reward models: metrics against ground truth, drift, overfitting, monitor passes."""
