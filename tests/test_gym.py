@@ -13,9 +13,9 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from rmlite import FeatureSpec, LogStore
 from rmlite.data.features import build_features, features_from_arrays
 from rmlite.exceptions import ParameterError, SchemaError
-from rmlite.gym import LearnedReward, LearnedRewardVector
 from rmlite.pipeline import train
 from rmlite.rl import RewardFunction, collect
+from rmlite.rl.gym import LearnedReward, LearnedRewardVector
 from rmlite.testing import rollout
 
 SMALL = {

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from rmlite.cli import (
+from rmlite.cli.main import (
     EXIT_OK,
     _add_dataclass_flags,
     _bench_log,

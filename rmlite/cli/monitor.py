@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from rmlite.cli import EXIT_OK, _console, _emit_json
+from rmlite.cli.main import EXIT_OK, _console, _emit_json
 
 Command = Callable[..., argparse.ArgumentParser]
 

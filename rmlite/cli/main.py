@@ -20,11 +20,11 @@ from typing import Any
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
 
 EXTENSIONS: tuple[str, ...] = (
-    "rmlite.cli_rl",
-    "rmlite.cli_tune",
-    "rmlite.cli_prefs",
-    "rmlite.cli_monitor",
-    "rmlite.cli_dashboard",
+    "rmlite.cli.rl",
+    "rmlite.cli.tune",
+    "rmlite.cli.prefs",
+    "rmlite.cli.monitor",
+    "rmlite.cli.dashboard",
 )
 """Modules that add subcommands: each has ``add_commands(subparsers, command)``, and may
 have ``add_bench_commands(bench_subparsers)`` for ``rmlite bench ...``."""
@@ -368,8 +368,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from rmlite.pipeline import train
 
     spec = _from_args(FeatureSpec, args)
-    if args.scheduler or args.cluster:  # on a Dask cluster: rmlite.cli_tune owns that path
-        from rmlite.cli_tune import train_on_dask
+    if args.scheduler or args.cluster:  # on a Dask cluster: rmlite.cli.tune owns that path
+        from rmlite.cli.tune import train_on_dask
 
         return train_on_dask(args, spec, _estimator_params(args))
     progress = _Progress(enabled=not args.json)

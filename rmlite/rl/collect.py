@@ -4,7 +4,7 @@
   :func:`collect_log` returns them without a store.
 - :class:`RewardFunction` turns a saved reward model into a per-step reward: features
   exactly as training built them, predictions back in reward units. The Gymnasium
-  wrappers in :mod:`rmlite.gym` and :func:`relabel` both use it.
+  wrappers in :mod:`rmlite.rl.gym` and :func:`relabel` both use it.
 - :func:`relabel` writes predicted rewards into a new dataset (or a Parquet file) and
   records where they came from; the source dataset is only read.
 - :func:`import_minari` / :func:`export_minari` move datasets between the store and local

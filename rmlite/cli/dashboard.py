@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from rmlite.cli import EXIT_INTERNAL, EXIT_OK, _console, _emit_json, _Progress
+from rmlite.cli.main import EXIT_INTERNAL, EXIT_OK, _console, _emit_json, _Progress
 
 Command = Callable[..., argparse.ArgumentParser]
 

@@ -463,7 +463,7 @@ def bench_wrapper(
     """
     import gymnasium as gym
 
-    from rmlite.gym import LearnedRewardVector
+    from rmlite.rl.gym import LearnedRewardVector
 
     say = log or (lambda _m: None)
     say(f"training the quickstart reward model on {episodes} Pendulum-v1 episodes")
@@ -549,7 +549,7 @@ def bench_policy(
 
     Trains the quickstart reward model on ``episodes`` random Pendulum-v1 episodes, then
     two agents (stable-baselines3 SAC or TD3, same hyper-parameters, seed and ``budget``
-    env steps): one on :class:`rmlite.gym.LearnedReward`, one on the true reward. Both
+    env steps): one on :class:`rmlite.rl.gym.LearnedReward`, one on the true reward. Both
     are evaluated on the **true** reward. Score: 100 (R - R_random) / (R_true_agent -
     R_random); target >= 90.
     """
@@ -562,7 +562,7 @@ def bench_policy(
         ) from exc
     import gymnasium as gym
 
-    from rmlite.gym import LearnedReward
+    from rmlite.rl.gym import LearnedReward
 
     if algo not in ("sac", "td3"):
         raise ValueError(f"--algo must be 'sac' or 'td3'. Got {algo!r} instead.")

@@ -11,7 +11,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from rmlite.cli import EXIT_OK, _bench_log, _console, _emit_json, _Formatter, _Progress
+from rmlite.cli.main import EXIT_OK, _bench_log, _console, _emit_json, _Formatter, _Progress
 
 Command = Callable[..., argparse.ArgumentParser]
 
