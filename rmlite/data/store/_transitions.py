@@ -1,0 +1,290 @@
+"""The transitions tables: ingest, reads, checks, features and partitioned exports of a dataset."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+from rmlite._typing import PathLike
+from rmlite.data import logs
+from rmlite.data import schema as S
+from rmlite.data.features import FeatureFrame, FeatureSpec, FittedStats, build_features
+from rmlite.data.store._connection import Store, _run, count, has_tables, require, sql
+from rmlite.data.store._reports import CheckReport, IngestReport
+from rmlite.exceptions import ConflictError, IngestError, RmliteError
+
+
+def ingest(
+    store: Store,
+    source: logs.Source | Iterable[logs.Source],
+    dataset: str,
+    mapping: S.ColumnMapping | None = None,
+    on_error: logs.OnError = "raise",
+    progress: Callable[[str], None] | None = None,
+) -> IngestReport:
+    """The work of :meth:`LogStore.ingest`."""
+    started = time.perf_counter()
+    say = progress or (lambda _msg: None)
+    if not isinstance(dataset, str) or not dataset.strip():
+        raise IngestError(f"The dataset name must be a non-empty string. Got {dataset!r} instead.")
+    sources = (
+        [source]
+        if isinstance(source, str | os.PathLike | pl.DataFrame | pl.LazyFrame | pa.Table)
+        else list(source)
+    )
+    expected = _dims(store, dataset)
+    say("reading and checking sources")
+    log = logs.prepare(sources, mapping=mapping, on_error=on_error, expected_dims=expected)
+    if expected is None and log.obs_dim == 0:
+        raise IngestError(f"{', '.join(log.sources)}: obs vectors are empty.")
+
+    say(f"landing {log.frame.height:,} transitions")
+    with store.connect(write=True) as con:
+        _run(con, "BEGIN TRANSACTION")
+        try:
+            report = _land(con, dataset, log, on_error, say)
+            _run(con, "COMMIT")
+        except BaseException:
+            # KeyboardInterrupt too: nothing of this ingest may remain.
+            _run(con, "ROLLBACK")
+            raise
+    report.seconds = time.perf_counter() - started
+    say("done")
+    return report
+
+
+def _land(
+    con: duckdb.DuckDBPyConnection,
+    dataset: str,
+    log: logs.PreparedLog,
+    on_error: logs.OnError,
+    say: Callable[[str], None],
+) -> IngestReport:
+    ingest_id = int(_run(con, sql("next_ingest_id"))[0][0])
+    staged = logs.canonical_arrow(log.frame, dataset, ingest_id)
+    con.register("staged", staged)
+    try:
+        conflicts = con.sql(sql("staged_conflicts")).pl()
+        if conflicts.height and on_error == "raise":
+            first = conflicts.row(0, named=True)
+            more = f" ({conflicts.height - 1} more)" if conflicts.height > 1 else ""
+            raise ConflictError(
+                f"{first['source']}: row {first['source_row']}: episode {first['episode_id']} "
+                f"step {first['step']} is already stored in dataset {dataset!r} with a "
+                f"different {first['differs']}{more}. Stored rows are never overwritten: "
+                f"ingest into another dataset, fix the log, or pass --on-error quarantine. "
+                f"Nothing was written."
+            )
+        _run(
+            con,
+            sql("upsert_dataset"),
+            {
+                "dataset": dataset,
+                "obs_dim": log.obs_dim,
+                "action_dim": log.action_dim,
+                "action_discrete": log.action_discrete,
+            },
+        )
+        before = count(con, dataset)
+        _run(con, sql("insert_new"), {"dataset": dataset})
+        added = count(con, dataset) - before
+    finally:
+        con.unregister("staged")
+
+    rejected = log.rejected
+    if conflicts.height:
+        rejected = pl.concat(
+            [
+                rejected,
+                conflicts.select(
+                    pl.col("source"),
+                    pl.col("source_row").alias("row"),
+                    pl.format("conflict: stored with a different {}", pl.col("differs")).alias(
+                        "reason"
+                    ),
+                    pl.col("record"),
+                ),
+            ]
+        )
+    if rejected.height:
+        say(f"quarantining {rejected.height:,} rows")
+        con.register("rejected_staged", rejected.to_arrow())
+        try:
+            _run(con, sql("insert_rejected"), {"ingest_id": ingest_id, "dataset": dataset})
+        finally:
+            con.unregister("rejected_staged")
+    duplicate = log.frame.height - added - conflicts.height
+    _run(
+        con,
+        sql("insert_ingest"),
+        {
+            "ingest_id": ingest_id,
+            "dataset": dataset,
+            "sources": log.sources,
+            "rows_read": log.rows_read,
+            "rows_added": added,
+            "rows_duplicate": duplicate,
+            "rows_rejected": log.rejected.height,
+            "rows_conflicting": conflicts.height,
+        },
+    )
+    return IngestReport(
+        dataset=dataset,
+        sources=log.sources,
+        ingest_id=ingest_id,
+        rows_read=log.rows_read,
+        rows_added=added,
+        rows_duplicate=duplicate,
+        rows_conflicting=conflicts.height,
+        rows_rejected=log.rejected.height,
+        episodes=log.frame[S.EPISODE].n_unique(),
+        obs_dim=log.obs_dim,
+        action_dim=log.action_dim,
+        next_obs_derived=log.next_obs_derived,
+        seconds=0.0,
+        warnings=log.warnings,
+    )
+
+
+def _dims(store: Store, dataset: str) -> tuple[int, int] | None:
+    if store._memory is None and not os.path.exists(store.path):
+        return None
+    with store.connect() as con:
+        if not has_tables(con):
+            return None
+        rows = _run(con, sql("dataset_info"), {"dataset": dataset})
+    return (int(rows[0][0]), int(rows[0][1])) if rows else None
+
+
+def datasets(store: Store) -> pl.DataFrame:
+    """The work of :meth:`LogStore.datasets`."""
+    with store.connect() as con:
+        if not has_tables(con):
+            return pl.DataFrame()
+        return con.sql(sql("datasets")).pl()
+
+
+def read_arrow(
+    store: Store,
+    dataset: str,
+    columns: Sequence[str] | None = None,
+    episodes: Sequence[int] | None = None,
+) -> pa.Table:
+    """The work of :meth:`LogStore.read_arrow`."""
+    with store.connect() as con:
+        require(store, con, dataset)
+        query = sql("read_transitions" if episodes is None else "read_episodes")
+        if columns is not None:
+            unknown = [c for c in columns if c not in S.COLUMNS]
+            if unknown:
+                raise RmliteError(
+                    f"unknown column(s) {unknown}; transitions have {list(S.COLUMNS)}."
+                )
+            keep = list(dict.fromkeys([S.EPISODE, S.STEP, *columns]))
+            query = query.replace(
+                "SELECT episode_id, step, obs, action, reward, next_obs, terminated, "
+                'truncated, "timestamp", extra',
+                "SELECT " + ", ".join(f'"{c}"' for c in keep),
+            )
+        params: dict[str, Any] = {"dataset": dataset}
+        if episodes is not None:
+            params["episodes"] = [int(e) for e in episodes]
+        return con.sql(query, params=params).to_arrow_table()
+
+
+def read(store: Store, dataset: str, columns: Sequence[str] | None = None) -> pl.DataFrame:
+    """The work of :meth:`LogStore.read`."""
+    frame = pl.from_arrow(read_arrow(store, dataset, columns))
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def episodes(store: Store, dataset: str) -> pl.DataFrame:
+    """The work of :meth:`LogStore.episodes`."""
+    with store.connect() as con:
+        require(store, con, dataset)
+        return con.sql(sql("episodes"), params={"dataset": dataset}).pl()
+
+
+def rejected(store: Store, dataset: str | None = None) -> pl.DataFrame:
+    """The work of :meth:`LogStore.rejected`."""
+    with store.connect() as con:
+        if not has_tables(con):
+            return pl.DataFrame()
+        if dataset is None:
+            return con.sql("SELECT * FROM rejected ORDER BY ingest_id, source, source_row").pl()
+        return con.sql(
+            "SELECT * FROM rejected WHERE dataset = $dataset "
+            "ORDER BY ingest_id, source, source_row",
+            params={"dataset": dataset},
+        ).pl()
+
+
+def fingerprint(store: Store, dataset: str) -> str:
+    """The work of :meth:`LogStore.fingerprint`."""
+    with store.connect() as con:
+        require(store, con, dataset)
+        n, content = con.sql(sql("fingerprint"), params={"dataset": dataset}).fetchall()[0]
+    return f"{dataset}:{n}:{int(content):016x}"
+
+
+def episodes_since(store: Store, dataset: str, ingest_id: int) -> pl.DataFrame:
+    """The work of :meth:`LogStore.episodes_since`."""
+    with store.connect() as con:
+        require(store, con, dataset)
+        return con.sql(
+            sql("episodes_since"), params={"dataset": dataset, "since": int(ingest_id)}
+        ).pl()
+
+
+def check(store: Store, dataset: str, next_obs_tolerance: float = 1e-6) -> CheckReport:
+    """The work of :meth:`LogStore.check`."""
+    with store.connect() as con:
+        require(store, con, dataset)
+        params = {"dataset": dataset}
+        episodes = con.sql(sql("check_episodes"), params=params).pl().row(0, named=True)
+        values = con.sql(sql("check_values"), params=params).pl().row(0, named=True)
+        nxt = (
+            con.sql(sql("check_next_obs"), params={**params, "tolerance": next_obs_tolerance})
+            .pl()
+            .row(0, named=True)
+        )
+    return CheckReport(dataset=dataset, episodes=episodes, values=values, next_obs=nxt)
+
+
+def features(
+    store: Store,
+    dataset: str,
+    spec: FeatureSpec | None = None,
+    *,
+    train_episodes: Iterable[int] | None = None,
+    stats: FittedStats | None = None,
+) -> FeatureFrame:
+    """The work of :meth:`LogStore.features`."""
+    spec = spec or FeatureSpec()
+    table = read_arrow(store, dataset, spec.columns_needed())
+    return build_features(table, spec, train_episodes=train_episodes, stats=stats)
+
+
+def export_partitions(store: Store, dataset: str, folder: PathLike, buckets: int) -> list[str]:
+    """The work of :meth:`LogStore.export_partitions`."""
+    if not isinstance(buckets, int) or buckets < 1:
+        raise RmliteError(f"The 'buckets' parameter must be an int >= 1. Got {buckets!r}.")
+    folder = os.fspath(folder)
+    os.makedirs(os.path.dirname(os.path.abspath(folder)), exist_ok=True)
+    with store.connect() as con:
+        require(store, con, dataset)
+        params = {"dataset": dataset, "buckets": buckets, "folder": folder}
+        _run(con, sql("export_partitions"), params)
+    return sorted(
+        os.path.join(root, name)
+        for root, _dirs, names in os.walk(folder)
+        for name in names
+        if name.endswith(".parquet")
+    )
