@@ -18,9 +18,9 @@ _EXPORTS = {
     "LogStore": "rmlite.data.store",
     "IngestReport": "rmlite.data.store",
     "CheckReport": "rmlite.data.store",
-    "FeatureSpec": "rmlite.data.features",
-    "FeatureFrame": "rmlite.data.features",
-    "FittedStats": "rmlite.data.features",
+    "FeatureSpec": "rmlite.data.feature_spec",
+    "FeatureFrame": "rmlite.data.feature_spec",
+    "FittedStats": "rmlite.data.feature_spec",
     "build_features": "rmlite.data.features",
     "return_to_go": "rmlite.data.features",
     "ColumnMapping": "rmlite.data.schema",
@@ -67,13 +67,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from rmlite.data.features import (
-        FeatureFrame,
-        FeatureSpec,
-        FittedStats,
-        build_features,
-        return_to_go,
-    )
+    from rmlite.data.feature_spec import FeatureFrame, FeatureSpec, FittedStats
+    from rmlite.data.features import build_features, return_to_go
     from rmlite.data.schema import ColumnMapping
     from rmlite.data.store import CheckReport, IngestReport, LogStore
     from rmlite.distributed import DaskRewardRegressor
