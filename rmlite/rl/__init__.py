@@ -1,21 +1,15 @@
 """Closing the RL loop: collect rollouts, relabel datasets, learned-reward env wrappers, Minari.
 
-``collect`` holds the public functions; the Gymnasium wrappers live in :mod:`rmlite.rl.gym`.
+``collect`` rolls out Gymnasium envs into the store, ``relabel`` holds :class:`RewardFunction`
+and dataset relabelling, ``minari`` moves datasets to and from Minari; the Gymnasium
+wrappers live in :mod:`rmlite.rl.gym`.
 """
 
 from __future__ import annotations
 
-from rmlite.rl.collect import (
-    CollectReport,
-    RelabelReport,
-    RewardFunction,
-    collect,
-    collect_log,
-    export_minari,
-    import_minari,
-    load_policy,
-    relabel,
-)
+from rmlite.rl.collect import CollectReport, collect, collect_log, load_policy
+from rmlite.rl.minari import export_minari, import_minari
+from rmlite.rl.relabel import RelabelReport, RewardFunction, relabel
 
 __all__ = [
     "CollectReport",
