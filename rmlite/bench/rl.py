@@ -14,13 +14,8 @@ def _quickstart_model(episodes: int, seed: int) -> tuple[Any, dict[str, Any]]:
     """The quickstart reward model, trained in memory on ``episodes`` random Pendulum-v1 episodes."""
     from rmlite.data.features import FeatureSpec
     from rmlite.data.store import LogStore
-    from rmlite.pipeline import (
-        QUICKSTART_ENV,
-        QUICKSTART_PARAMS,
-        QUICKSTART_SPEC,
-        _n_trees,
-        train,
-    )
+    from rmlite.pipeline import QUICKSTART_ENV, QUICKSTART_PARAMS, QUICKSTART_SPEC, train
+    from rmlite.pipeline.rewards import _n_trees
     from rmlite.rl import collect_log
 
     store = LogStore(":memory:")
