@@ -1,8 +1,7 @@
 """Commands that show the store: ``dashboard`` (live, in a browser) and ``report`` (HTML).
 
-Registered by :mod:`rmlite.cli` through its ``EXTENSIONS`` tuple. The web stack
-(starlette, uvicorn, plotly) is imported only inside the commands, so ``rmlite --help``
-stays instant; without it the commands say which extra to install.
+Registered by :func:`rmlite.cli.build_parser`. The web stack (starlette, uvicorn, plotly)
+is imported only inside the commands, so ``rmlite --help`` stays instant; without it the commands say which extra to install.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from rmlite.cli.main import EXIT_INTERNAL, EXIT_OK, _console, _emit_json, _Progress
+from rmlite.cli._common import EXIT_INTERNAL, EXIT_OK, _console, _emit_json, _Progress
 
 Command = Callable[..., argparse.ArgumentParser]
 

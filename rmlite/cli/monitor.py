@@ -1,7 +1,7 @@
 """``rmlite monitor``: score newly ingested episodes, record accuracy, drift and alerts.
 
-Registered by :mod:`rmlite.cli` through its ``EXTENSIONS`` tuple. Nothing heavy is
-imported until the command runs.
+Registered by :func:`rmlite.cli.build_parser`. Nothing heavy is imported until the
+command runs.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from rmlite.cli.main import EXIT_OK, _console, _emit_json
+from rmlite.cli._common import EXIT_OK, _console, _emit_json
 
 Command = Callable[..., argparse.ArgumentParser]
 

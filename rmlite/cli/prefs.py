@@ -11,7 +11,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from rmlite.cli.main import (
+from rmlite.cli._common import (
     EXIT_OK,
     _add_dataclass_flags,
     _bench_log,
@@ -96,7 +96,7 @@ def cmd_prefs_synth(args: argparse.Namespace) -> int:
 
 
 def _pref_params(args: argparse.Namespace) -> dict[str, Any]:
-    from rmlite.cli.main import _estimator_params
+    from rmlite.cli._common import _estimator_params
 
     params = _estimator_params(args)
     for name in ("label_noise", "margin_scale", "centering", "batch_size"):

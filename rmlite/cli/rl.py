@@ -1,8 +1,8 @@
 """Commands that close the RL loop: ``collect``, ``relabel``, ``minari import|export``,
 and the benchmarks ``bench wrapper`` and ``bench policy``.
 
-Registered by :mod:`rmlite.cli` through its ``EXTENSIONS`` tuple. Nothing heavy is
-imported until a command runs.
+Registered by :func:`rmlite.cli.build_parser`. Nothing heavy is imported until a
+command runs.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from rmlite.cli.main import EXIT_OK, _bench_log, _console, _emit_json, _Formatter, _Progress
+from rmlite.cli._common import EXIT_OK, _bench_log, _console, _emit_json, _Formatter, _Progress
 
 Command = Callable[..., argparse.ArgumentParser]
 

@@ -1,6 +1,6 @@
-"""``rmlite tune``, ``rmlite bench tune`` and the Dask path of ``rmlite train``.
+"""``rmlite tune`` and ``rmlite bench tune``.
 
-Registered through :data:`rmlite.cli.EXTENSIONS`; imports nothing heavy at module level,
+Registered by :func:`rmlite.cli.build_parser`; imports nothing heavy at module level,
 so ``rmlite --help`` stays instant.
 """
 
@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from rmlite.cli.main import (
+from rmlite.cli._common import (
     EXIT_OK,
     _add_dataclass_flags,
     _bench_log,
@@ -21,7 +21,7 @@ from rmlite.cli.main import (
     _estimator_params,
     _Formatter,
     _from_args,
-    _Progress,
+    _with_client,
 )
 
 
@@ -123,65 +123,6 @@ def cmd_tune(args: argparse.Namespace) -> int:
     )
     if result.recovered:
         _console().print(f"trials {result.recovered} were left running by a dead process: failed")
-    return EXIT_OK
-
-
-def _with_client(args: argparse.Namespace, job: Callable[[Any], Any]) -> Any:
-    if not (getattr(args, "scheduler", None) or getattr(args, "cluster", None)):
-        return job(None)
-    import os
-
-    from rmlite.distributed import connect
-
-    # Local workers inherit this process's stdout, and the engines' C code prints there:
-    # point it at stderr while the cluster lives, so --json output stays parseable.
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        with connect(scheduler=args.scheduler, cluster=args.cluster) as client:
-            return job(client)
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
-def train_on_dask(args: argparse.Namespace, spec: Any, params: dict[str, Any]) -> int:
-    """``rmlite train --scheduler ...`` / ``--cluster local:N``."""
-    from rmlite.data.store import LogStore
-    from rmlite.distributed import train_distributed
-
-    progress = _Progress(enabled=not args.json)
-    try:
-        result = _with_client(
-            args,
-            lambda client: train_distributed(
-                LogStore(args.db),
-                args.dataset,
-                spec,
-                params,
-                client=client,
-                holdout=args.holdout,
-                seed=args.seed,
-                out=args.out,
-                progress=progress,
-            ),
-        )
-    finally:
-        progress.stop()
-    result.pop("model")
-    summary = {"dataset": args.dataset, "target": spec.target, **result}
-    if args.json:
-        _emit_json(summary)
-        return EXIT_OK
-    hold = result["metrics"]["holdout"]
-    _console().print(
-        f"{args.backend} on {args.dataset} across {result['workers']} Dask workers: hold-out "
-        f"r2 {hold.get('r2', float('nan')):.4f}, rmse {hold.get('rmse', float('nan')):.4g}; "
-        f"run {result['run_id']}; fit {result['timings']['fit_s']:.2f} s"
-        + (f"; model saved to {result['model_path']}" if result["model_path"] else "")
-    )
     return EXIT_OK
 
 

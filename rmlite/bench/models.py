@@ -1,0 +1,136 @@
+"""``rmlite bench models``: RewardRegressor against the raw engines, and MLP throughput."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+
+def _synthetic_matrix(rows: int, features: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A float32 (rows, features) matrix and a nonlinear target with noise."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(rows, features)).astype(np.float32)
+    y = (
+        np.sin(X[:, 0]) + X[:, 1] * X[:, 2] - 0.5 * X[:, 3] ** 2 + 0.1 * rng.normal(size=rows)
+    ).astype(np.float32)
+    return X, y
+
+
+def _timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, out
+
+
+def bench_models(
+    rows: int = 1_000_000,
+    features: int = 40,
+    n_estimators: int = 100,
+    mlp_epochs: int = 1,
+    repeat: int = 1,
+    log: Callable[[str], None] | None = print,
+) -> dict[str, Any]:
+    """RewardRegressor against the raw engines with identical parameters, same run.
+
+    Fit time ratio (target at most 1.10x), predict throughput ratio (at least 0.9x), MLP
+    training samples/s and inference rows/s; CUDA rows where a GPU is present.
+    """
+    from rmlite.estimators.reward import RewardRegressor
+    from rmlite.models.device import cuda_device_count
+    from rmlite.models.gbm import gbm_params
+
+    say = log or (lambda _m: None)
+    X, y = _synthetic_matrix(rows, features)
+    say(f"bench models: {rows:,} rows x {features} float32 features, {n_estimators} trees")
+    result: dict[str, Any] = {"rows": rows, "features": features, "n_estimators": n_estimators}
+    devices = ["cpu"] + (["cuda"] if cuda_device_count() > 0 else [])
+    for device in devices:
+        for backend in ("lightgbm", "xgboost"):
+            params = gbm_params(
+                backend,
+                objective="regression",
+                learning_rate=0.1,
+                random_state=0,
+                n_jobs=None,
+                device=device,
+            )
+            raw_fit, booster = _timed(
+                partial(_raw_fit, backend, params, X, y, n_estimators), repeat
+            )
+            model = RewardRegressor(
+                backend=backend,
+                device=device,
+                n_estimators=n_estimators,
+                learning_rate=0.1,
+                random_state=0,
+            )
+            our_fit, _ = _timed(partial(model.fit, X, y), repeat)
+            raw_pred, _ = _timed(partial(_raw_predict, backend, booster, X), repeat)
+            our_pred, _ = _timed(partial(model.predict, X), repeat)
+            key = f"{backend}_{device}"
+            result[f"{key}_fit_seconds"] = our_fit
+            result[f"{key}_raw_fit_seconds"] = raw_fit
+            result[f"{key}_fit_ratio"] = our_fit / raw_fit
+            result[f"{key}_predict_rows_per_s"] = rows / our_pred
+            result[f"{key}_predict_throughput_ratio"] = raw_pred / our_pred
+        mlp = RewardRegressor(backend="mlp", device=device, max_epochs=mlp_epochs, random_state=0)
+        mlp_fit, _ = _timed(partial(mlp.fit, X, y), 1)
+        mlp_pred, _ = _timed(partial(mlp.predict, X), repeat)
+        result[f"mlp_{device}_train_samples_per_s"] = rows * mlp_epochs / mlp_fit
+        result[f"mlp_{device}_predict_rows_per_s"] = rows / mlp_pred
+    if "lightgbm_cuda_fit_seconds" in result:
+        for backend in ("lightgbm", "xgboost", "mlp"):
+            if backend == "mlp":
+                result["mlp_cuda_train_speedup"] = (
+                    result["mlp_cuda_train_samples_per_s"] / result["mlp_cpu_train_samples_per_s"]
+                )
+            else:
+                result[f"{backend}_cuda_fit_speedup"] = (
+                    result[f"{backend}_cpu_fit_seconds"] / result[f"{backend}_cuda_fit_seconds"]
+                )
+    for k, v in result.items():
+        say(f"  {k:40s} {v:,.4g}" if isinstance(v, float) else f"  {k:40s} {v:,}")
+    targets = {}
+    for device in devices:
+        for backend in ("lightgbm", "xgboost"):
+            targets[f"{backend} {device} fit within 1.10x of raw"] = (
+                result[f"{backend}_{device}_fit_ratio"] <= 1.10
+            )
+            targets[f"{backend} {device} predict >= 0.9x raw throughput"] = (
+                result[f"{backend}_{device}_predict_throughput_ratio"] >= 0.9
+            )
+    for name, ok in targets.items():
+        say(f"  {'PASS' if ok else 'MISS'}  {name}")
+    result["targets"] = targets
+    return result
+
+
+def _raw_fit(
+    backend: str, params: dict[str, Any], X: np.ndarray, y: np.ndarray, rounds: int
+) -> Any:
+    if backend == "lightgbm":
+        import lightgbm as lgb
+
+        try:
+            return lgb.train(params, lgb.Dataset(X, label=y), rounds)
+        except lgb.basic.LightGBMError:
+            if params.get("device_type") != "cuda":
+                raise
+            # The pip wheel has no CUDA learner: the same OpenCL fallback as fit_gbm's.
+            return lgb.train({**params, "device_type": "gpu"}, lgb.Dataset(X, label=y), rounds)
+    import xgboost as xgb
+
+    return xgb.train(params, xgb.QuantileDMatrix(X, label=y), rounds)
+
+
+def _raw_predict(backend: str, booster: Any, X: np.ndarray) -> np.ndarray:
+    if backend == "lightgbm":
+        return np.asarray(booster.predict(X))
+    return np.asarray(booster.inplace_predict(X))

@@ -1,0 +1,199 @@
+"""``rmlite bench wrapper`` and ``rmlite bench policy``: the learned reward in Gymnasium."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+
+def _quickstart_model(episodes: int, seed: int) -> tuple[Any, dict[str, Any]]:
+    """The quickstart reward model, trained in memory on ``episodes`` random Pendulum-v1 episodes."""
+    from rmlite.data.features import FeatureSpec
+    from rmlite.data.store import LogStore
+    from rmlite.pipeline import QUICKSTART_ENV, QUICKSTART_PARAMS, QUICKSTART_SPEC, train
+    from rmlite.pipeline.rewards import _n_trees
+    from rmlite.rl import collect_log
+
+    store = LogStore(":memory:")
+    store.ingest(collect_log(QUICKSTART_ENV, episodes, seed=seed), dataset="pendulum")
+    spec = FeatureSpec(**QUICKSTART_SPEC)  # type: ignore[arg-type]
+    result = train(store, "pendulum", spec, dict(QUICKSTART_PARAMS), seed=seed)
+    return result.model, {
+        "reward_model_r2": float(result.metrics["holdout"]["r2"]),
+        "reward_model_trees": _n_trees(result.model),
+        "reward_model_train_episodes": len(result.train_episodes),
+    }
+
+
+def bench_wrapper(
+    num_envs: int = 16,
+    steps: int = 1000,
+    repeats: int = 5,
+    episodes: int = 40,
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Per-step time of a Pendulum-v1 vector env with and without the learned reward.
+
+    The quickstart model (LightGBM) predicts the rewards of all ``num_envs`` sub-envs in
+    one batch each step. Both envs take the same actions; the timings alternate between
+    them ``repeats`` times and the medians are compared (these machines are noisy).
+    Target: the wrapper adds at most 50% to the step time.
+    """
+    import gymnasium as gym
+
+    from rmlite.rl.gym import LearnedRewardVector
+
+    say = log or (lambda _m: None)
+    say(f"training the quickstart reward model on {episodes} Pendulum-v1 episodes")
+    model, info = _quickstart_model(episodes, seed)
+
+    def make() -> Any:
+        return gym.vector.SyncVectorEnv([lambda: gym.make("Pendulum-v1")] * num_envs)
+
+    envs = {"plain": make(), "learned": LearnedRewardVector(make(), model)}
+    actions = np.random.default_rng(seed).uniform(-2, 2, (steps, num_envs, 1)).astype(np.float32)
+
+    def per_step(env: Any) -> float:
+        env.reset(seed=seed)
+        t = time.perf_counter()
+        for a in actions:
+            env.step(a)
+        return (time.perf_counter() - t) / steps
+
+    times: dict[str, list[float]] = {"plain": [], "learned": []}
+    per_step(envs["plain"]), per_step(envs["learned"])  # warm caches and imports
+    for r in range(repeats):
+        for name, env in envs.items():
+            times[name].append(per_step(env))
+        say(
+            f"  round {r + 1}/{repeats}: plain {times['plain'][-1] * 1e6:.0f} us/step, "
+            f"learned reward {times['learned'][-1] * 1e6:.0f} us/step"
+        )
+    plain, learned = float(np.median(times["plain"])), float(np.median(times["learned"]))
+    ratio = learned / plain
+    result = {
+        "env": "Pendulum-v1",
+        "num_envs": num_envs,
+        "steps": steps,
+        "repeats": repeats,
+        **info,
+        "plain_us_per_step": plain * 1e6,
+        "learned_us_per_step": learned * 1e6,
+        "ratio": ratio,
+        "overhead_pct": 100 * (ratio - 1),
+        "predict_us_per_env_step": (learned - plain) * 1e6 / num_envs,
+        "target_ratio": 1.5,
+        "meets_target": ratio <= 1.5,
+        "load_average_1min": os.getloadavg()[0],  # timings on a busy machine mean little
+    }
+    say(
+        f"{num_envs} envs: {plain * 1e6:.0f} us/step plain, {learned * 1e6:.0f} us/step with "
+        f"the learned reward ({info['reward_model_trees']} trees): x{ratio:.2f} "
+        f"({'PASS' if ratio <= 1.5 else 'MISS'} target x1.50)"
+    )
+    return result
+
+
+def _evaluate_policy(act: Callable[[np.ndarray], Any], episodes: int, seed: int) -> float:
+    """Mean true return of a policy on Pendulum-v1 over fixed evaluation seeds."""
+    import gymnasium as gym
+
+    env = gym.make("Pendulum-v1")
+    returns = []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + 10_000 + i)
+        total, done = 0.0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(act(obs))
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    env.close()
+    return float(np.mean(returns))
+
+
+def bench_policy(
+    budget: int = 20_000,
+    algo: str = "sac",
+    episodes: int = 40,
+    eval_episodes: int = 10,
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Is the learned reward useful? Agents trained on it and on the true reward, compared.
+
+    Trains the quickstart reward model on ``episodes`` random Pendulum-v1 episodes, then
+    two agents (stable-baselines3 SAC or TD3, same hyper-parameters, seed and ``budget``
+    env steps): one on :class:`rmlite.rl.gym.LearnedReward`, one on the true reward. Both
+    are evaluated on the **true** reward. Score: 100 (R - R_random) / (R_true_agent -
+    R_random); target >= 90.
+    """
+    try:
+        import stable_baselines3 as sb3
+    except ImportError as exc:
+        raise ImportError(
+            "rmlite bench policy trains agents with stable-baselines3: pip install "
+            "'rmlite[agents]' (install torch's CPU build first)."
+        ) from exc
+    import gymnasium as gym
+
+    from rmlite.rl.gym import LearnedReward
+
+    if algo not in ("sac", "td3"):
+        raise ValueError(f"--algo must be 'sac' or 'td3'. Got {algo!r} instead.")
+    say = log or (lambda _m: None)
+    started = time.perf_counter()
+    say(f"training the quickstart reward model on {episodes} random Pendulum-v1 episodes")
+    model, info = _quickstart_model(episodes, seed)
+    rng = np.random.default_rng(seed)
+    # Pendulum's torque bounds: [-2, 2].
+    r_random = _evaluate_policy(
+        lambda _o: rng.uniform(-2.0, 2.0, size=1).astype(np.float32), eval_episodes, seed
+    )
+    say(f"random policy: true return {r_random:.1f}")
+
+    from rmlite.models.mlp import _torch_threads
+
+    def agent(env: Any, name: str) -> tuple[float, float]:
+        cls = sb3.SAC if algo == "sac" else sb3.TD3
+        t = time.perf_counter()
+        learner = cls("MlpPolicy", env, learning_rate=1e-3, seed=seed, verbose=0, device="cpu")
+        # One torch thread: batches of 256 through 256x256 layers gain little from more, and
+        # threads that wait on each other on a busy machine make an update many times slower.
+        with _torch_threads(1):
+            learner.learn(total_timesteps=budget)
+        seconds = time.perf_counter() - t
+        ret = _evaluate_policy(
+            lambda o: learner.predict(o, deterministic=True)[0], eval_episodes, seed
+        )
+        say(
+            f"{algo} on the {name} reward ({budget:,} steps, {seconds:.0f} s): true return {ret:.1f}"
+        )
+        return ret, seconds
+
+    r_true, s_true = agent(gym.make("Pendulum-v1"), "true")
+    r_learned, s_learned = agent(LearnedReward(gym.make("Pendulum-v1"), model), "learned")
+    score = 100 * (r_learned - r_random) / (r_true - r_random)
+    say(f"normalized score of the learned-reward agent: {score:.1f} (target >= 90)")
+    return {
+        "env": "Pendulum-v1",
+        "algo": algo,
+        "budget_steps": budget,
+        "eval_episodes": eval_episodes,
+        "seed": seed,
+        **info,
+        "return_random": r_random,
+        "return_true_reward_agent": r_true,
+        "return_learned_reward_agent": r_learned,
+        "normalized_score": score,
+        "target": 90.0,
+        "meets_target": score >= 90.0,
+        "seconds_true_agent": s_true,
+        "seconds_learned_agent": s_learned,
+        "seconds_total": time.perf_counter() - started,
+    }

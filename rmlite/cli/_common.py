@@ -1,0 +1,231 @@
+"""Helpers shared by the command groups of ``rmlite``: output, config flags, exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import typing
+from collections.abc import Callable
+from typing import Any
+
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    pass
+
+
+# ------------------------------------------------------------------------ output
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+
+
+def _emit_json(payload: Any) -> None:
+    sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def _table(frame: Any, title: str | None = None) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False)
+    for name in frame.columns:
+        table.add_column(name, overflow="fold")
+    for row in frame.iter_rows():
+        table.add_row(*(_cell(v) for v in row))
+    _console().print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, list) and len(value) > 6:
+        return "[" + ", ".join(_cell(v) for v in value[:6]) + ", ...]"
+    return str(value)
+
+
+class _Progress:
+    """A spinner with the current stage on stderr (silent with --json or when piped)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.status: Any = None
+        if enabled and sys.stderr.isatty():
+            self.status = _console(stderr=True).status("starting")
+            self.status.start()
+        self.enabled = enabled
+
+    def __call__(self, message: str) -> None:
+        if self.status is not None:
+            self.status.update(message)
+        elif self.enabled:
+            print(f"[rmlite] {message}", file=sys.stderr, flush=True)
+
+    def stop(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+
+
+# ------------------------------------------------------------- dataclass → flags
+
+
+def _add_dataclass_flags(
+    parser: argparse.ArgumentParser, cls: type, rename: dict[str, str]
+) -> None:
+    """Flags generated from a config dataclass: the field's help text is the flag's."""
+    for f in dataclasses.fields(cls):
+        flag = rename.get(f.name, "--" + f.name.replace("_", "-"))
+        help_text = f.metadata.get("help", "")
+        default = f.default
+        if isinstance(default, bool):
+            parser.add_argument(
+                flag,
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=f"{help_text} (default: {default})",
+            )
+        elif f.name == "clip":
+            parser.add_argument(
+                flag,
+                dest=f.name,
+                type=float,
+                nargs=2,
+                metavar=("LOW", "HIGH"),
+                default=None,
+                help=f"{help_text} (default: {default})",
+            )
+        else:
+            typ: Callable[[str], Any] = str
+            if isinstance(default, int) or f.name in ("time_limit", "lags"):
+                typ = int
+            elif isinstance(default, float):
+                typ = float
+            choices = _literal_choices(f.type)
+            parser.add_argument(
+                flag,
+                dest=f.name,
+                type=typ,
+                choices=choices,
+                default=None,
+                help=f"{help_text} (default: {default})",
+            )
+
+
+def _literal_choices(annotation: Any) -> list[str] | None:
+    from rmlite.data import features
+
+    aliases = {
+        "Target": features.Target,
+        "Truncation": features.Truncation,
+        "Missing": features.Missing,
+        "Scaling": features.Scaling,
+    }
+    literal = aliases.get(str(annotation))
+    return list(typing.get_args(literal)) if literal is not None else None
+
+
+def _from_args(cls: type, args: argparse.Namespace) -> Any:
+    values = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(cls)
+        if getattr(args, f.name, None) is not None
+    }
+    if "clip" in values:
+        values["clip"] = tuple(values["clip"])
+    return cls(**values)
+
+
+# ------------------------------------------------------------ estimator options
+
+
+def _estimator_params(args: argparse.Namespace) -> dict[str, Any]:
+    params: dict[str, Any] = {"backend": args.backend, "device": args.device}
+    for name in (
+        "n_estimators",
+        "max_epochs",
+        "learning_rate",
+        "early_stopping_rounds",
+        "n_members",
+        "random_state",
+        "n_jobs",
+        "class_weight",
+    ):
+        value = getattr(args, name, None)
+        if value is not None:
+            params[name] = value
+    if args.hidden_sizes:
+        params["hidden_sizes"] = tuple(int(h) for h in args.hidden_sizes.split(","))
+    backend_params: dict[str, Any] = {}
+    for item in args.param or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(
+                _bad_input(
+                    f"--param {item!r}: expected KEY=VALUE, for example --param num_leaves=63."
+                )
+            )
+        backend_params[key] = _parse_value(raw)
+    if backend_params:
+        params["backend_params"] = backend_params
+    return params
+
+
+def _parse_value(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def _check_backend(name: str) -> str:
+    from rmlite.estimators.reward import BACKENDS
+
+    if name not in BACKENDS:
+        import difflib
+
+        close = difflib.get_close_matches(name, BACKENDS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise argparse.ArgumentTypeError(
+            f"unknown backend {name!r}{hint}; choose from {', '.join(BACKENDS)}"
+        )
+    return name
+
+
+# ------------------------------------------------------------------------ misc
+
+
+def _bad_input(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def _bench_log(message: str) -> None:
+    print(message, flush=True)
+
+
+def _with_client(args: argparse.Namespace, job: Callable[[Any], Any]) -> Any:
+    if not (getattr(args, "scheduler", None) or getattr(args, "cluster", None)):
+        return job(None)
+    import os
+
+    from rmlite.distributed import connect
+
+    # Local workers inherit this process's stdout, and the engines' C code prints there:
+    # point it at stderr while the cluster lives, so --json output stays parseable.
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with connect(scheduler=args.scheduler, cluster=args.cluster) as client:
+            return job(client)
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
