@@ -7,9 +7,9 @@ wrappers live in :mod:`rmlite.rl.gym`.
 
 from __future__ import annotations
 
-from rmlite.rl.collect import CollectReport, collect, collect_log, load_policy
 from rmlite.rl.minari import export_minari, import_minari
-from rmlite.rl.relabel import RelabelReport, RewardFunction, relabel
+from rmlite.rl.relabeling import RelabelReport, RewardFunction, relabel
+from rmlite.rl.rollouts import CollectReport, collect, collect_log, load_policy
 
 __all__ = [
     "CollectReport",

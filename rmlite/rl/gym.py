@@ -33,7 +33,7 @@ from gymnasium.vector import AutoresetMode
 
 from rmlite._typing import PathLike
 from rmlite.exceptions import ParameterError, SchemaError
-from rmlite.rl.relabel import RewardFunction
+from rmlite.rl.relabeling import RewardFunction
 
 if TYPE_CHECKING:
     from rmlite.estimators.reward import RewardClassifier, RewardRegressor

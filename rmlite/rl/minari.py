@@ -13,7 +13,7 @@ from rmlite.data import schema as S
 from rmlite.data.features import vectors
 from rmlite.data.store import IngestReport, LogStore
 from rmlite.exceptions import RmliteError, SchemaError
-from rmlite.rl.collect import _make_env_fn, _transitions_frame
+from rmlite.rl.rollouts import _make_env_fn, _transitions_frame
 
 
 def _minari() -> Any:
