@@ -49,7 +49,7 @@ from rmlite._typing import Float64Array, Int64Array, PathLike
 from rmlite.data import schema as S
 from rmlite.data.features import FeatureFrame, FeatureSpec, FittedStats, build_features
 from rmlite.data.store import LogStore
-from rmlite.estimators.reward import PARAMETER_CONSTRAINTS
+from rmlite.estimators._params import PARAMETER_CONSTRAINTS
 from rmlite.exceptions import ParameterError, RmliteError, SchemaError
 from rmlite.models.device import resolve_device
 
@@ -534,7 +534,7 @@ class PreferenceRewardModel(BaseEstimator):
 
         Loads with :func:`rmlite.load_model`, like every rmlite model.
         """
-        from rmlite.estimators.reward import write_model_folder
+        from rmlite.estimators._folder import write_model_folder
 
         return write_model_folder(
             self,
@@ -550,7 +550,7 @@ class PreferenceRewardModel(BaseEstimator):
         """A short hash of the model's parameters and training data."""
         import hashlib
 
-        from rmlite.estimators.reward import _jsonable
+        from rmlite.estimators._folder import _jsonable
 
         check_is_fitted(self, "members_")
         payload = json.dumps(
@@ -1249,7 +1249,7 @@ def evaluate_preferences(
     On the dataset it was trained on, only pairs whose episodes the model never saw
     count (held out); on another dataset, every pair.
     """
-    from rmlite.estimators.reward import load_model
+    from rmlite.estimators.loading import load_model
 
     model = load_model(model_dir)
     if not isinstance(model, PreferenceRewardModel):
