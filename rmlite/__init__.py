@@ -33,7 +33,7 @@ _EXPORTS = {
     "ParameterError": "rmlite.exceptions",
     "RewardRegressor": "rmlite.estimators.reward",
     "RewardClassifier": "rmlite.estimators.reward",
-    "load_model": "rmlite.estimators.reward",
+    "load_model": "rmlite.estimators.loading",
     "tune": "rmlite.tuning",
     "DaskRewardRegressor": "rmlite.distributed",
     "PreferenceRewardModel": "rmlite.estimators.preference",
@@ -72,8 +72,9 @@ if TYPE_CHECKING:
     from rmlite.data.schema import ColumnMapping
     from rmlite.data.store import CheckReport, IngestReport, LogStore
     from rmlite.distributed import DaskRewardRegressor
+    from rmlite.estimators.loading import load_model
     from rmlite.estimators.preference import PreferencePairs, PreferenceRewardModel
-    from rmlite.estimators.reward import RewardClassifier, RewardRegressor, load_model
+    from rmlite.estimators.reward import RewardClassifier, RewardRegressor
     from rmlite.exceptions import (
         ConflictError,
         DatasetNotFoundError,

@@ -16,7 +16,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from rmlite.data.features import FeatureSpec, build_features
-from rmlite.estimators.reward import RewardClassifier, RewardRegressor, load_model
+from rmlite.estimators.loading import load_model
+from rmlite.estimators.reward import RewardClassifier, RewardRegressor
 from rmlite.exceptions import ParameterError, RmliteError, SchemaError
 from rmlite.models.device import DeviceError, cuda_device_count
 from rmlite.testing import rollout

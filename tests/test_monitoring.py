@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 
 from rmlite import LogStore
-from rmlite.estimators.reward import load_model
+from rmlite.estimators.loading import load_model
 from rmlite.evaluation.monitor import evaluate_window, monitor, monitor_pass
 from rmlite.evaluation.validation import REFERENCE_FILE, Thresholds
 from rmlite.exceptions import RmliteError, SchemaError

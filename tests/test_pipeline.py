@@ -9,7 +9,8 @@ import polars as pl
 import pytest
 
 from rmlite import FeatureSpec, LogStore
-from rmlite.estimators.reward import RewardClassifier, load_model
+from rmlite.estimators.loading import load_model
+from rmlite.estimators.reward import RewardClassifier
 from rmlite.exceptions import ParameterError, SchemaError
 from rmlite.pipeline import evaluate, predict, split_episodes, train
 from rmlite.testing import rollout

@@ -20,9 +20,12 @@ import torch
 
 from rmlite import LogStore, PreferencePairs, PreferenceRewardModel, load_model
 from rmlite.data import schema as S
-from rmlite.data.features import FeatureSpec
+from rmlite.data.features import FeatureSpec, FittedStats
 from rmlite.estimators import preference as P
+from rmlite.evaluation import epic as E
+from rmlite.evaluation import teacher as T
 from rmlite.exceptions import DatasetNotFoundError, IngestError, ParameterError, SchemaError
+from rmlite.pipeline import preferences as J
 from rmlite.testing import rollout
 
 QUALITY_SEED = 1
@@ -51,7 +54,7 @@ def pref_store(tmp_path_factory, pendulum40) -> LogStore:
     """A store with the 40 episodes and 2,000 pairs of 25-step segments, 10% flipped."""
     store = LogStore(tmp_path_factory.mktemp("prefs") / "prefs.duckdb")
     store.ingest(pendulum40, dataset="pendulum")
-    prefs = P.synthetic_preferences(
+    prefs = T.synthetic_preferences(
         pendulum40[S.EPISODE].to_numpy(),
         pendulum40[S.STEP].to_numpy(),
         pendulum40[S.REWARD].to_numpy(),
@@ -215,24 +218,24 @@ def test_unknown_dataset_is_named(store, pendulum_log):
 
 def test_synthetic_teacher_flip_rate_and_ties(pendulum40):
     ep, st, r = (pendulum40[c].to_numpy() for c in (S.EPISODE, S.STEP, S.REWARD))
-    clean = P.synthetic_preferences(ep, st, r, 4000, 25, seed=3)
-    noisy = P.synthetic_preferences(ep, st, r, 4000, 25, noise=0.2, seed=3)
+    clean = T.synthetic_preferences(ep, st, r, 4000, 25, seed=3)
+    noisy = T.synthetic_preferences(ep, st, r, 4000, 25, noise=0.2, seed=3)
     assert (clean["stop_a"] - clean["start_a"] == 25).all()
     assert (clean["stop_a"] <= 200).all() and (clean["stop_b"] <= 200).all()
     flipped = (clean["label"] != noisy["label"]).mean()
     assert 0.17 < flipped < 0.23
-    ties = P.synthetic_preferences(ep, st, r, 2000, 25, tie_threshold=1.0, seed=3)
+    ties = T.synthetic_preferences(ep, st, r, 2000, 25, tie_threshold=1.0, seed=3)
     assert 0 < (ties["label"] == 0.5).sum() < 2000
-    stoch = P.synthetic_preferences(ep, st, r, 2000, 25, temperature=1e6, seed=3)
+    stoch = T.synthetic_preferences(ep, st, r, 2000, 25, temperature=1e6, seed=3)
     assert 0.4 < stoch["label"].mean() < 0.6  # a teacher that cannot tell: coin flips
     with pytest.raises(
         ParameterError,
         match=r"The 'noise' parameter of synthetic_preferences must be a float in the range "
         r"\[0.0, 0.5\]. Got 0.7 instead.",
     ):
-        P.synthetic_preferences(ep, st, r, 10, 25, noise=0.7)
+        T.synthetic_preferences(ep, st, r, 10, 25, noise=0.7)
     with pytest.raises(SchemaError, match=r"no segment of 500 consecutive steps"):
-        P.synthetic_preferences(ep, st, r, 10, 500)
+        T.synthetic_preferences(ep, st, r, 10, 500)
 
 
 # --------------------------------------------------------------------------- EPIC
@@ -270,13 +273,13 @@ def test_epic_invariants(pendulum40):
         return a[:, 0]
 
     kw = {"gamma": 0.99, "n_samples": 500, "n_canonical": 64}
-    assert P.epic_distance(pendulum_reward, shaped, obs, action, next_obs, **kw) < 1e-6
-    assert P.epic_distance(pendulum_reward, negated, obs, action, next_obs, **kw) == pytest.approx(
+    assert E.epic_distance(pendulum_reward, shaped, obs, action, next_obs, **kw) < 1e-6
+    assert E.epic_distance(pendulum_reward, negated, obs, action, next_obs, **kw) == pytest.approx(
         1.0, abs=1e-6
     )
-    far = P.epic_distance(pendulum_reward, unrelated, obs, action, next_obs, **kw)
+    far = E.epic_distance(pendulum_reward, unrelated, obs, action, next_obs, **kw)
     assert 0.5 < far < 0.9  # uncorrelated: sqrt(1/2)
-    same = P.epic_distance(pendulum_reward, pendulum_reward, obs, action, next_obs, **kw)
+    same = E.epic_distance(pendulum_reward, pendulum_reward, obs, action, next_obs, **kw)
     assert same == pytest.approx(0.0, abs=1e-6)
 
 
@@ -288,7 +291,7 @@ def test_quality_bar_on_pendulum(pref_store, pendulum40, backend):
     """2,000 pairs of 25-step segments, 10% flipped: held-out accuracy within 5 points of
     the true reward's on the same labels, segment-return Pearson >= 0.95 (LightGBM, MLP;
     XGBoost's numbers are reported, with a looser bar)."""
-    result = P.train_preferences(
+    result = J.train_preferences(
         pref_store,
         "pendulum",
         params={"backend": backend, "label_noise": 0.1, "n_jobs": 1},
@@ -314,10 +317,10 @@ def test_quality_bar_on_pendulum(pref_store, pendulum40, backend):
         assert hold["epic"]["distance"] < 0.35 and hold["epic"]["true_reward_r2"] > 0.99
         # EPIC against the analytic reward agrees with the regression stand-in.
         obs, action, next_obs = transitions(pendulum40)
-        learned = P.model_reward_fn(
-            result.model, FeatureSpec(), P.FittedStats.from_dict(result.model.feature_stats_)
+        learned = E.model_reward_fn(
+            result.model, FeatureSpec(), FittedStats.from_dict(result.model.feature_stats_)
         )
-        exact = P.epic_distance(learned, pendulum_reward, obs, action, next_obs)
+        exact = E.epic_distance(learned, pendulum_reward, obs, action, next_obs)
         assert exact == pytest.approx(hold["epic"]["distance"], abs=0.05)
 
 
@@ -390,7 +393,7 @@ def test_parameters_are_validated_with_their_names(frame_and_pairs):
 def test_saved_model_predicts_like_any_other(tmp_path, pref_store, backend):
     from rmlite.pipeline import predict
 
-    result = P.train_preferences(
+    result = J.train_preferences(
         pref_store,
         "pendulum",
         params={"backend": backend, "n_estimators": 50, "max_epochs": 3, "n_jobs": 1},
@@ -410,7 +413,7 @@ def test_saved_model_predicts_like_any_other(tmp_path, pref_store, backend):
     assert (
         meta["estimator"] == "PreferenceRewardModel" and meta["feature_spec"]["target"] == "reward"
     )
-    evaluated = P.evaluate_preferences(pref_store, tmp_path / "model", "pendulum", epic=False)
+    evaluated = J.evaluate_preferences(pref_store, tmp_path / "model", "pendulum", epic=False)
     assert evaluated["held_out_only"] and 0 < evaluated["pairs"] < 2000
     # Monitoring: a reward learned from preferences is judged by rank agreement with the
     # logged rewards (its scale is arbitrary), and its inputs and outputs by drift.
@@ -425,6 +428,8 @@ def test_saved_model_predicts_like_any_other(tmp_path, pref_store, backend):
 def test_docstring_examples():
     result = doctest.testmod(P, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+    for moved in (E, T):  # examples that moved out of rmlite.estimators.preference
+        assert doctest.testmod(moved, optionflags=doctest.NORMALIZE_WHITESPACE).failed == 0
     from rmlite.data import preference_log
 
     assert doctest.testmod(preference_log).failed == 0

@@ -29,10 +29,10 @@ def bench_prefs(
         PreferencePairs,
         PreferenceRewardModel,
         pairwise_metrics,
-        return_correlations,
         split_pairs,
-        synthetic_preferences,
     )
+    from rmlite.evaluation.preference_metrics import return_correlations
+    from rmlite.evaluation.teacher import synthetic_preferences
     from rmlite.testing import rollout
 
     say = log or (lambda _m: None)

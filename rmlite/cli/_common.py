@@ -185,7 +185,7 @@ def _parse_value(raw: str) -> Any:
 
 
 def _check_backend(name: str) -> str:
-    from rmlite.estimators.reward import BACKENDS
+    from rmlite.estimators._params import BACKENDS
 
     if name not in BACKENDS:
         import difflib

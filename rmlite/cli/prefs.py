@@ -48,7 +48,7 @@ def cmd_prefs_ingest(args: argparse.Namespace) -> int:
 def cmd_prefs_synth(args: argparse.Namespace) -> int:
     from rmlite.data import schema as S
     from rmlite.data.store import LogStore
-    from rmlite.estimators.preference import synthetic_preferences
+    from rmlite.evaluation.teacher import synthetic_preferences
 
     store = LogStore(args.db)
     log = store.read(args.dataset, [S.REWARD])
@@ -109,7 +109,7 @@ def _pref_params(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_prefs_train(args: argparse.Namespace) -> int:
     from rmlite.data.features import FeatureSpec
     from rmlite.data.store import LogStore
-    from rmlite.estimators.preference import train_preferences
+    from rmlite.pipeline.preferences import train_preferences
 
     spec = _from_args(FeatureSpec, args)
     progress = _Progress(enabled=not args.json)
@@ -142,7 +142,7 @@ def cmd_prefs_train(args: argparse.Namespace) -> int:
 
 def cmd_prefs_evaluate(args: argparse.Namespace) -> int:
     from rmlite.data.store import LogStore
-    from rmlite.estimators.preference import evaluate_preferences, train_preferences
+    from rmlite.pipeline.preferences import evaluate_preferences, train_preferences
 
     store = LogStore(args.db)
     if args.model:

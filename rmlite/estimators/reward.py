@@ -25,17 +25,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import time
-from numbers import Integral, Real
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils._param_validation import (
-    Interval,
-    Options,
     StrOptions,
     validate_parameter_constraints,
 )
@@ -48,36 +44,12 @@ from sklearn.utils.validation import (
 )
 
 from rmlite._typing import PathLike
+from rmlite.estimators._folder import _jsonable, write_model_folder
+from rmlite.estimators._params import PARAMETER_CONSTRAINTS
 from rmlite.exceptions import ParameterError, RmliteError, SchemaError
 from rmlite.models.device import resolve_device
 
-BACKENDS = ("lightgbm", "xgboost", "mlp")
-MODEL_FORMAT = "rmlite-model"
-MODEL_FORMAT_VERSION = 1
-
 _LEARNING_RATE = {"lightgbm": 0.05, "xgboost": 0.05, "mlp": 1e-3}
-
-
-PARAMETER_CONSTRAINTS: dict[str, list[Any]] = {
-    "backend": [StrOptions(set(BACKENDS))],
-    "device": [StrOptions({"cpu", "cuda", "auto"})],
-    "n_estimators": [Interval(Integral, 1, None, closed="left")],
-    "max_epochs": [Interval(Integral, 1, None, closed="left")],
-    "learning_rate": [Interval(Real, 0.0, None, closed="neither"), None],
-    "early_stopping_rounds": [Interval(Integral, 1, None, closed="left"), None],
-    "validation_fraction": [Interval(Real, 0.0, 1.0, closed="neither")],
-    "n_members": [Interval(Integral, 1, None, closed="left")],
-    "random_state": ["random_state"],
-    "n_jobs": [Interval(Integral, 1, None, closed="left"), Options(Integral, {-1}), None],
-    "hidden_sizes": [tuple, list],
-    "activation": [StrOptions({"relu", "gelu", "tanh", "silu", "elu"})],
-    "dropout": [Interval(Real, 0.0, 1.0, closed="left")],
-    "weight_decay": [Interval(Real, 0.0, None, closed="left")],
-    "batch_size": [Interval(Integral, 1, None, closed="left")],
-    "backend_params": [dict, None],
-}
-"""Limits of the estimator parameters every rmlite model shares (scikit-learn's
-``_parameter_constraints``); model classes add their own."""
 
 
 class _RewardModel(BaseEstimator):
@@ -671,87 +643,13 @@ class RewardClassifier(ClassifierMixin, _RewardModel):
         return np.asarray(self.classes_[(proba[:, 1] >= 0.5).astype(int)])
 
 
-# ---------------------------------------------------------------------- saving
-
-
-def write_model_folder(model: Any, path: PathLike, extra: dict[str, Any]) -> Path:
-    """Write any fitted rmlite model: one native file per ensemble member, plus model.json.
-
-    ``model`` has ``backend``, ``members_``, ``device_``, ``curves_``, ``fit_seconds_``,
-    ``n_features_in_`` and scikit-learn's ``get_params``; ``extra`` adds the keys of its
-    own class. Every model class saves through here, so :func:`load_model` reads them all.
-    """
-    check_is_fitted(model, "members_")
-    folder = Path(path)
-    folder.mkdir(parents=True, exist_ok=True)
-    members: list[dict[str, Any]] = []
-    for i, member in enumerate(model.members_):
-        name = f"member_{i}"
-        if model.backend == "mlp":
-            from rmlite.models.mlp import mlp_to_files
-
-            members.append({"name": name, "mlp": mlp_to_files(member, folder, name)})
-        else:
-            from rmlite.models.gbm import best_iteration, save_booster
-
-            members.append(
-                {
-                    "name": name,
-                    "file": save_booster(model.backend, member, folder, name),
-                    "best_iteration": best_iteration(model.backend, member),
-                }
-            )
-    meta: dict[str, Any] = {
-        "format": MODEL_FORMAT,
-        "format_version": MODEL_FORMAT_VERSION,
-        "estimator": type(model).__name__,
-        "params": _jsonable(model.get_params()),
-        "n_features_in": int(model.n_features_in_),
-        "feature_names": [str(c) for c in getattr(model, "feature_names_in_", [])] or None,
-        "device_used": model.device_,
-        "members": members,
-        "curves": model.curves_,
-        "fit_seconds": model.fit_seconds_,
-        "feature_spec": getattr(model, "feature_spec_", None),
-        "feature_stats": getattr(model, "feature_stats_", None),
-        "data_fingerprint": getattr(model, "data_fingerprint_", None),
-        "metrics": getattr(model, "metrics_", None),
-        "dataset": getattr(model, "dataset_", None),
-        "train_episodes": getattr(model, "train_episodes_", None),
-        **extra,
-        "versions": _versions(model.backend),
-        "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    (folder / "model.json").write_text(json.dumps(meta, indent=2, default=_json_default))
-    return folder
-
-
 # ---------------------------------------------------------------------- loading
 
 
-def load_model(path: PathLike) -> RewardRegressor | RewardClassifier:
-    """Load a model saved with ``save``: native boosters, ``weights_only`` torch, JSON.
-
-    Errors name the folder and what is missing or unexpected.
-    """
-    folder = Path(path)
+def load_reward_model(folder: Path, meta: dict[str, Any]) -> RewardRegressor | RewardClassifier:
+    """Rebuild a saved :class:`RewardRegressor` or :class:`RewardClassifier` (called by
+    :func:`rmlite.load_model`): native boosters, ``weights_only`` torch, JSON."""
     meta_path = folder / "model.json"
-    if not meta_path.is_file():
-        raise RmliteError(f"{folder}: not an rmlite model folder (no model.json).")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise RmliteError(f"{meta_path}: unreadable model metadata ({exc}).") from exc
-    if meta.get("format") != MODEL_FORMAT or meta.get("format_version") != MODEL_FORMAT_VERSION:
-        raise RmliteError(
-            f"{meta_path}: format {meta.get('format')!r} version {meta.get('format_version')!r}; "
-            f"this rmlite reads {MODEL_FORMAT!r} version {MODEL_FORMAT_VERSION}."
-        )
-    if meta.get("estimator") == "PreferenceRewardModel":
-        # Preference models live a layer above, in rmlite.estimators.preference; imported only here.
-        from rmlite.estimators.preference import load_preference_model
-
-        return load_preference_model(folder, meta)
     classes = {"RewardRegressor": RewardRegressor, "RewardClassifier": RewardClassifier}
     cls = classes.get(meta["estimator"])
     if cls is None:
@@ -805,45 +703,6 @@ def load_model(path: PathLike) -> RewardRegressor | RewardClassifier:
 
 
 # ----------------------------------------------------------------------- helpers
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.ndarray | np.generic):
-        return _jsonable(value)
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    raise TypeError(f"cannot save {type(value).__name__} in model.json")
-
-
-def _versions(backend: str) -> dict[str, str]:
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version()}
-    for package in (
-        "rmlite",
-        "numpy",
-        "scikit-learn",
-        "polars",
-        "duckdb",
-        backend if backend != "mlp" else "torch",
-    ):
-        try:
-            out[package] = md.version(package)
-        except md.PackageNotFoundError:
-            continue
-    return out
 
 
 def _did_you_mean(name: str, options: list[str]) -> str:

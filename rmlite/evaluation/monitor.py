@@ -182,7 +182,7 @@ def evaluate_window(
     sample_rows, drift_rows
         Rows kept for the predicted-vs-true sample; rows the drift tests see at most.
     """
-    from rmlite.estimators.reward import load_model
+    from rmlite.estimators.loading import load_model
     from rmlite.pipeline import model_frame
 
     t = thresholds or Thresholds()
@@ -379,7 +379,7 @@ def monitor_pass(
     grew in a later ingest is scored again, whole. Returns None (and writes nothing) when no
     episode is new. Alerts are logged on the ``rmlite.monitor`` logger as warnings.
     """
-    from rmlite.estimators.reward import load_model
+    from rmlite.estimators.loading import load_model
 
     started = datetime.now()  # local, like the store's now()::TIMESTAMP
     clock = time.perf_counter()
@@ -453,7 +453,7 @@ def monitor(
     The model is loaded once. Between passes nothing holds the store, so ``rmlite ingest``
     can write to it from another process.
     """
-    from rmlite.estimators.reward import load_model
+    from rmlite.estimators.loading import load_model
 
     model = load_model(model_dir)
     done: list[MonitorPass] = []

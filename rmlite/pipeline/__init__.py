@@ -1,7 +1,13 @@
-"""The main job, top-down: ingest, features, fit, validate, save (and the quickstart)."""
+"""The jobs, top-down: ingest, features, fit, validate, save (and the quickstart); the same for preference pairs."""
 
 from __future__ import annotations
 
+from rmlite.pipeline.preferences import (
+    PreferenceTrainResult,
+    evaluate_preferences,
+    preference_data,
+    train_preferences,
+)
 from rmlite.pipeline.rewards import (
     QUICKSTART_DATASET,
     QUICKSTART_ENV,
@@ -25,13 +31,17 @@ __all__ = [
     "QUICKSTART_MODEL_DIR",
     "QUICKSTART_PARAMS",
     "QUICKSTART_SPEC",
+    "PreferenceTrainResult",
     "TrainResult",
     "evaluate",
+    "evaluate_preferences",
     "make_estimator",
     "model_frame",
     "predict",
+    "preference_data",
     "quickstart",
     "score",
     "split_episodes",
     "train",
+    "train_preferences",
 ]

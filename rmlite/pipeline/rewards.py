@@ -423,7 +423,7 @@ def model_frame(
 
 def evaluate(store: LogStore, model_dir: PathLike, dataset: str) -> dict[str, Any]:
     """Metrics of a saved model on every transition of a dataset that has a target."""
-    from rmlite.estimators.reward import load_model
+    from rmlite.estimators.loading import load_model
 
     model = load_model(model_dir)
     frame = model_frame(store, model, dataset, require_target=True)
@@ -441,7 +441,7 @@ def predict(
     store: LogStore, model_dir: PathLike, dataset: str, *, return_std: bool = False
 ) -> pl.DataFrame:
     """Predicted rewards (or returns, or event probabilities) per transition, with keys."""
-    from rmlite.estimators.reward import load_model
+    from rmlite.estimators.loading import load_model
 
     model = load_model(model_dir)
     frame = model_frame(store, model, dataset, require_target=False)

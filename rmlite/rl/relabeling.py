@@ -67,7 +67,7 @@ class RewardFunction:
     ) -> None:
         import copy
 
-        from rmlite.estimators.reward import load_model
+        from rmlite.estimators.loading import load_model
 
         self.path: str | None = None
         if isinstance(model, str | os.PathLike):
