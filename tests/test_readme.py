@@ -65,7 +65,18 @@ def test_cli_tour_and_python_example_run(tmp_path: Path) -> None:
     assert (tmp_path / "models" / "pendulum-mlp" / "model.json").exists()
 
 
-@pytest.mark.parametrize("name", ["schema", "logs", "features", "store", "testing", "pipeline"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "data.schema",
+        "data.logs",
+        "data.features",
+        "data.feature_spec",
+        "data.store",
+        "testing",
+        "pipeline.rewards",
+    ],
+)
 def test_docstring_examples(name: str) -> None:
     import doctest
     import importlib
