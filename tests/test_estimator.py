@@ -39,12 +39,17 @@ EXPECTED_FAILURES = {
 MLP_SAMPLE_WEIGHT = (
     "stochastic mini-batches see repeated rows and weighted rows in different orders"
 )
+# torch picks a matrix-vector kernel for one row and a matrix-matrix one for a batch; their
+# float32 sums can differ in the last bit (2.4e-7 seen against the check's atol of 1e-7).
+MLP_SUBSET = "float32 GEMV and GEMM kernels round one row's sums differently (last-bit, ~2e-7)"
 
 
 def expected_failed_checks(estimator: RewardRegressor | RewardClassifier) -> dict[str, str]:
     out = dict(EXPECTED_FAILURES.get((type(estimator).__name__, estimator.backend), {}))
     if estimator.backend == "mlp":
         out["check_sample_weight_equivalence_on_dense_data"] = MLP_SAMPLE_WEIGHT
+        if isinstance(estimator, RewardRegressor):
+            out["check_methods_subset_invariance"] = MLP_SUBSET
     return out
 
 
