@@ -8,8 +8,8 @@ A *monitor pass* scores the episodes ingested since the previous pass and writes
 to the store's ``monitor_passes``, ``metrics``, ``drift``, ``alerts`` and
 ``monitor_samples`` tables (one transaction), where SQL and the dashboard read them.
 
-A job beside :mod:`rmlite.pipeline`: it rebuilds a model's features with the pipeline's
-``model_frame``, and the quickstart runs one pass.
+It rebuilds a model's features with :func:`~rmlite.evaluation.frame.model_frame`, and
+:mod:`rmlite.pipeline`'s quickstart runs one pass.
 
 Examples
 --------
@@ -43,6 +43,7 @@ import polars as pl
 from rmlite._typing import PathLike
 from rmlite.data import schema as S
 from rmlite.data.store import LogStore
+from rmlite.evaluation.frame import model_frame
 from rmlite.evaluation.validation import (
     PREDICTION_COLUMN,
     REFERENCE_FILE,
@@ -183,7 +184,6 @@ def evaluate_window(
         Rows kept for the predicted-vs-true sample; rows the drift tests see at most.
     """
     from rmlite.estimators.reward import load_model
-    from rmlite.pipeline import model_frame
 
     t = thresholds or Thresholds()
     model = model if model is not None else load_model(model_dir)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rmlite.evaluation.frame import model_frame
 from rmlite.pipeline.rewards import (
     QUICKSTART_DATASET,
     QUICKSTART_ENV,
@@ -11,7 +12,6 @@ from rmlite.pipeline.rewards import (
     TrainResult,
     evaluate,
     make_estimator,
-    model_frame,
     predict,
     quickstart,
     score,
