@@ -17,8 +17,8 @@ import pytest
 
 from rmlite import LogStore
 from rmlite.estimators.reward import load_model
+from rmlite.evaluation.drift import REFERENCE_FILE, Thresholds
 from rmlite.evaluation.monitor import evaluate_window, monitor, monitor_pass
-from rmlite.evaluation.validation import REFERENCE_FILE, Thresholds
 from rmlite.exceptions import RmliteError, SchemaError
 from rmlite.pipeline import train
 from rmlite.testing import rollout

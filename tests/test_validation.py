@@ -1,4 +1,4 @@
-"""Drift statistics, overfitting verdicts, thresholds and calibration (rmlite.evaluation.validation)."""
+"""Drift statistics, overfitting verdicts, thresholds and calibration (rmlite.evaluation.drift)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rmlite.evaluation import validation as V
+from rmlite.evaluation import drift as V
 from rmlite.exceptions import ParameterError
 
 

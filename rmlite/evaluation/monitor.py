@@ -43,8 +43,7 @@ import polars as pl
 from rmlite._typing import PathLike
 from rmlite.data import schema as S
 from rmlite.data.store import LogStore
-from rmlite.evaluation.frame import model_frame
-from rmlite.evaluation.validation import (
+from rmlite.evaluation.drift import (
     PREDICTION_COLUMN,
     REFERENCE_FILE,
     SPLIT_COLUMN,
@@ -57,6 +56,7 @@ from rmlite.evaluation.validation import (
     regression_metrics,
     target_predictions,
 )
+from rmlite.evaluation.frame import model_frame
 from rmlite.exceptions import RmliteError, SchemaError
 
 log = logging.getLogger("rmlite.monitor")
@@ -177,7 +177,7 @@ def evaluate_window(
     episodes
         Which episodes form the window (default: all but the model's training episodes).
     thresholds
-        When numbers become warnings and alerts (:class:`~rmlite.evaluation.validation.Thresholds`).
+        When numbers become warnings and alerts (:class:`~rmlite.evaluation.drift.Thresholds`).
     model
         The loaded model, when the caller has it already.
     sample_rows, drift_rows
