@@ -43,21 +43,18 @@ import polars as pl
 from rmlite._typing import PathLike
 from rmlite.data import schema as S
 from rmlite.data.store import LogStore
-from rmlite.evaluation.drift import (
+from rmlite.evaluation.drift import Thresholds, dataset_drift, drift_table
+from rmlite.evaluation.frame import model_frame
+from rmlite.evaluation.metrics import event_metrics, regression_metrics
+from rmlite.evaluation.overfit import overfitting
+from rmlite.evaluation.reference import (
     PREDICTION_COLUMN,
-    REFERENCE_FILE,
     SPLIT_COLUMN,
     TARGET_COLUMN,
-    Thresholds,
-    dataset_drift,
-    drift_table,
-    event_metrics,
-    overfitting,
-    regression_metrics,
+    load_reference,
     target_predictions,
 )
-from rmlite.evaluation.frame import model_frame
-from rmlite.exceptions import RmliteError, SchemaError
+from rmlite.exceptions import SchemaError
 
 log = logging.getLogger("rmlite.monitor")
 
@@ -133,18 +130,6 @@ class MonitorPass:
 
 
 # ------------------------------------------------------------------------- windows
-
-
-def load_reference(model_dir: PathLike) -> pl.DataFrame:
-    """The reference window saved beside a model by ``rmlite train``."""
-    path = Path(model_dir) / REFERENCE_FILE
-    if not path.is_file():
-        raise RmliteError(
-            f"{model_dir}: no {REFERENCE_FILE} (the training window that drift is measured "
-            f"against). Models trained with `rmlite train` (or rmlite.pipeline.train with "
-            f"out=...) save one; retrain this model that way to monitor it."
-        )
-    return pl.read_parquet(path)
 
 
 def default_episodes(store: LogStore, model: Any, dataset: str) -> list[int]:

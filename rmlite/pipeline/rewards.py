@@ -213,7 +213,7 @@ def make_estimator(target: str, params: dict[str, Any]) -> Any:
 
 def score(model: Any, frame: FeatureFrame, rows: np.ndarray | slice) -> dict[str, Any]:
     """Metrics of a model on some rows of a frame, in the target's own units."""
-    from rmlite.evaluation.drift import event_metrics, regression_metrics
+    from rmlite.evaluation.metrics import event_metrics, regression_metrics
 
     X, y, groups = frame.X[rows], frame.y[rows], frame.groups[rows]
     if frame.spec.target == "event":
@@ -318,7 +318,7 @@ def train(
     model.train_episodes_ = [int(e) for e in train_eps]
     model_path = None
     if out is not None:
-        from rmlite.evaluation.drift import save_reference
+        from rmlite.evaluation.reference import save_reference
 
         model_path = str(model.save(out))
         save_reference(model, frame, in_train, model_path, seed)
