@@ -488,7 +488,7 @@ def train_distributed(
     """
     from rmlite.data import schema as S
     from rmlite.data.features import FeatureSpec
-    from rmlite.evaluation.validation import event_metrics, regression_metrics
+    from rmlite.evaluation.metrics import event_metrics, regression_metrics
     from rmlite.pipeline import split_episodes
 
     _require_dask()

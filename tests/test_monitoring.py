@@ -17,8 +17,9 @@ import pytest
 
 from rmlite import LogStore
 from rmlite.estimators.loading import load_model
+from rmlite.evaluation.drift import Thresholds
 from rmlite.evaluation.monitor import evaluate_window, monitor, monitor_pass
-from rmlite.evaluation.validation import REFERENCE_FILE, Thresholds
+from rmlite.evaluation.reference import REFERENCE_FILE
 from rmlite.exceptions import RmliteError, SchemaError
 from rmlite.pipeline import train
 from rmlite.testing import rollout

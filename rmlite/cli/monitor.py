@@ -46,8 +46,8 @@ def parse_thresholds(pairs: list[str]) -> dict[str, Any]:
 
 def cmd_monitor(args: argparse.Namespace) -> int:
     from rmlite.data.store import LogStore
+    from rmlite.evaluation.drift import Thresholds
     from rmlite.evaluation.monitor import MonitorPass, monitor
-    from rmlite.evaluation.validation import Thresholds
 
     thresholds = Thresholds.from_dict(parse_thresholds(args.threshold or []))
     if not args.json:

@@ -93,7 +93,7 @@ def read_model_meta(folder: str) -> dict[str, Any]:
 
 def overfitting_of(meta: Mapping[str, Any]) -> dict[str, Any] | None:
     """The overfitting verdict on a saved model's curves and train / hold-out R²."""
-    from rmlite.evaluation.validation import overfitting
+    from rmlite.evaluation.overfit import overfitting
 
     curves = meta.get("curves") or []
     metrics = meta.get("metrics") or {}

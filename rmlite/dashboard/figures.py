@@ -249,7 +249,7 @@ def scatter(sample: Rows, title: str = "Predicted vs true") -> Figure:
 def calibration(sample: Rows, title: str = "Calibration", bins: int = 10) -> Figure:
     """Reliability diagram of an event model: observed event rate per predicted-probability
     bin of a sample, with the diagonal a calibrated model follows."""
-    from rmlite.evaluation.validation import calibration_curve, expected_calibration_error
+    from rmlite.evaluation.metrics import calibration_curve, expected_calibration_error
 
     pairs = _true_pred(sample)
     if not pairs:
@@ -354,7 +354,7 @@ def learning_curves(
 ) -> Figure:
     """Per-iteration losses of each ensemble member (train, valid, holdout).
 
-    ``overfitting`` (from :func:`rmlite.evaluation.validation.overfitting`) titles the chart with
+    ``overfitting`` (from :func:`rmlite.evaluation.overfit.overfitting`) titles the chart with
     its status, in red when its alarm is up.
     """
     data: list[dict[str, Any]] = []

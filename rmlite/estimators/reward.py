@@ -470,7 +470,7 @@ class RewardRegressor(RegressorMixin, _RewardModel):
 
         ``eval_set=(X_holdout, y_holdout)`` is watched, never fitted nor used to stop: its
         loss per round lands in ``curves_[i]["holdout"]`` beside ``"train"`` (the curves
-        that :func:`rmlite.evaluation.validation.overfitting` reads).
+        that :func:`rmlite.evaluation.overfit.overfitting` reads).
         """
         self._fit(X, y, groups=groups, sample_weight=sample_weight, eval_set=eval_set)
         return self

@@ -8,8 +8,8 @@ A *monitor pass* scores the episodes ingested since the previous pass and writes
 to the store's ``monitor_passes``, ``metrics``, ``drift``, ``alerts`` and
 ``monitor_samples`` tables (one transaction), where SQL and the dashboard read them.
 
-A job beside :mod:`rmlite.pipeline`: it rebuilds a model's features with the pipeline's
-``model_frame``, and the quickstart runs one pass.
+It rebuilds a model's features with :func:`~rmlite.evaluation.frame.model_frame`, and
+:mod:`rmlite.pipeline`'s quickstart runs one pass.
 
 Examples
 --------
@@ -43,20 +43,18 @@ import polars as pl
 from rmlite._typing import PathLike
 from rmlite.data import schema as S
 from rmlite.data.store import LogStore
-from rmlite.evaluation.validation import (
+from rmlite.evaluation.drift import Thresholds, dataset_drift, drift_table
+from rmlite.evaluation.frame import model_frame
+from rmlite.evaluation.metrics import event_metrics, regression_metrics
+from rmlite.evaluation.overfit import overfitting
+from rmlite.evaluation.reference import (
     PREDICTION_COLUMN,
-    REFERENCE_FILE,
     SPLIT_COLUMN,
     TARGET_COLUMN,
-    Thresholds,
-    dataset_drift,
-    drift_table,
-    event_metrics,
-    overfitting,
-    regression_metrics,
+    load_reference,
     target_predictions,
 )
-from rmlite.exceptions import RmliteError, SchemaError
+from rmlite.exceptions import SchemaError
 
 log = logging.getLogger("rmlite.monitor")
 
@@ -134,18 +132,6 @@ class MonitorPass:
 # ------------------------------------------------------------------------- windows
 
 
-def load_reference(model_dir: PathLike) -> pl.DataFrame:
-    """The reference window saved beside a model by ``rmlite train``."""
-    path = Path(model_dir) / REFERENCE_FILE
-    if not path.is_file():
-        raise RmliteError(
-            f"{model_dir}: no {REFERENCE_FILE} (the training window that drift is measured "
-            f"against). Models trained with `rmlite train` (or rmlite.pipeline.train with "
-            f"out=...) save one; retrain this model that way to monitor it."
-        )
-    return pl.read_parquet(path)
-
-
 def default_episodes(store: LogStore, model: Any, dataset: str) -> list[int]:
     """The dataset's episodes, less the model's training episodes when it was trained on it."""
     episodes = store.episodes(dataset)[S.EPISODE].to_list()
@@ -176,14 +162,13 @@ def evaluate_window(
     episodes
         Which episodes form the window (default: all but the model's training episodes).
     thresholds
-        When numbers become warnings and alerts (:class:`~rmlite.evaluation.validation.Thresholds`).
+        When numbers become warnings and alerts (:class:`~rmlite.evaluation.drift.Thresholds`).
     model
         The loaded model, when the caller has it already.
     sample_rows, drift_rows
         Rows kept for the predicted-vs-true sample; rows the drift tests see at most.
     """
     from rmlite.estimators.loading import load_model
-    from rmlite.pipeline import model_frame
 
     t = thresholds or Thresholds()
     model = model if model is not None else load_model(model_dir)

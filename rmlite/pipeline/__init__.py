@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rmlite.evaluation.frame import model_frame
 from rmlite.pipeline.preferences import (
     PreferenceTrainResult,
     evaluate_preferences,
@@ -17,7 +18,6 @@ from rmlite.pipeline.rewards import (
     TrainResult,
     evaluate,
     make_estimator,
-    model_frame,
     predict,
     quickstart,
     score,

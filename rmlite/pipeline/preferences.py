@@ -177,7 +177,7 @@ def train_preferences(
     model.train_episodes_ = [int(e) for e in fit_eps]
     model_path = str(model.save(out)) if out is not None else None
     if model_path is not None:  # the training window that `rmlite monitor` compares with
-        from rmlite.evaluation.validation import save_reference
+        from rmlite.evaluation.reference import save_reference
 
         save_reference(model, data.frame, np.isin(data.frame.groups, fit_eps), model_path, seed)
     timings["total_s"] = time.perf_counter() - started

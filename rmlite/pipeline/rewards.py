@@ -27,8 +27,9 @@ import polars as pl
 
 from rmlite._typing import PathLike
 from rmlite.data import schema as S
-from rmlite.data.features import FeatureFrame, FeatureSpec, FittedStats
+from rmlite.data.features import FeatureFrame, FeatureSpec
 from rmlite.data.store import LogStore, default_path
+from rmlite.evaluation.frame import model_frame
 from rmlite.exceptions import ParameterError, SchemaError
 
 QUICKSTART_ENV = "Pendulum-v1"
@@ -212,7 +213,7 @@ def make_estimator(target: str, params: dict[str, Any]) -> Any:
 
 def score(model: Any, frame: FeatureFrame, rows: np.ndarray | slice) -> dict[str, Any]:
     """Metrics of a model on some rows of a frame, in the target's own units."""
-    from rmlite.evaluation.validation import event_metrics, regression_metrics
+    from rmlite.evaluation.metrics import event_metrics, regression_metrics
 
     X, y, groups = frame.X[rows], frame.y[rows], frame.groups[rows]
     if frame.spec.target == "event":
@@ -317,7 +318,7 @@ def train(
     model.train_episodes_ = [int(e) for e in train_eps]
     model_path = None
     if out is not None:
-        from rmlite.evaluation.validation import save_reference
+        from rmlite.evaluation.reference import save_reference
 
         model_path = str(model.save(out))
         save_reference(model, frame, in_train, model_path, seed)
@@ -381,44 +382,6 @@ def _cross_validate(
 
 
 # -------------------------------------------------------------- evaluate, predict
-
-
-def model_frame(
-    store: LogStore,
-    model: Any,
-    dataset: str,
-    require_target: bool,
-    episodes: Sequence[int] | None = None,
-) -> FeatureFrame:
-    """Features of a dataset (or of some of its episodes) built exactly as the model's
-    training features were."""
-    from rmlite.data.features import build_features
-
-    spec_dict = getattr(model, "feature_spec_", None)
-    stats_dict = getattr(model, "feature_stats_", None)
-    if spec_dict is None or stats_dict is None:
-        raise SchemaError(
-            "this model carries no feature spec (it was fitted on a matrix, not by rmlite "
-            "train); build the features yourself and call model.predict(X)."
-        )
-    spec = FeatureSpec.from_dict(spec_dict)
-    stats = FittedStats.from_dict(stats_dict)
-    table = store.read_arrow(dataset, spec.columns_needed(), episodes=episodes)
-    try:
-        frame = build_features(table, spec, stats=stats, require_target=require_target)
-    except SchemaError as exc:
-        raise SchemaError(f"{dataset}: {exc}") from exc
-    names = list(getattr(model, "feature_names_in_", [])) or stats.feature_names
-    if frame.feature_names != names:
-        missing = [n for n in names if n not in frame.feature_names]
-        extra = [n for n in frame.feature_names if n not in names]
-        raise SchemaError(
-            f"{dataset}: features do not match the model's: missing {missing[:5]}, "
-            f"unexpected {extra[:5]}"
-            + ("" if missing or extra else " (same names, another order)")
-            + ". Is the dataset's obs/action size the one the model was trained on?"
-        )
-    return frame
 
 
 def evaluate(store: LogStore, model_dir: PathLike, dataset: str) -> dict[str, Any]:
