@@ -7,6 +7,10 @@
 - :mod:`~rmlite.evaluation.overfit` reads the overfitting verdict off learning curves;
 - :mod:`~rmlite.evaluation.reference` saves and loads the reference window beside a model;
 - :mod:`~rmlite.evaluation.frame` rebuilds a saved model's features from the store;
+- :mod:`~rmlite.evaluation.epic` compares reward functions up to shaping (EPIC);
+- :mod:`~rmlite.evaluation.preference_metrics` judges preference-learned rewards against
+  held-out pairs and the true rewards;
+- :mod:`~rmlite.evaluation.teacher` labels segment pairs with a simulated teacher (B-Pref);
 - :mod:`~rmlite.evaluation.monitor` scores windows of new episodes and records monitor
   passes in the store (its ``monitor`` function is not re-exported here, so that
   ``rmlite.evaluation.monitor`` stays the module).

@@ -3,7 +3,7 @@
 Regression (rewards, returns): RMSE, MAE, R², Spearman, and the error of each episode's
 summed reward (what an agent actually optimizes). Events: AUC, log-loss, Brier score,
 calibration curve and expected calibration error. (Preferences: pairwise accuracy and EPIC
-live in :mod:`rmlite.estimators.preference`.)
+live in :mod:`rmlite.evaluation.preference_metrics` and :mod:`rmlite.evaluation.epic`.)
 
 Examples
 --------
