@@ -239,7 +239,7 @@ def add_commands(sub: Any, command: Command) -> None:
         help="open the store writable (for CREATE VIEW, UPDATE, ...)",
     )
 
-    from rmlite.data.features import FeatureSpec
+    from rmlite.data.feature_spec import FeatureSpec
 
     p = command(
         "features",

@@ -222,7 +222,7 @@ def cmd_bench_prefs(args: argparse.Namespace) -> int:
 
 
 def _model_flags(p: argparse.ArgumentParser) -> None:
-    from rmlite.data.features import FeatureSpec
+    from rmlite.data.feature_spec import FeatureSpec
 
     p.add_argument("--dataset", required=True)
     p.add_argument(

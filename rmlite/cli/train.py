@@ -210,7 +210,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 def add_commands(sub: Any, command: Command) -> None:
     """Register ``train``, ``evaluate``, ``predict`` and ``quickstart``."""
-    from rmlite.data.features import FeatureSpec
+    from rmlite.data.feature_spec import FeatureSpec
 
     p = command(
         "train",

@@ -145,7 +145,7 @@ def cmd_bench_tune(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any, command: Callable[..., argparse.ArgumentParser]) -> None:
     """Register ``rmlite tune``."""
-    from rmlite.data.features import FeatureSpec
+    from rmlite.data.feature_spec import FeatureSpec
 
     p = command(
         "tune",
