@@ -51,6 +51,11 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def progress_enabled(args: argparse.Namespace) -> bool:
+    """Show progress unless ``--json`` or ``-q/--quiet`` asked for silence."""
+    return not (getattr(args, "json", False) or getattr(args, "quiet", False))
+
+
 class _Progress:
     """A spinner with the current stage on stderr (silent with --json or when piped)."""
 

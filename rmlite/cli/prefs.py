@@ -23,6 +23,7 @@ from rmlite.cli._common import (
     _from_args,
     _Progress,
     _table,
+    progress_enabled,
 )
 
 Command = Callable[..., argparse.ArgumentParser]
@@ -31,7 +32,7 @@ Command = Callable[..., argparse.ArgumentParser]
 def cmd_prefs_ingest(args: argparse.Namespace) -> int:
     from rmlite.data.store import LogStore
 
-    progress = _Progress(enabled=not args.json)
+    progress = _Progress(enabled=progress_enabled(args))
     try:
         report = LogStore(args.db).ingest_preferences(
             args.sources, dataset=args.dataset, on_error=args.on_error, progress=progress
@@ -112,7 +113,7 @@ def cmd_prefs_train(args: argparse.Namespace) -> int:
     from rmlite.estimators.preference import train_preferences
 
     spec = _from_args(FeatureSpec, args)
-    progress = _Progress(enabled=not args.json)
+    progress = _Progress(enabled=progress_enabled(args))
     try:
         result = train_preferences(
             LogStore(args.db),

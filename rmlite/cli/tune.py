@@ -22,6 +22,7 @@ from rmlite.cli._common import (
     _Formatter,
     _from_args,
     _with_client,
+    progress_enabled,
 )
 
 
@@ -78,7 +79,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
                 f"--space num_leaves=int:8:128 or --space learning_rate=float:0.01:0.3:log"
             )
         space[key] = parse_dimension(raw)
-    bar = _TuneBar(enabled=not args.json, total=args.n_trials)
+    bar = _TuneBar(enabled=progress_enabled(args), total=args.n_trials)
     try:
         result = _with_client(
             args,
@@ -100,7 +101,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
                 holdout=args.holdout,
                 seed=args.seed,
                 out=args.out,
-                verbose=args.verbose,
+                verbose=args.verbose > 0,
                 progress=bar,
             ),
         )
@@ -185,7 +186,6 @@ def add_commands(sub: Any, command: Callable[..., argparse.ArgumentParser]) -> N
         "--search-spec", action="store_true", help="also search gamma (return target) and next_obs"
     )
     p.add_argument("--no-pruning", action="store_true", help="run every trial to the end")
-    p.add_argument("--verbose", action="store_true", help="Optuna's per-trial log lines")
     p.add_argument("--n-estimators", type=int, default=None, help="boosting rounds per trial")
     p.add_argument("--max-epochs", type=int, default=None, help="MLP epochs per trial")
     p.add_argument("--n-jobs", type=int, default=None, help="CPU threads per trial")
