@@ -7,9 +7,9 @@ Run in subprocesses, as a user would run them.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
-import os
 import subprocess
 import sys
 from pathlib import Path
