@@ -95,7 +95,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
                 search_space=space,
                 search_spec=args.search_spec,
                 cv=args.cv,
-                pruning=not args.no_pruning,
+                pruning="none" if args.no_pruning else args.pruner,
                 workers=args.workers,
                 client=client,
                 holdout=args.holdout,
@@ -185,7 +185,15 @@ def add_commands(sub: Any, command: Callable[..., argparse.ArgumentParser]) -> N
     p.add_argument(
         "--search-spec", action="store_true", help="also search gamma (return target) and next_obs"
     )
-    p.add_argument("--no-pruning", action="store_true", help="run every trial to the end")
+    p.add_argument(
+        "--pruner",
+        choices=["median", "hyperband", "wilcoxon", "none"],
+        default="median",
+        help="stop bad trials early: median or hyperband on fold 0's learning curve (round by "
+        "round), wilcoxon on the folds' losses against the best trial (needs --cv 5 or more), "
+        "or none",
+    )
+    p.add_argument("--no-pruning", action="store_true", help="the same as --pruner none")
     p.add_argument("--n-estimators", type=int, default=None, help="boosting rounds per trial")
     p.add_argument("--max-epochs", type=int, default=None, help="MLP epochs per trial")
     p.add_argument("--n-jobs", type=int, default=None, help="CPU threads per trial")
