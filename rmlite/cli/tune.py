@@ -152,7 +152,7 @@ def add_commands(sub: Any, command: Callable[..., argparse.ArgumentParser]) -> N
         "tune",
         cmd_tune,
         "Tune a reward model with Optuna (episode-grouped CV, pruning); refit, save and record the best trial.",
-        "rmlite tune --dataset walker --target reward --backend lightgbm --n-trials 50 --timeout 600 --out models/walker-tuned",
+        "rmlite tune --dataset walker --target reward --backend lightgbm --n-trials 50 --timeout 600 --pruner hyperband --out models/walker-tuned",
     )
     p.add_argument("--dataset", required=True)
     p.add_argument(
