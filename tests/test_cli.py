@@ -233,6 +233,7 @@ def test_quickstart_embedded_default(tmp_path: Path) -> None:
     assert summary["model_path"] == str(tmp_path / "rmlite-models" / "quickstart")
     # A first monitor pass over the held-out episode, and the HTML report beside the model.
     assert summary["monitor_pass"] == 1 and summary["alerts"] == 0
+    assert summary["overfitting"].startswith("no overfitting"), summary["overfitting"]
     report = tmp_path / "rmlite-models" / "quickstart" / "report.html"
     assert summary["report"] == str(report)
     html = report.read_text()

@@ -174,7 +174,7 @@ def test_parallel_workers_share_one_journal_study(store: LogStore, tmp_path: Pat
     )
     done = trials(resolve_storage(storage, None), result.study_name)
     assert len(done) >= 6 and not [t for t in done if t.state.name == "RUNNING"]
-    assert len({t.user_attrs["pid"] for t in done}) == 2  # both processes ran trials
+    assert len({t.user_attrs["worker"]["pid"] for t in done}) == 2  # both processes ran trials
 
 
 def rmlite_cli(*args: str, cwd: Path) -> subprocess.Popen[str]:

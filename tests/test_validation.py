@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from rmlite.evaluation import drift, metrics, overfit
 from rmlite.evaluation.drift import Thresholds, column_drift, dataset_drift, drift_table, psi
 from rmlite.evaluation.metrics import calibration_curve, expected_calibration_error
-from rmlite.evaluation.overfit import overfitting
+from rmlite.evaluation.overfit import explain_overfitting, overfitting
 from rmlite.evaluation.reference import (
     PREDICTION_COLUMN,
     SPLIT_COLUMN,
@@ -169,6 +169,12 @@ def test_overfitting_band_and_alarm(
     assert report["alarm"] is alarm
     assert report["ratio"] == pytest.approx(holdout[-1] / train[-1])
     assert ("overfitting:" in report["message"]) is alarm
+    # The sentence a newcomer reads (rmlite quickstart): the verdict comes first.
+    plain = explain_overfitting(report)
+    assert plain.startswith("overfitting alarm" if alarm else "no overfitting"), plain
+    assert f"{report['ratio']:.2g}x the training loss" in plain
+    if status == "above band":
+        assert "within 0.001 of the training R²" in plain and "still at its lowest" in plain
 
 
 def test_overfitting_reads_the_holdout_before_the_validation_curve() -> None:

@@ -51,6 +51,11 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def progress_enabled(args: argparse.Namespace) -> bool:
+    """Show progress unless ``--json`` or ``-q/--quiet`` asked for silence."""
+    return not (getattr(args, "json", False) or getattr(args, "quiet", False))
+
+
 class _Progress:
     """A spinner with the current stage on stderr (silent with --json or when piped)."""
 
@@ -119,13 +124,15 @@ def _add_dataclass_flags(
 
 
 def _literal_choices(annotation: Any) -> list[str] | None:
-    from rmlite.data import features
+    # feature_spec, not features: the flags are built for every `rmlite --help`, and
+    # rmlite.data.features imports Polars and NumPy.
+    from rmlite.data import feature_spec
 
     aliases = {
-        "Target": features.Target,
-        "Truncation": features.Truncation,
-        "Missing": features.Missing,
-        "Scaling": features.Scaling,
+        "Target": feature_spec.Target,
+        "Truncation": feature_spec.Truncation,
+        "Missing": feature_spec.Missing,
+        "Scaling": feature_spec.Scaling,
     }
     literal = aliases.get(str(annotation))
     return list(typing.get_args(literal)) if literal is not None else None

@@ -12,7 +12,14 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from rmlite.cli._common import EXIT_INTERNAL, EXIT_OK, _console, _emit_json, _Progress
+from rmlite.cli._common import (
+    EXIT_INTERNAL,
+    EXIT_OK,
+    _console,
+    _emit_json,
+    _Progress,
+    progress_enabled,
+)
 
 Command = Callable[..., argparse.ArgumentParser]
 
@@ -57,7 +64,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         from rmlite.dashboard.report import write_report
     except ImportError as exc:
         return _missing(exc)
-    progress = _Progress(enabled=not args.json)
+    progress = _Progress(enabled=progress_enabled(args))
     try:
         summary = write_report(
             LogStore(args.db), args.model, args.dataset, args.out, progress=progress

@@ -22,6 +22,7 @@ from rmlite.cli._common import (
     _from_args,
     _Progress,
     _table,
+    progress_enabled,
 )
 
 Command = Callable[..., argparse.ArgumentParser]
@@ -44,7 +45,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from rmlite.data.store import LogStore
 
     mapping = _from_args(ColumnMapping, args)
-    progress = _Progress(enabled=not args.json and not args.quiet)
+    progress = _Progress(enabled=progress_enabled(args))
     try:
         report = LogStore(args.db).ingest(
             args.sources,
@@ -191,7 +192,6 @@ def add_commands(sub: Any, command: Command) -> None:
         default="raise",
         help="raise: refuse the whole ingest on a bad row; quarantine: land good rows, keep bad ones in the 'rejected' table",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress messages")
     from rmlite.data.schema import ColumnMapping
 
     _add_dataclass_flags(p, ColumnMapping, _MAPPING_FLAGS)
@@ -239,7 +239,7 @@ def add_commands(sub: Any, command: Command) -> None:
         help="open the store writable (for CREATE VIEW, UPDATE, ...)",
     )
 
-    from rmlite.data.features import FeatureSpec
+    from rmlite.data.feature_spec import FeatureSpec
 
     p = command(
         "features",

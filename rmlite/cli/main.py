@@ -13,16 +13,23 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from rmlite.cli import bench, dashboard, data, monitor, prefs, rl, train, tune
+from rmlite.cli import bench, completion, dashboard, data, monitor, prefs, rl, train, tune
 from rmlite.cli._common import EXIT_INTERNAL, _bad_input, _Formatter
+from rmlite.cli._options import CommandParser, parse_args
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``rmlite`` (also used to render the README's CLI tour)."""
-    parser = argparse.ArgumentParser(
+    """The argument parser of ``rmlite`` (also used to render the README's CLI tour).
+
+    Every parser in the tree is a :class:`~rmlite.cli._options.CommandParser`: the global
+    options (``--db``, ``--json``, ``-q``, ``-v``) work before or after any command.
+    """
+    parser = CommandParser(
         prog="rmlite",
-        description="Reward models from RL logs: ingest into DuckDB, build features, train, validate.",
-        epilog="Example:\n  rmlite quickstart\n  rmlite ingest logs/*.parquet --dataset walker\n  rmlite check --dataset walker",
+        description="Reward models from RL logs: ingest into DuckDB, build features, train, "
+        "validate. Defaults for the store and for each command can live in rmlite.toml "
+        "(or [tool.rmlite] in pyproject.toml), found from here upward.",
+        epilog="Example:\n  rmlite quickstart\n  rmlite ingest logs/*.parquet --dataset walker\n  rmlite --db walker.duckdb -q check --dataset walker",
         formatter_class=_Formatter,
     )
     parser.add_argument("--version", action="version", version=_version())
@@ -43,11 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=_Formatter,
         )
         p.set_defaults(func=func)
-        if db:
-            p.add_argument(
-                "--db", default=None, help="store file (default: $RMLITE_DB or ./rmlite.duckdb)"
-            )
-        p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+        # --db and --json are global options (CommandParser); `db` is kept for the callers.
         return p
 
     # Each command group lives in its own module and adds its subcommands with the same
@@ -59,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     prefs.add_commands(sub, command)
     monitor.add_commands(sub, command)
     dashboard.add_commands(sub, command)
+    completion.add_commands(sub, command)
 
     p = sub.add_parser(
         "bench",
@@ -82,7 +86,7 @@ def _version() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rmlite`` command."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)  # global options, $RMLITE_DB, rmlite.toml; completion
     from rmlite.exceptions import RmliteError, StoreLockedError
 
     try:

@@ -23,6 +23,7 @@ from rmlite.cli._common import (
     _from_args,
     _Progress,
     _table,
+    progress_enabled,
 )
 
 Command = Callable[..., argparse.ArgumentParser]
@@ -31,7 +32,7 @@ Command = Callable[..., argparse.ArgumentParser]
 def cmd_prefs_ingest(args: argparse.Namespace) -> int:
     from rmlite.data.store import LogStore
 
-    progress = _Progress(enabled=not args.json)
+    progress = _Progress(enabled=progress_enabled(args))
     try:
         report = LogStore(args.db).ingest_preferences(
             args.sources, dataset=args.dataset, on_error=args.on_error, progress=progress
@@ -112,7 +113,7 @@ def cmd_prefs_train(args: argparse.Namespace) -> int:
     from rmlite.pipeline.preferences import train_preferences
 
     spec = _from_args(FeatureSpec, args)
-    progress = _Progress(enabled=not args.json)
+    progress = _Progress(enabled=progress_enabled(args))
     try:
         result = train_preferences(
             LogStore(args.db),
@@ -222,7 +223,7 @@ def cmd_bench_prefs(args: argparse.Namespace) -> int:
 
 
 def _model_flags(p: argparse.ArgumentParser) -> None:
-    from rmlite.data.features import FeatureSpec
+    from rmlite.data.feature_spec import FeatureSpec
 
     p.add_argument("--dataset", required=True)
     p.add_argument(

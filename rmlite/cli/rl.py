@@ -11,7 +11,15 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from rmlite.cli._common import EXIT_OK, _bench_log, _console, _emit_json, _Formatter, _Progress
+from rmlite.cli._common import (
+    EXIT_OK,
+    _bench_log,
+    _console,
+    _emit_json,
+    _Formatter,
+    _Progress,
+    progress_enabled,
+)
 
 Command = Callable[..., argparse.ArgumentParser]
 
@@ -23,7 +31,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     from rmlite.data.store import LogStore
     from rmlite.rl import collect
 
-    progress = _Progress(enabled=not args.json)
+    progress = _Progress(enabled=progress_enabled(args))
     try:
         report = collect(
             LogStore(args.db),
@@ -50,7 +58,7 @@ def cmd_relabel(args: argparse.Namespace) -> int:
     from rmlite.data.store import LogStore
     from rmlite.rl import relabel
 
-    progress = _Progress(enabled=not args.json)
+    progress = _Progress(enabled=progress_enabled(args))
     try:
         report = relabel(
             LogStore(args.db),

@@ -22,6 +22,7 @@ from rmlite.cli._common import (
     _Progress,
     _table,
     _with_client,
+    progress_enabled,
 )
 
 Command = Callable[..., argparse.ArgumentParser]
@@ -35,7 +36,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     spec = _from_args(FeatureSpec, args)
     if args.scheduler or args.cluster:  # on a Dask cluster: see train_on_dask below
         return train_on_dask(args, spec, _estimator_params(args))
-    progress = _Progress(enabled=not args.json)
+    progress = _Progress(enabled=progress_enabled(args))
     try:
         result = train(
             LogStore(args.db),
@@ -87,7 +88,7 @@ def train_on_dask(args: argparse.Namespace, spec: Any, params: dict[str, Any]) -
     from rmlite.data.store import LogStore
     from rmlite.distributed import train_distributed
 
-    progress = _Progress(enabled=not args.json)
+    progress = _Progress(enabled=progress_enabled(args))
     try:
         result = _with_client(
             args,
@@ -166,7 +167,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_quickstart(args: argparse.Namespace) -> int:
     from rmlite.pipeline import quickstart
 
-    progress = _Progress(enabled=not args.json)
+    progress = _Progress(enabled=progress_enabled(args))
     summary = quickstart(db=args.db, episodes=args.episodes, seed=args.seed, progress=progress)
     summary["report"] = _quickstart_report(summary, progress)
     if args.json:
@@ -210,7 +211,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 def add_commands(sub: Any, command: Command) -> None:
     """Register ``train``, ``evaluate``, ``predict`` and ``quickstart``."""
-    from rmlite.data.features import FeatureSpec
+    from rmlite.data.feature_spec import FeatureSpec
 
     p = command(
         "train",

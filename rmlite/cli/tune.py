@@ -22,6 +22,7 @@ from rmlite.cli._common import (
     _Formatter,
     _from_args,
     _with_client,
+    progress_enabled,
 )
 
 
@@ -78,7 +79,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
                 f"--space num_leaves=int:8:128 or --space learning_rate=float:0.01:0.3:log"
             )
         space[key] = parse_dimension(raw)
-    bar = _TuneBar(enabled=not args.json, total=args.n_trials)
+    bar = _TuneBar(enabled=progress_enabled(args), total=args.n_trials)
     try:
         result = _with_client(
             args,
@@ -94,13 +95,13 @@ def cmd_tune(args: argparse.Namespace) -> int:
                 search_space=space,
                 search_spec=args.search_spec,
                 cv=args.cv,
-                pruning=not args.no_pruning,
+                pruning="none" if args.no_pruning else args.pruner,
                 workers=args.workers,
                 client=client,
                 holdout=args.holdout,
                 seed=args.seed,
                 out=args.out,
-                verbose=args.verbose,
+                verbose=args.verbose > 0,
                 progress=bar,
             ),
         )
@@ -145,13 +146,13 @@ def cmd_bench_tune(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any, command: Callable[..., argparse.ArgumentParser]) -> None:
     """Register ``rmlite tune``."""
-    from rmlite.data.features import FeatureSpec
+    from rmlite.data.feature_spec import FeatureSpec
 
     p = command(
         "tune",
         cmd_tune,
         "Tune a reward model with Optuna (episode-grouped CV, pruning); refit, save and record the best trial.",
-        "rmlite tune --dataset walker --target reward --backend lightgbm --n-trials 50 --timeout 600 --out models/walker-tuned",
+        "rmlite tune --dataset walker --target reward --backend lightgbm --n-trials 50 --timeout 600 --pruner hyperband --out models/walker-tuned",
     )
     p.add_argument("--dataset", required=True)
     p.add_argument(
@@ -184,8 +185,15 @@ def add_commands(sub: Any, command: Callable[..., argparse.ArgumentParser]) -> N
     p.add_argument(
         "--search-spec", action="store_true", help="also search gamma (return target) and next_obs"
     )
-    p.add_argument("--no-pruning", action="store_true", help="run every trial to the end")
-    p.add_argument("--verbose", action="store_true", help="Optuna's per-trial log lines")
+    p.add_argument(
+        "--pruner",
+        choices=["median", "hyperband", "wilcoxon", "none"],
+        default="median",
+        help="stop bad trials early: median or hyperband on fold 0's learning curve (round by "
+        "round), wilcoxon on the folds' losses against the best trial (needs --cv 5 or more), "
+        "or none",
+    )
+    p.add_argument("--no-pruning", action="store_true", help="the same as --pruner none")
     p.add_argument("--n-estimators", type=int, default=None, help="boosting rounds per trial")
     p.add_argument("--max-epochs", type=int, default=None, help="MLP epochs per trial")
     p.add_argument("--n-jobs", type=int, default=None, help="CPU threads per trial")

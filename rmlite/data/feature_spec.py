@@ -7,14 +7,18 @@ layers; :mod:`rmlite.data.features` holds the transforms that build them.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
-import numpy as np
-import polars as pl
-
-from rmlite._typing import Float32Array, Float64Array, Int64Array
 from rmlite.data import schema as S
 from rmlite.exceptions import SchemaError
+
+if TYPE_CHECKING:
+    # Annotations only: the CLI builds its flags from FeatureSpec, and ``rmlite --help``
+    # must not pay for NumPy and Polars (0.4 s); the methods that need them import them.
+    import numpy as np
+    import polars as pl
+
+    from rmlite._typing import Float32Array, Float64Array, Int64Array
 
 Target: TypeAlias = Literal["reward", "return", "event"]
 Truncation: TypeAlias = Literal["mark", "bootstrap", "drop"]
@@ -204,6 +208,8 @@ class FittedStats:
 
     def inverse_transform_target(self, y: np.ndarray) -> np.ndarray:
         """Undo the target scaling (predictions back in reward units)."""
+        import numpy as np
+
         return np.asarray(y, dtype=np.float64) * self.target_scale + self.target_center
 
     def to_dict(self) -> dict[str, Any]:
@@ -256,6 +262,8 @@ class FeatureFrame:
 
     def to_polars(self) -> pl.DataFrame:
         """Keys, features and target as one frame (for ``rmlite features --out``)."""
+        import polars as pl
+
         frame = pl.from_numpy(self.X, schema=self.feature_names, orient="row")
         return frame.with_columns(
             pl.Series(S.EPISODE, self.groups),

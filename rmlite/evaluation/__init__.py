@@ -28,7 +28,7 @@ from rmlite.evaluation.metrics import (
     regression_metrics,
 )
 from rmlite.evaluation.monitor import MonitorPass, WindowResult, evaluate_window, monitor_pass
-from rmlite.evaluation.overfit import overfitting
+from rmlite.evaluation.overfit import explain_overfitting, overfitting
 from rmlite.evaluation.reference import (
     PREDICTION_COLUMN,
     REFERENCE_FILE,
@@ -56,6 +56,7 @@ __all__ = [
     "evaluate_window",
     "event_metrics",
     "expected_calibration_error",
+    "explain_overfitting",
     "load_reference",
     "model_frame",
     "monitor_pass",

@@ -102,3 +102,57 @@ def overfitting(
         "curve": watched,
         "message": message,
     }
+
+
+def explain_overfitting(report: Mapping[str, Any]) -> str:
+    """An :func:`overfitting` report in one sentence a newcomer can read, verdict first.
+
+    The loss ratio alone reads like an alarm on a healthy near-perfect fit (its losses
+    are tiny, so their ratio is large): the sentence says whether the alarm fired and
+    why, in terms of the R² on held-out against training episodes.
+
+    Examples
+    --------
+    >>> curve = {"train": [1.0, 0.1, 0.01], "holdout": [1.0, 0.1, 0.052]}
+    >>> explain_overfitting(overfitting([curve], train_r2=0.9995, holdout_r2=0.9990))
+    'no overfitting alarm: the hold-out loss is 5.2x the training loss, but the hold-out R² is within 0.001 of the training R² and the hold-out loss is still at its lowest, so the model does as well on new episodes as on the ones it learned from.'
+    >>> explain_overfitting(overfitting([curve], train_r2=0.99, holdout_r2=0.80))
+    'overfitting alarm: the hold-out loss is 5.2x the training loss and the hold-out R² is 0.19 below the training R²: the model fits its training episodes better than new ones. Regularize, use fewer trees or epochs, or more data.'
+    """
+    ratio = report.get("ratio")
+    if report.get("status") == "unknown" or ratio is None:
+        return "not measured: no learning curves were recorded for this model."
+    gap, rise = report.get("gap"), float(report.get("rise") or 0.0)
+    low, high = report.get("band") or (1.1, 1.5)
+    losses = f"the hold-out loss is {ratio:.2g}x the training loss"
+    if gap is None:
+        r2 = ""
+    elif abs(gap) < 0.001:
+        r2 = "the hold-out R² is within 0.001 of the training R²"
+    elif gap > 0:
+        r2 = f"the hold-out R² is {gap:.2g} below the training R²"
+    else:
+        r2 = f"the hold-out R² is {-gap:.2g} above the training R²"
+    risen = (
+        "the hold-out loss is still at its lowest"
+        if rise < 0.005
+        else f"the hold-out loss rose {rise:.0%} from its lowest"
+    )
+    if report.get("alarm"):
+        why = r2 or risen
+        return (
+            f"overfitting alarm: {losses} and {why}: the model fits its training episodes "
+            f"better than new ones. Regularize, use fewer trees or epochs, or more data."
+        )
+    if report.get("status") == "above band":
+        nearly = "as well" if gap is not None and abs(gap) < 0.001 else "about as well"
+        return (
+            f"no overfitting alarm: {losses}, but {r2 + ' and ' if r2 else ''}{risen}, so the "
+            f"model does {nearly} on new episodes as on the ones it learned from."
+        )
+    if report.get("status") == "below band":
+        return (
+            f"no overfitting: {losses} (under {low}x){', and ' + r2 if r2 else ''}; the "
+            f"model may have room to fit more (more trees or epochs, a larger model)."
+        )
+    return f"no overfitting: {losses}, inside the usual {low}-{high}x{', and ' + r2 if r2 else ''}."

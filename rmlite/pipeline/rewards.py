@@ -120,7 +120,13 @@ def quickstart(
     timings["total_s"] = time.perf_counter() - started
     hold = result.metrics["holdout"]
     alerts = len(watched.window.alerts) if watched is not None else 0
-    overfit = watched.window.overfitting["status"] if watched is not None else "n/a"
+    from rmlite.evaluation.overfit import explain_overfitting
+
+    overfit = (
+        explain_overfitting(watched.window.overfitting)
+        if watched is not None
+        else "not checked: no new episodes to monitor (the first run checked them)"
+    )
 
     return {
         "store": store.path,

@@ -6,9 +6,28 @@ How a trial is scored
     For a regression target the loss is the MSE divided by the fold's target variance,
     ``1 - R²``, so trials stay comparable when the spec (``gamma``, ``next_obs``) is part
     of the search; for an event target it is the log loss. The trial's value is the mean
-    over folds, lower is better. Intermediate values go to Optuna's pruner at step
-    ``fold * rounds + round``, so a trial is compared with others at the same point of
-    the same fold, and a bad one stops early.
+    over folds, lower is better.
+
+What the pruner sees (Optuna's intermediate values)
+    With a curve pruner (median, Hyperband) the intermediate values are the learning
+    curve of fold 0: its held-out loss after each boosting round or epoch, at step =
+    round (1-based), about ten points per trial. Every trial trains the same fold 0 first,
+    so the pruner compares trials on the same episodes after the same number of rounds,
+    and optuna-dashboard draws one clean curve per trial. The folds run one after another,
+    so the mean over folds at a round is known only when the last fold reaches it: too
+    late to prune; and Optuna keeps one value per step, so the other folds cannot report
+    at the same steps (the former steps ``fold * rounds + round`` drew a saw-tooth). The
+    other folds' curves are kept in the trial attribute ``fold_curves``; the trial's
+    attribute ``curve_fold`` says which fold the intermediate values are.
+    With the Wilcoxon pruner the intermediate values are the folds' final losses, at step
+    = fold: it pairs a trial's folds with the best trial's and stops when a signed-rank
+    test says it is worse; the fold order is shuffled per trial, as its docs advise.
+
+Trial attributes
+    ``fold_values`` (each fold's loss, by fold), ``fold_curves``, ``curve_fold``,
+    ``cv_r2`` (regression), ``pruned_in_fold`` (pruned trials), ``error`` (failed
+    trials), and ``worker``: the host, process id and heartbeat time that let a resumed
+    study tell a dead worker's trial from a running one, kept in one attribute.
 
 Why the folds are cached
     Binning the rows into a LightGBM ``Dataset`` or XGBoost ``QuantileDMatrix`` is
@@ -92,6 +111,8 @@ class _Objective:
         self.space, self.cv, self.estimator_params = space, cv, estimator_params
         self._folds: dict[Any, Any] = {}
         self._heartbeat = 0.0
+        self.report_by = "round"
+        """``"round"``: fold 0's learning curve (curve pruners); ``"fold"``: each fold's loss."""
 
     # A fold cache per spec variant (and per process: rebuilt after pickling).
     def __getstate__(self) -> dict[str, Any]:
@@ -111,9 +132,7 @@ class _Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         optuna = _optuna()
-        trial.set_user_attr("host", socket.gethostname())
-        trial.set_user_attr("pid", os.getpid())
-        trial.set_user_attr("heartbeat", time.time())
+        self._beat(trial)
         values = _suggest(trial, self.space)
         params, spec_overrides = split_params(self.base, values, self.estimator_params)
         try:
@@ -126,18 +145,20 @@ class _Objective:
             raise
         if r2 is not None:
             trial.set_user_attr("cv_r2", r2)
-        trial.set_user_attr("fold_values", losses)
         return float(np.mean(losses))
 
-    def _report(self, trial: optuna.Trial, step: int, value: float) -> bool:
+    def _beat(self, trial: optuna.Trial) -> None:
+        # Who runs the trial, and when it last said so: read by recover_dead_trials.
+        self._heartbeat = time.monotonic()
+        trial.set_user_attr(
+            "worker", {"host": socket.gethostname(), "pid": os.getpid(), "heartbeat": time.time()}
+        )
+
+    def _report(self, trial: optuna.Trial, step: int, value: float, ask: bool = True) -> bool:
         if not math.isfinite(value):
             return False
         trial.report(value, step)
-        now = time.monotonic()
-        if now - self._heartbeat > 15.0:
-            self._heartbeat = now
-            trial.set_user_attr("heartbeat", time.time())
-        return bool(trial.should_prune())
+        return ask and bool(trial.should_prune())
 
     def _cross_validate(
         self, trial: optuna.Trial, params: dict[str, Any], spec_overrides: dict[str, Any]
@@ -153,18 +174,32 @@ class _Objective:
         # About ten reports per fold: each one is a write to the storage (a commit in SQLite).
         every = 1 if backend == "mlp" else max(1, rounds // 10)
         lr = params.get("learning_rate") or _LEARNING_RATE[backend]
-        losses: list[float] = []
-        pruned = False
+        by_fold = self.report_by == "fold"
         folds = episode_folds(groups, self.cv)
-        for k, (fit_idx, val_idx) in enumerate(folds):
+        order = list(range(len(folds)))
+        if by_fold:  # Wilcoxon pairs folds by step: any order works, and a shuffled one is fairer
+            order = [int(k) for k in np.random.default_rng(trial.number).permutation(order)]
+        trial.set_user_attr("curve_fold", None if by_fold else order[0])
+        values: dict[int, float] = {}
+        curves: dict[str, list[list[float]]] = {}
+        pruned = False
+        for k in order:
+            fit_idx, val_idx = folds[k]
             scale = float(np.var(y[val_idx])) if regression else 1.0
             scale = scale if scale > 0 else 1.0
+            curve_k = curves.setdefault(str(k), [])
 
-            def hook(i: int, loss: float | None, k: int = k, scale: float = scale) -> bool:
+            def hook(i: int, loss: float | None, k: int = k, scale: float = scale,
+                     curve_k: list[list[float]] = curve_k) -> bool:  # fmt: skip
                 nonlocal pruned
                 if loss is None or ((i + 1) % every and i + 1 != rounds):
                     return False
-                pruned = self._report(trial, k * rounds + i, loss / scale)
+                curve_k.append([i + 1, loss / scale])
+                if time.monotonic() - self._heartbeat > 15.0:
+                    self._beat(trial)
+                if by_fold or k != order[0]:
+                    return False
+                pruned = self._report(trial, i + 1, loss / scale)  # step = round, 1-based
                 return pruned
 
             if backend == "mlp":
@@ -185,9 +220,16 @@ class _Objective:
                     extra=params.get("backend_params"),
                 )
                 curve = fit_fold(caches["cache"], k, native, rounds, hook)
+            if not pruned:
+                values[k] = float(curve[-1]) / scale
+                # step = fold; after the last fold the trial is done: report, do not prune
+                pruned = by_fold and self._report(trial, k, values[k], ask=k != order[-1])
+            trial.set_user_attr("fold_curves", curves)
+            trial.set_user_attr("fold_values", [values.get(j) for j in range(len(folds))])
             if pruned:
+                trial.set_user_attr("pruned_in_fold", k)
                 raise optuna.TrialPruned(f"pruned in fold {k}")
-            losses.append(float(curve[-1]) / scale)
+        losses = [values[k] for k in range(len(folds))]
         r2 = float(1.0 - np.mean(losses)) if regression else None
         return losses, r2
 

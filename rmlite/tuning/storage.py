@@ -73,30 +73,41 @@ def _optuna() -> Any:
     return optuna
 
 
-def recover_dead_trials(study: optuna.Study, stale_after: float = 600.0) -> list[int]:
+def recover_dead_trials(
+    study: optuna.Study, stale_after: float = 600.0, *, storage: Any = None
+) -> list[int]:
     """Mark trials left RUNNING by dead processes as FAILED; return their numbers.
 
-    A trial records its host, process id and a heartbeat time. It is dead when its
-    process no longer exists on this host, or when its heartbeat is older than
-    ``stale_after`` seconds (a process on another machine).
+    A trial records its worker (host, process id, heartbeat time) in its ``worker``
+    attribute. It is dead when its process no longer exists on this host, or when its
+    heartbeat is older than ``stale_after`` seconds (a process on another machine).
+    Given the study's ``storage`` object, the reason is written in the trial's ``error``
+    attribute too. Only public Optuna API is used: ``Study.tell`` by trial number, and
+    the storage's documented ``BaseStorage`` methods.
     """
     optuna = _optuna()
     running = optuna.trial.TrialState.RUNNING
     host, now, dead = socket.gethostname(), time.time(), []
     for trial in study.get_trials(deepcopy=False, states=(running,)):
-        attrs = trial.user_attrs
-        pid = attrs.get("pid")
-        if attrs.get("host") == host and pid == os.getpid():
+        # Studies written before the `worker` attribute kept host/pid/heartbeat apart.
+        worker = trial.user_attrs.get("worker") or trial.user_attrs
+        pid = worker.get("pid")
+        if worker.get("host") == host and pid == os.getpid():
             continue
-        gone = attrs.get("host") == host and pid is not None and not _alive(int(pid))
-        stale = now - float(attrs.get("heartbeat", now)) > stale_after
+        gone = worker.get("host") == host and pid is not None and not _alive(int(pid))
+        stale = now - float(worker.get("heartbeat", now)) > stale_after
         if gone or stale:
-            why = f"process {pid} on {attrs.get('host')} died" if gone else "no heartbeat"
-            trial_id = trial._trial_id
-            study._storage.set_trial_user_attr(
-                trial_id, "error", f"{why}; marked failed when the study resumed"
-            )
-            study._storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
+            why = f"process {pid} on {worker.get('host')} died" if gone else "no heartbeat"
+            if storage is not None:
+                with contextlib.suppress(RuntimeError):  # it finished meanwhile
+                    study_id = storage.get_study_id_from_name(study.study_name)
+                    trial_id = storage.get_trial_id_from_study_id_trial_number(
+                        study_id, trial.number
+                    )
+                    storage.set_trial_user_attr(
+                        trial_id, "error", f"{why}; marked failed when the study resumed"
+                    )
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
             dead.append(trial.number)
     return dead
 

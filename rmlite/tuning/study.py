@@ -109,15 +109,58 @@ def _counts(study: Any) -> dict[str, int]:
     }
 
 
-def _make_pruner(pruning: bool | Any, rounds: int) -> Any:
-    optuna = _optuna()
+PRUNERS = ("median", "hyperband", "wilcoxon", "none")
+"""Pruners by name (``rmlite tune --pruner``); ``pruning=True`` means ``"median"``."""
+
+METRIC_NAMES = {"r2": "1 - R²", "log_loss": "log loss"}
+"""What a study minimizes, as optuna-dashboard labels it (``Study.set_metric_names``)."""
+
+
+def _pruner_name(pruning: bool | str | Any) -> str | None:
+    """The name of a ``pruning`` argument, or None for an Optuna pruner object."""
     if pruning is True:
-        # Compare with trials at the same step of the same fold; leave the first rounds
-        # of the first fold alone (every model is bad after two trees).
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=max(1, rounds // 10))
+        return "median"
     if pruning is False or pruning is None:
-        return optuna.pruners.NopPruner()
-    return pruning
+        return "none"
+    if isinstance(pruning, str):
+        if pruning not in PRUNERS:
+            raise ParameterError(
+                f"The 'pruning' parameter must be True, False, an Optuna pruner or one of "
+                f"{', '.join(PRUNERS)}. Got {pruning!r} instead."
+            )
+        return pruning
+    return None
+
+
+def _make_pruner(pruning: bool | str | Any, rounds: int) -> Any:
+    optuna = _optuna()
+    name = _pruner_name(pruning)
+    if name is None:
+        return pruning
+    if name == "median":
+        # Compare with trials at the same round of fold 0; leave the first tenth of the
+        # rounds alone (every model is bad after two trees).
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=max(1, rounds // 10))
+    if name == "hyperband":
+        # Resource = rounds of fold 0; the first rung at the first report (a tenth).
+        return optuna.pruners.HyperbandPruner(
+            min_resource=max(1, rounds // 10), max_resource=rounds, reduction_factor=3
+        )
+    if name == "wilcoxon":
+        import warnings
+
+        with warnings.catch_warnings():  # experimental in Optuna: the interface may change
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=2)
+    return optuna.pruners.NopPruner()
+
+
+def _report_by(pruning: bool | str | Any) -> str:
+    """What the objective reports: each fold's loss for Wilcoxon, else fold 0's curve."""
+    optuna = _optuna()
+    if _pruner_name(pruning) == "wilcoxon" or isinstance(pruning, optuna.pruners.WilcoxonPruner):
+        return "fold"
+    return "round"
 
 
 def _optimize(
@@ -180,8 +223,15 @@ def run_study(
     seed: int | None = 0,
     verbose: bool = False,
     progress: Callable[[TuneProgress], None] | None = None,
+    study_attrs: Mapping[str, Any] | None = None,
 ) -> tuple[Any, list[int]]:
-    """Run a study to its target with 1 process, ``workers`` processes or Dask workers."""
+    """Run a study to its target with 1 process, ``workers`` processes or Dask workers.
+
+    ``study_attrs`` (what is tuned: dataset, feature spec, fixed parameters, folds, ...)
+    are saved as the study's user attributes, for optuna-dashboard and for a later
+    session: resuming a study made for another dataset, spec, metric or number of folds
+    is an error, since its trials' values would not compare.
+    """
     optuna = _optuna()
     if not verbose:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -195,6 +245,20 @@ def run_study(
         folder = os.path.dirname(storage[len("sqlite:///") :])
         if folder:
             os.makedirs(folder, exist_ok=True)
+    rounds = int(
+        objective.base.get(
+            "max_epochs" if objective.base.get("backend") == "mlp" else "n_estimators", 100
+        )
+    )
+    metric = "r2" if objective.objective == "regression" else "log_loss"
+    objective.report_by = _report_by(pruning)
+    if objective.report_by == "fold" and objective.cv < 5:
+        raise ParameterError(
+            f"The Wilcoxon pruner compares a trial with the best one fold by fold, and with "
+            f"cv={objective.cv} it can never prune: the smallest one-sided p-value of "
+            f"{objective.cv - 1} paired folds is {0.5 ** (objective.cv - 1):.3g}, above its "
+            f"threshold 0.1. Use cv >= 5, or the median or hyperband pruner."
+        )
     storage_obj = open_storage(storage)
     study = optuna.create_study(
         storage=storage_obj, study_name=study_name, direction="minimize", load_if_exists=True
@@ -204,13 +268,8 @@ def run_study(
             f"study {study_name!r} in {storage} maximizes; rmlite's studies minimize. Pass "
             f"another study name."
         )
-    recovered = recover_dead_trials(study)
-    rounds = int(
-        objective.base.get(
-            "max_epochs" if objective.base.get("backend") == "mlp" else "n_estimators", 100
-        )
-    )
-    metric = "r2" if objective.objective == "regression" else "log_loss"
+    _describe_study(study, storage, metric, objective, pruning, study_attrs or {})
+    recovered = recover_dead_trials(study, storage=storage_obj)
 
     def report(study: Any, _trial: Any = None) -> None:
         if progress is None:
@@ -259,6 +318,52 @@ def run_study(
                     p.join(5)
         report(study)
     return study, recovered
+
+
+def _describe_study(
+    study: Any,
+    storage: str,
+    metric: str,
+    objective: _Objective,
+    pruning: Any,
+    attrs: Mapping[str, Any],
+) -> None:
+    """Name the metric and save what is tuned as study attributes; refuse a mismatch."""
+    import json
+    import warnings
+
+    optuna = _optuna()
+    described = {
+        **json.loads(json.dumps(dict(attrs), default=str)),  # attributes are JSON
+        "metric": METRIC_NAMES[metric],
+        "folds": objective.cv,
+        "pruner": _pruner_name(pruning) or type(pruning).__name__,
+        "intermediate_values": (
+            "hold-out loss of each fold (step = fold)"
+            if objective.report_by == "fold"
+            else "hold-out loss of fold 0 after each boosting round or epoch (step = round)"
+        ),
+    }
+    before = study.user_attrs
+    for key in ("dataset", "feature_spec", "metric", "folds"):
+        if key in before and key in described and before[key] != described[key]:
+            was, now = before[key], described[key]
+            if isinstance(was, dict) and isinstance(now, dict):  # name the fields that differ
+                fields_ = sorted(k for k in {*was, *now} if was.get(k) != now.get(k))
+                was = ", ".join(f"{k}={was.get(k)!r}" for k in fields_)
+                now = ", ".join(f"{k}={now.get(k)!r}" for k in fields_)
+            raise ParameterError(
+                f"study {study.study_name!r} in {storage} was made for {key} {was}; this "
+                f"session asks for {now}, whose values would not compare. Pass another "
+                f"study name (--study NAME, or study_name=)."
+            )
+    for key, value in described.items():
+        if before.get(key) != value:
+            study.set_user_attr(key, value)
+    if study.metric_names is None:
+        with warnings.catch_warnings():  # experimental in Optuna
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([METRIC_NAMES[metric]])
 
 
 def _run_on_dask(
@@ -391,7 +496,11 @@ def tune(
     cv
         Episode-grouped folds per trial.
     pruning
-        True: Optuna's median pruner; False: none; or an Optuna pruner.
+        ``"median"`` (or True): Optuna's median pruner on fold 0's learning curve;
+        ``"hyperband"``: Hyperband on the same curve, rounds as the resource;
+        ``"wilcoxon"``: a signed-rank test against the best trial, fold by fold (needs
+        ``cv >= 5``); ``"none"`` (or False); or an Optuna pruner object. See
+        :mod:`rmlite.tuning.objective` for what each one sees.
     workers
         Processes running trials in parallel (needs a journal or SQL storage).
     client
@@ -435,6 +544,12 @@ def tune(
         seed=seed,
         verbose=verbose,
         progress=progress,
+        study_attrs={
+            "rows": len(X_arr),
+            "features": int(X_arr.shape[1]),
+            "episodes": len(np.unique(groups_arr)),
+            "fixed_params": _fixed_params(base, space),
+        },
     )
     metric = "r2" if objective_kind == "regression" else "log_loss"
     result = _summary(study, resolved, metric, recovered)
@@ -449,6 +564,14 @@ def tune(
 
 def _fixed(space: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in space.items() if not isinstance(v, Float | Int | Choice)}
+
+
+def _fixed_params(base: Mapping[str, Any], space: Mapping[str, Any]) -> dict[str, Any]:
+    """The estimator's parameters that the search leaves alone."""
+    searched = {k for k, v in space.items() if isinstance(v, Float | Int | Choice)}
+    return {
+        k: v for k, v in {**base, **_fixed(space)}.items() if k not in searched and v is not None
+    }
 
 
 def tune_dataset(
@@ -522,6 +645,16 @@ def tune_dataset(
         seed=seed,
         verbose=verbose,
         progress=progress,
+        study_attrs={
+            "dataset": dataset,
+            "store": store.path,
+            "feature_spec": spec.to_dict(),
+            "searched_spec": sorted(k for k in SPEC_SPACE if k in space),
+            "fixed_params": _fixed_params(base, space),
+            "holdout": holdout,
+            "seed": seed,
+            "train_episodes": len(train_eps),
+        },
     )
     metric = "r2" if objective_kind == "regression" else "log_loss"
     result = _summary(study, resolved, metric, recovered)
