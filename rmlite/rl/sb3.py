@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["LearnedRewardVecEnv"]
 
 
-class LearnedRewardVecEnv(VecEnvWrapper):  # type: ignore[misc]
+class LearnedRewardVecEnv(VecEnvWrapper):
     """An SB3 ``VecEnv`` whose rewards come from a learned reward model, one batch per step.
 
     Parameters
@@ -104,8 +104,8 @@ class LearnedRewardVecEnv(VecEnvWrapper):  # type: ignore[misc]
         if done.any():
             # A finished sub-env was already reset: its obs opens the next episode.
             next_obs = next_obs.copy()
-            for i in np.flatnonzero(done):
-                next_obs[i] = infos[i]["terminal_observation"]
+            for j in np.flatnonzero(done):
+                next_obs[j] = infos[j]["terminal_observation"]
         learned = self.reward_fn(
             self._obs.reshape(n, -1),
             self._actions.reshape(n, -1),
