@@ -21,7 +21,7 @@ Command = Callable[..., argparse.ArgumentParser]
 
 def cmd_collect(args: argparse.Namespace) -> int:
     from rmlite.data.store import LogStore
-    from rmlite.rl import rollouts as collect
+    from rmlite.rl import collect
 
     progress = _Progress(enabled=not args.json)
     try:
@@ -48,7 +48,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 def cmd_relabel(args: argparse.Namespace) -> int:
     from rmlite.data.store import LogStore
-    from rmlite.rl import relabeling as relabel
+    from rmlite.rl import relabel
 
     progress = _Progress(enabled=not args.json)
     try:
