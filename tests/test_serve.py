@@ -288,3 +288,18 @@ def test_reloads_when_a_new_model_is_written(server: Server, project: dict[str, 
     np.testing.assert_allclose(answer["reward"], expected, rtol=1e-6)
     info = server.get("/info")
     assert info["reloads"] == 1 and info["reload_error"] is None
+
+
+@pytest.mark.slow
+def test_bench_serve_reports_both_formats(project: dict[str, Any]) -> None:
+    from rmlite.bench import bench_serve
+
+    result = bench_serve(batches=(1, 16), requests=30, seconds=5, model=str(project["root"] / "a"))
+    cases = {(c["batch"], c["format"]): c for c in result["cases"]}
+    assert set(cases) == {(1, "json"), (1, "arrow"), (16, "json"), (16, "arrow")}
+    for case in cases.values():
+        assert 0 < case["requests"] <= 30 and case["requests_per_s"] > 0
+        assert case["client_p50_ms"] <= case["client_p99_ms"]
+        assert 0 < case["server_p50_ms"] <= case["client_p50_ms"]
+    assert result["server_metrics"]["requests"] >= 4 * (20 + 1)  # warm-ups included
+    assert set(result["arrow_vs_json_requests_per_s"]) == {"1", "16"}
