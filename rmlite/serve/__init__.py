@@ -13,7 +13,7 @@ rewrites it, reports its latency (``/metrics``) and refuses malformed batches wi
 
 This package sits with the other user surfaces (dashboard, bench) above :mod:`rmlite.rl`,
 whose :class:`~rmlite.rl.RewardFunction` makes the predictions. It imports starlette and
-uvicorn (the ``dashboard`` extra) only inside :func:`rmlite.serve.app.create_app` and
+uvicorn (the ``serve`` extra, also in ``dashboard``) only inside :func:`rmlite.serve.app.create_app` and
 :func:`rmlite.serve.app.serve`.
 """
 

@@ -45,7 +45,7 @@ def _web() -> None:
     except ImportError as exc:
         raise ImportError(
             f"rmlite serve needs starlette and uvicorn ({exc.name} is missing): "
-            f"pip install 'rmlite[dashboard]'"
+            f"pip install 'rmlite[serve]'"
         ) from exc
 
 
