@@ -13,8 +13,8 @@ rewrites it, reports its latency (``/metrics``) and refuses malformed batches wi
 
 This package sits with the other user surfaces (dashboard, bench) above :mod:`rmlite.rl`,
 whose :class:`~rmlite.rl.RewardFunction` makes the predictions. It imports starlette and
-uvicorn (the ``serve`` extra, also in ``dashboard``) only inside :func:`rmlite.serve.app.create_app` and
-:func:`rmlite.serve.app.serve`.
+uvicorn (the ``serve`` extra, also in ``dashboard``) only inside
+:func:`rmlite.serve.app.create_app` and :func:`rmlite.serve.app.serve`.
 """
 
 from __future__ import annotations
