@@ -86,6 +86,7 @@ def test_rewards_are_the_models_on_each_transition(model: Path, mode: str) -> No
     assert [len(c[0]) for c in fn.calls] == [n] * 10  # one batch per step
 
 
+@pytest.mark.slow  # the README's example trains PPO and SAC too
 def test_agent_trains_on_the_learned_reward(model: Path) -> None:
     from stable_baselines3 import PPO
 
