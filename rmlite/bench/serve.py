@@ -45,6 +45,14 @@ def _start_server(model: str) -> tuple[subprocess.Popen[str], str, int]:
     return proc, str(info["host"]), int(info["port"])
 
 
+def _connect(host: str, port: int) -> http.client.HTTPConnection:
+    conn = http.client.HTTPConnection(host, port, timeout=30)
+    conn.connect()
+    # Without TCP_NODELAY, Nagle's algorithm and delayed ACKs add ~40 ms per request.
+    conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return conn
+
+
 def _transitions(batch: int, obs_dim: int, action_dim: int, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     obs = rng.normal(size=(batch, obs_dim)).astype(np.float32)
@@ -116,10 +124,7 @@ def bench_serve(
         say(f"starting rmlite serve --model {model} on 127.0.0.1")
         proc, host, port = _start_server(model)
         try:
-            conn = http.client.HTTPConnection(host, port, timeout=30)
-            conn.connect()
-            # Without TCP_NODELAY, Nagle's algorithm and delayed ACKs add ~40 ms per request.
-            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = _connect(host, port)
             conn.request("GET", "/info")
             served = json.loads(conn.getresponse().read())
             fields = served["fields"]
@@ -133,12 +138,18 @@ def bench_serve(
                     arrays["step"] if "step" in fields else None,
                 )
                 direct = []
-                for _ in range(min(requests, 2000)):
+                deadline = time.perf_counter() + seconds
+                for _ in range(requests):
                     t = time.perf_counter()
                     fn(arrays["obs"], arrays["action"], arrays["next_obs"], arrays["step"])
                     direct.append(time.perf_counter() - t)
+                    if t > deadline:
+                        break
                 direct_p50 = float(np.median(direct)) * 1e3
                 for fmt in ("json", "arrow"):
+                    # A fresh connection per case: uvicorn closes one idle for 5 s.
+                    conn.close()
+                    conn = _connect(host, port)
                     body = _encode(arrays, fields, fmt)
                     headers = {
                         "Content-Type": "application/json" if fmt == "json" else ARROW_STREAM
@@ -188,6 +199,8 @@ def bench_serve(
                         f"(server {case['server_p50_ms']:.3f} / {case['server_p99_ms']:.3f} ms; "
                         f"in-process {direct_p50:.3f} ms: x{case['client_p50_vs_in_process']:.1f})"
                     )
+            conn.close()
+            conn = _connect(host, port)
             conn.request("GET", "/metrics")
             metrics = json.loads(conn.getresponse().read())
             conn.close()
