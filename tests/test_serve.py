@@ -303,3 +303,29 @@ def test_bench_serve_reports_both_formats(project: dict[str, Any]) -> None:
         assert 0 < case["server_p50_ms"] <= case["client_p50_ms"]
     assert result["server_metrics"]["requests"] >= 4 * (20 + 1)  # warm-ups included
     assert set(result["arrow_vs_json_requests_per_s"]) == {"1", "16"}
+
+
+def test_a_reload_leaves_requests_in_flight_on_their_model(
+    project: dict[str, Any], tmp_path: Path
+) -> None:
+    from rmlite.serve import ModelWatcher
+
+    folder = tmp_path / "m"
+    shutil.copytree(project["root"] / "a", folder)
+    watcher = ModelWatcher(folder, every=0)  # checked by hand here
+    b = project["batch"]
+    in_flight = watcher.current  # what a request took at its start
+    before = in_flight.fn(b["obs"], b["action"], b["next_obs"], b["step"])
+    assert watcher.check() is False  # nothing changed
+    for path in (project["root"] / "b").iterdir():
+        shutil.copy(path, folder / path.name)
+    assert watcher.check() is True and watcher.reloads == 1
+    assert watcher.current is not in_flight
+    assert watcher.current.fingerprint == RewardFunction(project["root"] / "b").fingerprint
+    # The request that started before the swap finishes on the model it started with.
+    np.testing.assert_array_equal(
+        in_flight.fn(b["obs"], b["action"], b["next_obs"], b["step"]), before
+    )
+    assert not np.array_equal(
+        watcher.current.fn(b["obs"], b["action"], b["next_obs"], b["step"]), before
+    )
