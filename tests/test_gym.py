@@ -174,3 +174,37 @@ def test_wrappers_refuse_what_they_cannot_serve(models: dict[str, Path]) -> None
 
         X = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
         RewardFunction(RewardRegressor(n_estimators=5).fit(X, X[:, 0]))
+
+
+def test_wrapper_passes_gymnasium_and_sb3_check_env(models: dict[str, Path]) -> None:
+    import warnings
+
+    from gymnasium.envs.registration import EnvSpec
+    from gymnasium.utils.env_checker import check_env
+
+    sb3_checker = pytest.importorskip("stable_baselines3.common.env_checker")
+    env = LearnedReward(gym.make("Pendulum-v1", max_episode_steps=50), models["reward"], "add")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # nothing but the known advice below
+        warnings.filterwarnings("ignore", message=".*(different from the unwrapped|symmetric)")
+        # Render modes need pygame (the env's extra, not ours): skipped.
+        check_env(env, skip_render_check=True)
+        sb3_checker.check_env(env, warn=True)
+    # The spec records the wrapper with the model's folder: re-makeable and serializable.
+    assert env.spec is not None
+    wrapper = env.spec.additional_wrappers[-1]
+    assert wrapper.name == "LearnedReward"
+    assert wrapper.kwargs == {"model": str(models["reward"]), "mode": "add", "pessimism": 0.0}
+    for remade in (env.spec.make(), gym.make(EnvSpec.from_json(env.spec.to_json()))):
+        assert isinstance(remade, LearnedReward) and remade.mode == "add"
+        remade.reset(seed=3)
+        env.reset(seed=3)
+        action = np.array([0.7], dtype=np.float32)
+        assert remade.step(action)[1] == env.step(action)[1]
+
+
+def test_vector_wrapper_points_sb3_users_to_their_wrapper(models: dict[str, Path]) -> None:
+    vec_env = pytest.importorskip("stable_baselines3.common.vec_env")
+    venv = vec_env.DummyVecEnv([lambda: gym.make("Pendulum-v1")])
+    with pytest.raises(TypeError, match=r"Stable-Baselines3 VecEnv: wrap it with rmlite\.rl\.sb3"):
+        LearnedRewardVector(venv, models["reward"])

@@ -6,6 +6,7 @@ from rmlite.bench.data import BENCH_SPEC, bench_data, pandas_features, pd_series
 from rmlite.bench.models import bench_models
 from rmlite.bench.prefs import bench_prefs
 from rmlite.bench.rl import bench_policy, bench_wrapper
+from rmlite.bench.serve import bench_serve
 from rmlite.bench.tune import bench_tune
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "bench_models",
     "bench_policy",
     "bench_prefs",
+    "bench_serve",
     "bench_tune",
     "bench_wrapper",
     "pandas_features",

@@ -9,9 +9,16 @@ from typing import Any
 
 import numpy as np
 
+TARGET_RATIO = {"Pendulum-v1": 1.25}
+"""Largest learned/plain step-time ratio ``bench wrapper`` accepts per env (MuJoCo envs: 1.15)."""
+MUJOCO_TARGET_RATIO = 1.15
 
-def _quickstart_model(episodes: int, seed: int) -> tuple[Any, dict[str, Any]]:
-    """The quickstart reward model, trained in memory on ``episodes`` random Pendulum-v1 episodes."""
+
+def _quickstart_model(
+    episodes: int, seed: int, env_id: str | None = None, max_steps: int | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """The quickstart reward model (its spec and 100-tree LightGBM parameters), trained in
+    memory on ``episodes`` random-policy episodes of ``env_id`` (default: Pendulum-v1)."""
     from rmlite.data.features import FeatureSpec
     from rmlite.data.store import LogStore
     from rmlite.pipeline import QUICKSTART_ENV, QUICKSTART_PARAMS, QUICKSTART_SPEC, train
@@ -19,9 +26,10 @@ def _quickstart_model(episodes: int, seed: int) -> tuple[Any, dict[str, Any]]:
     from rmlite.rl import collect_log
 
     store = LogStore(":memory:")
-    store.ingest(collect_log(QUICKSTART_ENV, episodes, seed=seed), dataset="pendulum")
+    log = collect_log(env_id or QUICKSTART_ENV, episodes, seed=seed, max_steps=max_steps)
+    store.ingest(log, dataset="bench")
     spec = FeatureSpec(**QUICKSTART_SPEC)  # type: ignore[arg-type]
-    result = train(store, "pendulum", spec, dict(QUICKSTART_PARAMS), seed=seed)
+    result = train(store, "bench", spec, dict(QUICKSTART_PARAMS), seed=seed)
     return result.model, {
         "reward_model_r2": float(result.metrics["holdout"]["r2"]),
         "reward_model_trees": _n_trees(result.model),
@@ -36,40 +44,51 @@ def bench_wrapper(
     episodes: int = 40,
     seed: int = 0,
     log: Callable[[str], None] | None = None,
+    env: str = "Pendulum-v1",
+    max_steps: int | None = None,
 ) -> dict[str, Any]:
-    """Per-step time of a Pendulum-v1 vector env with and without the learned reward.
+    """Per-step time of a vector env with and without the learned reward.
 
-    The quickstart model (LightGBM) predicts the rewards of all ``num_envs`` sub-envs in
-    one batch each step. Both envs take the same actions; the timings alternate between
-    them ``repeats`` times and the medians are compared (these machines are noisy).
-    Target: the wrapper adds at most 50% to the step time.
+    The quickstart recipe (its feature spec, 100-tree LightGBM) is trained on ``episodes``
+    random episodes of ``env`` (at most ``max_steps`` steps each), then predicts the
+    rewards of all ``num_envs`` sub-envs in one batch each step. Both envs take the same
+    actions; the timings alternate between them ``repeats`` times and the medians are
+    compared (these machines are noisy). Targets: x1.25 on Pendulum-v1, x1.15 on MuJoCo
+    envs, whose own steps cost more.
     """
     import gymnasium as gym
 
     from rmlite.rl.gym import LearnedRewardVector
 
     say = log or (lambda _m: None)
-    say(f"training the quickstart reward model on {episodes} Pendulum-v1 episodes")
-    model, info = _quickstart_model(episodes, seed)
+    say(f"training the quickstart reward model on {episodes} {env} episodes")
+    model, info = _quickstart_model(episodes, seed, env, max_steps)
+    target = TARGET_RATIO.get(env, MUJOCO_TARGET_RATIO)
 
     def make() -> Any:
-        return gym.vector.SyncVectorEnv([lambda: gym.make("Pendulum-v1")] * num_envs)
+        return gym.vector.SyncVectorEnv([lambda: gym.make(env)] * num_envs)
 
     envs = {"plain": make(), "learned": LearnedRewardVector(make(), model)}
-    actions = np.random.default_rng(seed).uniform(-2, 2, (steps, num_envs, 1)).astype(np.float32)
+    space = envs["plain"].single_action_space
+    low, high = np.broadcast_to(space.low, space.shape), np.broadcast_to(space.high, space.shape)
+    actions = (
+        np.random.default_rng(seed)
+        .uniform(low, high, (steps, num_envs, *space.shape))
+        .astype(np.float32)
+    )
 
-    def per_step(env: Any) -> float:
-        env.reset(seed=seed)
+    def per_step(vec: Any) -> float:
+        vec.reset(seed=seed)
         t = time.perf_counter()
         for a in actions:
-            env.step(a)
+            vec.step(a)
         return (time.perf_counter() - t) / steps
 
     times: dict[str, list[float]] = {"plain": [], "learned": []}
     per_step(envs["plain"]), per_step(envs["learned"])  # warm caches and imports
     for r in range(repeats):
-        for name, env in envs.items():
-            times[name].append(per_step(env))
+        for name, vec in envs.items():
+            times[name].append(per_step(vec))
         say(
             f"  round {r + 1}/{repeats}: plain {times['plain'][-1] * 1e6:.0f} us/step, "
             f"learned reward {times['learned'][-1] * 1e6:.0f} us/step"
@@ -77,7 +96,7 @@ def bench_wrapper(
     plain, learned = float(np.median(times["plain"])), float(np.median(times["learned"]))
     ratio = learned / plain
     result = {
-        "env": "Pendulum-v1",
+        "env": env,
         "num_envs": num_envs,
         "steps": steps,
         "repeats": repeats,
@@ -87,14 +106,14 @@ def bench_wrapper(
         "ratio": ratio,
         "overhead_pct": 100 * (ratio - 1),
         "predict_us_per_env_step": (learned - plain) * 1e6 / num_envs,
-        "target_ratio": 1.5,
-        "meets_target": ratio <= 1.5,
+        "target_ratio": target,
+        "meets_target": ratio <= target,
         "load_average_1min": os.getloadavg()[0],  # timings on a busy machine mean little
     }
     say(
-        f"{num_envs} envs: {plain * 1e6:.0f} us/step plain, {learned * 1e6:.0f} us/step with "
+        f"{env}, {num_envs} envs: {plain * 1e6:.0f} us/step plain, {learned * 1e6:.0f} us/step with "
         f"the learned reward ({info['reward_model_trees']} trees): x{ratio:.2f} "
-        f"({'PASS' if ratio <= 1.5 else 'MISS'} target x1.50)"
+        f"({'PASS' if ratio <= target else 'MISS'} target x{target:.2f})"
     )
     return result
 

@@ -1,7 +1,7 @@
 """The ``rmlite`` command: a thin layer over the public API.
 
 One small function per subcommand, in one module per command group (``data``, ``train``,
-``rl``, ``tune``, ``prefs``, ``monitor``, ``dashboard``, ``bench``); this module builds the
+``rl``, ``tune``, ``prefs``, ``monitor``, ``dashboard``, ``serve``, ``bench``); this module builds the
 parser from them and runs the command. Heavy libraries load inside the commands that need
 them, so ``rmlite --help`` stays instant. Exit codes: 0 success, 2 bad input (a clear
 message on stderr), 1 internal failure.
@@ -13,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from rmlite.cli import bench, completion, dashboard, data, monitor, prefs, rl, train, tune
+from rmlite.cli import bench, completion, dashboard, data, monitor, prefs, rl, serve, train, tune
 from rmlite.cli._common import EXIT_INTERNAL, _bad_input, _Formatter
 from rmlite.cli._options import CommandParser, parse_args
 
@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     prefs.add_commands(sub, command)
     monitor.add_commands(sub, command)
     dashboard.add_commands(sub, command)
+    serve.add_commands(sub, command)
     completion.add_commands(sub, command)
 
     p = sub.add_parser(
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_bench_commands(benches)
     tune.add_bench_commands(benches)
     prefs.add_bench_commands(benches)
+    serve.add_bench_commands(benches)
     return parser
 
 

@@ -2,7 +2,8 @@
 
 ``collect`` rolls out Gymnasium envs into the store, ``relabel`` holds :class:`RewardFunction`
 and dataset relabelling, ``minari`` moves datasets to and from Minari; the Gymnasium
-wrappers live in :mod:`rmlite.rl.gym`.
+wrappers live in :mod:`rmlite.rl.gym`, the Stable-Baselines3 ``VecEnv`` wrapper in
+:mod:`rmlite.rl.sb3` (imported only by its users: it needs stable-baselines3).
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ True
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any, Literal, SupportsFloat
 
 import gymnasium as gym
@@ -69,8 +70,28 @@ def _check_spaces(fn: RewardFunction, obs_space: gym.Space[Any], act_space: gym.
         )
 
 
-class LearnedReward(gym.Wrapper[Any, Any, Any, Any]):
+def _recordable(
+    model: RewardRegressor | RewardClassifier | RewardFunction | PathLike,
+) -> RewardRegressor | RewardClassifier | RewardFunction | str:
+    """What the env spec records for ``model``: its folder where one is known.
+
+    A folder path keeps ``env.spec`` re-makeable (``env.spec.make()``, Gymnasium's
+    ``check_env``) and serializable (``env.spec.to_json()``); an in-memory model is
+    recorded as the object itself, which re-makes the env in this process only.
+    """
+    if isinstance(model, str | os.PathLike):
+        return os.fspath(model)
+    if isinstance(model, RewardFunction) and model.path is not None and model.pessimism == 0:
+        return model.path
+    return model
+
+
+class LearnedReward(gym.Wrapper[Any, Any, Any, Any], gym.utils.RecordConstructorArgs):
     """One env whose reward is the learned one (``"replace"``) or the sum (``"add"``).
+
+    It records its constructor arguments (the model as its folder when it was given one),
+    so ``env.spec.make()`` rebuilds the wrapped env and Gymnasium's and Stable-Baselines3's
+    ``check_env`` pass.
 
     Parameters
     ----------
@@ -94,7 +115,10 @@ class LearnedReward(gym.Wrapper[Any, Any, Any, Any]):
         *,
         pessimism: float = 0.0,
     ) -> None:
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(
+            self, model=_recordable(model), mode=mode, pessimism=pessimism
+        )
+        gym.Wrapper.__init__(self, env)
         self.reward_fn = _reward_function(model, pessimism, mode)
         _check_spaces(self.reward_fn, env.observation_space, env.action_space)
         self.mode = mode
@@ -144,6 +168,17 @@ class LearnedRewardVector(gym.vector.VectorWrapper):
         *,
         pessimism: float = 0.0,
     ) -> None:
+        if not isinstance(env, gym.vector.VectorEnv):
+            sb3 = hasattr(env, "step_async") and hasattr(env, "step_wait")
+            raise TypeError(
+                f"LearnedRewardVector wraps a Gymnasium vector env; got {type(env).__name__}"
+                + (
+                    ", a Stable-Baselines3 VecEnv: wrap it with "
+                    "rmlite.rl.sb3.LearnedRewardVecEnv instead."
+                    if sb3
+                    else ". Wrap a single env with LearnedReward."
+                )
+            )
         super().__init__(env)
         self.reward_fn = _reward_function(model, pessimism, mode)
         _check_spaces(self.reward_fn, env.single_observation_space, env.single_action_space)

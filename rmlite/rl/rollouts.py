@@ -266,6 +266,18 @@ def _transitions_frame(
     )
 
 
+def _is_discrete(space: Any) -> bool:
+    import gymnasium as gym
+
+    return isinstance(space, gym.spaces.Discrete)
+
+
+def _integer_actions(log: pl.DataFrame) -> pl.DataFrame:
+    """Discrete actions as one integer column, so the store records the dataset's actions
+    as discrete (``datasets.action_discrete``) and exports keep them so."""
+    return log.with_columns(pl.col(S.ACTION).list.first().cast(pl.Int64))
+
+
 def collect(
     store: LogStore,
     env_id: str,
@@ -298,6 +310,10 @@ def collect(
         **make_kwargs,
     )
     seconds = time.perf_counter() - started
+    env = _make_env_fn(env_id, max_steps, **make_kwargs)()
+    if _is_discrete(env.action_space):
+        log = _integer_actions(log)
+    env.close()
     ends = log.group_by(S.EPISODE).agg(
         pl.col(S.REWARD).sum(), pl.col(S.TERMINATED).last(), pl.col(S.TRUNCATED).last()
     )
