@@ -17,6 +17,7 @@ from rmlite.data import schema as S
 from rmlite.data.features import FeatureFrame, FeatureSpec, FittedStats
 from rmlite.data.store import (
     _connection,
+    _layout,
     _monitor,
     _preferences,
     _relabels,
@@ -46,6 +47,7 @@ class LogStore:
         if self.path == ":memory:":
             self._memory = duckdb.connect(":memory:")
             _run(self._memory, sql("schema"))
+            _layout.upgrade(self._memory)
 
     def __repr__(self) -> str:
         return f"LogStore({self.path!r})"
@@ -105,19 +107,45 @@ class LogStore:
         self,
         dataset: str,
         columns: Sequence[str] | None = None,
-        episodes: Sequence[int] | None = None,
+        episodes: Sequence[Any] | None = None,
     ) -> pa.Table:
         """All transitions of a dataset (or of some of its episodes) as Arrow, sorted by
-        (episode, step)."""
+        (episode, step). ``episode_id`` holds integer keys (the ids themselves unless the
+        dataset has text ids: see :meth:`episode_keys`); ``episodes`` may name either."""
         return _transitions.read_arrow(self, dataset, columns, episodes)
 
-    def read(self, dataset: str, columns: Sequence[str] | None = None) -> pl.DataFrame:
-        """All transitions of a dataset as a Polars frame, sorted by (episode, step)."""
-        return _transitions.read(self, dataset, columns)
+    def read(
+        self, dataset: str, columns: Sequence[str] | None = None, *, keys: bool = False
+    ) -> pl.DataFrame:
+        """All transitions of a dataset as a Polars frame, sorted by (episode, step).
 
-    def episodes(self, dataset: str) -> pl.DataFrame:
-        """One row per episode: length, first and last step, return, how it ended."""
-        return _transitions.episodes(self, dataset)
+        ``episode_id`` holds the ids as ingested (text ids included); ``keys=True`` gives
+        the integer keys that :meth:`read_arrow` and feature frames' ``groups`` hold.
+        """
+        return _transitions.read(self, dataset, columns, keys=keys)
+
+    def episodes(self, dataset: str, *, keys: bool = False) -> pl.DataFrame:
+        """One row per episode: length, first and last step, return, how it ended.
+
+        ``episode_id`` holds the ids as ingested; for a dataset with text ids
+        (``"run-a/ep-17"``) ``keys=True`` gives the integer keys instead, in the same order.
+        """
+        return _transitions.episodes(self, dataset, keys=keys)
+
+    def episode_keys(self, dataset: str, episodes: Iterable[Any]) -> list[int]:
+        """The integer keys of episodes named by their ids as ingested (text or integer).
+
+        Feature frames' ``groups`` and :meth:`read_arrow` hold these keys; for datasets with
+        integer ids a key is the id. An id the dataset does not hold is an error.
+        """
+        return _transitions.episode_keys(self, dataset, episodes)
+
+    def label_episodes(
+        self, dataset: str, frame: pl.DataFrame, columns: Sequence[str] = (S.EPISODE,)
+    ) -> pl.DataFrame:
+        """``frame`` with the integer episode keys in ``columns`` replaced by the ids as
+        ingested (unchanged for datasets with integer ids)."""
+        return _transitions.label_episodes(self, dataset, frame, columns)
 
     def rejected(self, dataset: str | None = None) -> pl.DataFrame:
         """Rows quarantined by earlier ingests, with the reason."""
@@ -276,7 +304,7 @@ class LogStore:
         dataset: str,
         spec: FeatureSpec | None = None,
         *,
-        train_episodes: Iterable[int] | None = None,
+        train_episodes: Iterable[Any] | None = None,
         stats: FittedStats | None = None,
     ) -> FeatureFrame:
         """Features and target of a dataset as one contiguous float32 matrix.
@@ -288,7 +316,8 @@ class LogStore:
         spec
             What to build (default: ``FeatureSpec()``, obs and action to reward).
         train_episodes
-            Episodes whose rows fit the imputation and scaling statistics (default all).
+            Episodes whose rows fit the imputation and scaling statistics (default all),
+            by their ids as ingested (text ids too) or their integer keys.
         stats
             Statistics fitted earlier (for example on training episodes, applied now to
             hold-out ones); ``train_episodes`` is then ignored.
