@@ -425,12 +425,12 @@ def column_docs() -> dict[str, dict[str, str]]:
     """
     import ast
     import inspect
+    import itertools
     import sys
 
     tree = ast.parse(inspect.getsource(sys.modules[__name__]))
     by_value: dict[str, str] = {}
-    body = tree.body
-    for node, after in zip(body, body[1:], strict=False):
+    for node, after in itertools.pairwise(tree.body):
         target = node.target if isinstance(node, ast.AnnAssign) else None
         if (
             isinstance(target, ast.Name)
@@ -441,7 +441,7 @@ def column_docs() -> dict[str, dict[str, str]]:
             and isinstance(after.value, ast.Constant)
             and isinstance(after.value.value, str)
         ):
-            by_value[node.value.value] = " ".join(after.value.value.split())
+            by_value[node.value.value] = " ".join(after.value.value.split()).replace("``", "")
     docs = {table: dict(cols) for table, cols in COLUMN_DOCS.items()}
     docs["transitions"] = {**{c: by_value[c] for c in COLUMNS}, **docs["transitions"]}
     return docs

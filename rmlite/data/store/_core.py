@@ -22,6 +22,7 @@ from rmlite.data.store import (
     _preferences,
     _relabels,
     _runs,
+    _sql,
     _transitions,
 )
 from rmlite.data.store._connection import _run, default_path, sql
@@ -166,6 +167,35 @@ class LogStore:
         """
         return _connection.run_sql(self, query, params, write=write)
 
+    def export(
+        self,
+        query: str,
+        path: PathLike,
+        *,
+        format: str | None = None,
+        params: Mapping[str, Any] | Sequence[Any] | None = None,
+    ) -> int:
+        """Write a query's result to a file with DuckDB's own ``COPY``; return the rows.
+
+        The result streams to the file, whatever its size. ``format``: ``"parquet"``,
+        ``"csv"``, ``"tsv"`` or ``"json"`` (one object per line); by default the one that
+        ``path``'s ending means (``.parquet``, ``.csv``, ``.tsv``, ``.json``/``.jsonl``);
+        any other ending is an error. In CSV, lists and structs are written as JSON text.
+        The store is opened read-only.
+        """
+        return _sql.export(self, query, os.fspath(path), format, params)
+
+    def preview(
+        self,
+        query: str,
+        rows: int | None = 40,
+        *,
+        params: Mapping[str, Any] | Sequence[Any] | None = None,
+    ) -> tuple[pl.DataFrame, int]:
+        """The first ``rows`` rows of a query's result (all of them for ``None``) and how
+        many rows it has, in one streamed pass; the store is opened read-only."""
+        return _sql.preview(self, query, rows, params)
+
     def fingerprint(self, dataset: str) -> str:
         """A hash of a dataset's content: equal exactly when the transitions are equal."""
         return _transitions.fingerprint(self, dataset)
@@ -291,9 +321,13 @@ class LogStore:
             self, source, dataset, on_error=on_error, progress=progress
         )
 
-    def preferences(self, dataset: str) -> pl.DataFrame:
-        """Every judged pair of a dataset (see :data:`rmlite.data.schema.PREFERENCE_COLUMNS`)."""
-        return _preferences.preferences(self, dataset)
+    def preferences(self, dataset: str, *, keys: bool = False) -> pl.DataFrame:
+        """Every judged pair of a dataset (see :data:`rmlite.data.schema.PREFERENCE_COLUMNS`).
+
+        ``episode_a``/``episode_b`` hold the ids as ingested; ``keys=True`` gives integer
+        keys, as feature frames' ``groups`` hold them.
+        """
+        return _preferences.preferences(self, dataset, keys=keys)
 
     def check(self, dataset: str, next_obs_tolerance: float = 1e-6) -> CheckReport:
         """Check a dataset's log: numbering, episode ends, next_obs, non-finite values."""

@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 
 from rmlite.data import schema as S
+from rmlite.data.logs import ROW, SOURCE
 from rmlite.data.store._connection import _run, count, sql
 from rmlite.exceptions import IngestError, RmliteError
 
@@ -119,3 +120,68 @@ def to_keys(con: duckdb.DuckDBPyConnection, dataset: str, episodes: Iterable[Any
             + ". store.episodes() lists its episodes."
         )
     return [lookup[v] if isinstance(v, str) else int(v) for v in values]
+
+
+def pair_keys(
+    con: duckdb.DuckDBPyConnection, dataset: str, frame: pl.DataFrame, on_error: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Preference pairs whose segments name episodes by text ids, with integer keys instead.
+
+    Returns the keyed pairs and the refused ones (source, row, reason, record): a text id
+    the dataset does not hold refuses its pair (raises in ``raise`` mode). Integer ids pass
+    unchanged; the two kinds of dataset do not mix.
+    """
+    columns = ("episode_a", "episode_b")
+    schema = {"source": pl.String, "row": pl.Int64, "reason": pl.String, "record": pl.String}
+    none = pl.DataFrame(schema=schema)
+    text = frame.schema["episode_a"] == pl.String
+    if text != is_text_keyed(con, dataset):
+        kind, other = ("text", "integer") if text else ("integer", "text")
+        raise IngestError(
+            f"{frame[SOURCE][0]}: the pairs name episodes by {kind} ids (for example "
+            f"{frame['episode_a'][0]!r}), and dataset {dataset!r} by {other} ids; name them "
+            f"as store.episodes({dataset!r}) lists them. Nothing was written."
+        )
+    if not text:
+        return frame, none
+    keys = key_map(con, dataset)
+    keyed = frame.with_columns(
+        pl.col(c)
+        .replace_strict(
+            keys["episode_id"], keys["episode_key"], default=None, return_dtype=pl.Int64
+        )
+        .alias(f"__key_{c}")
+        for c in columns
+    )
+    lost = pl.col("__key_episode_a").is_null() | pl.col("__key_episode_b").is_null()
+    bad = keyed.filter(lost)
+    if bad.height:
+        first = bad.row(0, named=True)
+        missing = first["episode_a"] if first["__key_episode_a"] is None else first["episode_b"]
+        if on_error == "raise":
+            more = f" ({bad.height - 1} more)" if bad.height > 1 else ""
+            raise IngestError(
+                f"{first[SOURCE]}: row {first[ROW]}: dataset {dataset!r} has no episode "
+                f"{missing!r}{more}. Ingest the episodes first, or fix the ids. Nothing was "
+                f"written."
+            )
+    refused = bad.select(
+        pl.col(SOURCE).alias("source"),
+        pl.col(ROW).alias("row"),
+        pl.format(
+            "episode '{}' is not in dataset {}",
+            pl.when(pl.col("__key_episode_a").is_null())
+            .then(pl.col("episode_a"))
+            .otherwise(pl.col("episode_b")),
+            pl.lit(repr(dataset)),
+        ).alias("reason"),
+        pl.struct(*columns, "start_a", "stop_a", "start_b", "stop_b", "label")
+        .struct.json_encode()
+        .alias("record"),
+    ).cast(schema)  # type: ignore[arg-type]
+    good = (
+        keyed.filter(~lost)
+        .with_columns(pl.col(f"__key_{c}").alias(c) for c in columns)
+        .drop(f"__key_{c}" for c in columns)
+    )
+    return good, refused

@@ -9,6 +9,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
+from rmlite.data.store import _layout
 from rmlite.data.store._connection import Store, _run, count, has_tables, require, sql
 from rmlite.exceptions import IngestError
 
@@ -70,6 +71,9 @@ def relabel_into(
             finally:
                 con.unregister("predicted")
             rows = count(con, target)
+            # Text episode ids travel with the copy: the new dataset shows the same ids.
+            _run(con, sql("copy_episode_keys"), {"target": target, "source": source})
+            _layout.ensure_view(con, target)
             _run(
                 con,
                 sql("insert_ingest"),
