@@ -131,6 +131,13 @@ def preview(
                 kept.append(take)
                 have += take.num_rows
         table = pa.Table.from_batches(kept, schema=reader.schema)
-    frame = pl.from_arrow(table)
+    names: list[str] = []
+    for name in table.column_names:  # SQL allows a name twice (a join); a frame does not
+        unique, n = name, 0
+        while unique in names:
+            n += 1
+            unique = f"{name}_{n}"
+        names.append(unique)
+    frame = pl.from_arrow(table.rename_columns(names))
     assert isinstance(frame, pl.DataFrame)
     return frame, total
