@@ -510,7 +510,7 @@ def train_distributed(
         )
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    episodes = store.episodes(dataset)[S.EPISODE].to_numpy()
+    episodes = store.episodes(dataset, keys=True)[S.EPISODE].to_numpy()
     train_eps, hold_eps = split_episodes(episodes, holdout, seed)
     n_workers = len(_workers(client))
     buckets = partitions or max(2, 2 * n_workers)

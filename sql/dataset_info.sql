@@ -1,2 +1,2 @@
 -- dataset_info: dimensions of one dataset, if it exists
-SELECT obs_dim, action_dim, action_discrete FROM datasets WHERE name = $dataset
+SELECT obs_dim, action_dim, action_discrete FROM datasets WHERE dataset = $dataset

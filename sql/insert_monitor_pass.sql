@@ -2,5 +2,5 @@
 INSERT INTO monitor_passes
 VALUES (nextval('monitor_seq'), $dataset, $model_path, $model_fingerprint, $reference,
         $first_ingest_id, $last_ingest_id, $episodes, $rows, $alerts,
-        $started_at, now()::TIMESTAMP)
+        $started_at, timezone('UTC', now()))
 RETURNING pass_id

@@ -18,7 +18,7 @@ CREATE TABLE IF NOT EXISTS transitions (
 );
 
 CREATE TABLE IF NOT EXISTS datasets (
-    name            VARCHAR PRIMARY KEY,
+    dataset         VARCHAR PRIMARY KEY,
     obs_dim         INTEGER NOT NULL,
     action_dim      INTEGER NOT NULL,
     action_discrete BOOLEAN NOT NULL,
@@ -73,8 +73,8 @@ CREATE TABLE IF NOT EXISTS relabels (
     relabel_id         BIGINT PRIMARY KEY,
     source_dataset     VARCHAR NOT NULL,
     source_fingerprint VARCHAR NOT NULL,
-    target             VARCHAR NOT NULL,
-    target_kind        VARCHAR NOT NULL,
+    destination        VARCHAR NOT NULL,
+    destination_kind   VARCHAR NOT NULL,
     ingest_id          BIGINT,
     model_path         VARCHAR,
     model_fingerprint  VARCHAR NOT NULL,
@@ -163,4 +163,15 @@ CREATE TABLE IF NOT EXISTS monitor_samples (
     step       BIGINT NOT NULL,
     y_true     DOUBLE,
     y_pred     DOUBLE NOT NULL
+);
+
+-- Text episode ids ("run-a/ep-17", UUIDs): the user's id and the integer key that
+-- transitions, preferences and monitor samples hold in its place. Datasets with integer ids
+-- have no rows here.
+CREATE TABLE IF NOT EXISTS episode_keys (
+    dataset     VARCHAR NOT NULL,
+    episode_key BIGINT  NOT NULL,
+    episode_id  VARCHAR NOT NULL,
+    PRIMARY KEY (dataset, episode_key),
+    UNIQUE (dataset, episode_id)
 );

@@ -62,10 +62,13 @@ def walker_log() -> pl.DataFrame:
 
 def _snapshot(store: LogStore) -> dict[str, pl.DataFrame]:
     """Every table of the store, fully ordered, for before/after comparisons."""
-    tables = store.sql("SELECT table_name FROM information_schema.tables ORDER BY table_name")
-    names = tables["table_name"].to_list()
-    assert set(S.TABLES) <= set(names)
-    return {table: store.sql(f'SELECT * FROM "{table}" ORDER BY ALL') for table in names}
+    tables = store.sql(
+        "SELECT table_schema, table_name FROM information_schema.tables ORDER BY ALL"
+    )
+    names = [f'"{schema}"."{table}"' for schema, table in tables.rows()]
+    assert {f'"main"."{t}"' for t in S.TABLES} <= set(names)
+    # Views too (data.<dataset>, legacy.*): a failed ingest must not leave one behind.
+    return {table: store.sql(f"SELECT * FROM {table} ORDER BY ALL") for table in names}
 
 
 @pytest.fixture

@@ -17,12 +17,13 @@ from rmlite.testing import rollout
 
 
 def run(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "rmlite.cli", *args],
         capture_output=True,
         text=True,
+        input=stdin,
         cwd=cwd,
         env={**os.environ, **(env or {})},
         timeout=300,
@@ -133,6 +134,56 @@ def test_sql_formats(tmp_path: Path, log_file: Path) -> None:
     refused = run("sql", "DELETE FROM transitions", "--db", str(db))
     assert refused.returncode == 2 and "read-only" in refused.stderr.lower()
     assert dump(db) == before
+
+
+def test_sql_reads_files_and_stdin_previews_40_rows_and_exports_with_copy(
+    tmp_path: Path, log_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "s.duckdb"
+    text = tmp_path / "text.parquet"
+    pl.read_parquet(log_file).with_columns(
+        pl.format("run-a/ep-{}", pl.col("episode_id")).alias("episode_id")
+    ).write_parquet(text)
+    assert run("ingest", str(text), "--db", str(db), "--dataset", "pend").returncode == 0
+
+    # The terminal table: the first 40 rows and the count, as DuckDB's CLI does.
+    table = run("sql", "SELECT episode_id, step FROM data.pend ORDER BY ALL", "--db", str(db))
+    assert table.returncode == 0, table.stderr
+    assert "120 rows, 40 shown" in table.stdout and "run-a/ep-0" in table.stdout
+    # (In-process, to spare an interpreter start: --all prints every row.)
+    from rmlite.cli.main import main
+
+    assert main(["sql", "SELECT step FROM data.pend", "--db", str(db), "--all"]) == 0
+    every = capsys.readouterr().out
+    assert "shown" not in every and "120 rows" in every
+
+    # SQL from stdin and from a file.
+    query = "SELECT episode_id, count(*) AS n FROM data.pend GROUP BY 1 ORDER BY 1;\n"
+    piped = run("sql", "-", "--db", str(db), "--format", "csv", stdin=query)
+    assert piped.stdout.splitlines() == [
+        "episode_id,n",
+        "run-a/ep-0,40",
+        "run-a/ep-1,40",
+        "run-a/ep-2,40",
+    ]
+    (tmp_path / "q.sql").write_text(query)
+    from_file = run("sql", "@" + str(tmp_path / "q.sql"), "--db", str(db), "--format", "csv")
+    assert from_file.stdout == piped.stdout
+    assert main(["sql", "--file", str(tmp_path / "q.sql"), "--db", str(db), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0] == {"episode_id": "run-a/ep-0", "n": 40}
+
+    # Exports stream through COPY; in CSV, vectors are JSON text; unknown endings refused.
+    out = tmp_path / "all.csv"
+    done = run("sql", "SELECT obs, action FROM data.pend", "--db", str(db), "--out", str(out))
+    assert done.returncode == 0 and "120 rows written" in done.stderr
+    obs = [json.loads(v) for v in pl.read_csv(out)["obs"]]
+    assert len(obs) == 120 and all(len(v) == 3 for v in obs)
+    bad = run("sql", "SELECT 1", "--db", str(db), "--out", str(tmp_path / "r.xlsx"))
+    assert bad.returncode == 2 and "unknown file ending '.xlsx'" in bad.stderr
+    assert not (tmp_path / "r.xlsx").exists()
+    with pytest.raises(SystemExit, match="2"):
+        main(["sql", "SELECT 1", "--db", str(db), "--write"])
+    assert "never changes the store" in capsys.readouterr().err
 
 
 def test_bad_input_exit_2_names_file_and_column_and_leaves_store(

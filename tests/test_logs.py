@@ -336,7 +336,8 @@ def test_non_numeric_reward_names_the_column_and_type():
 def test_non_integer_episode_names_the_column():
     with pytest.raises(
         SchemaError,
-        match=r"<DataFrame>: column 'episode_id' \(episode_id\) must hold integers; got Float64",
+        match=r"<DataFrame>: column 'episode_id' \(episode_id\) must hold integers or text ids "
+        r"\(such as 'run-a/ep-17' or a UUID\); got Float64",
     ):
         prepare([_tiny(episode_id=[0.0, 0.0, 0.0, 1.0, 1.0, 1.0])])
 

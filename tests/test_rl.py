@@ -152,7 +152,7 @@ def test_relabel_writes_a_new_dataset_and_leaves_the_source_untouched(
 
     row = store.relabels("pend-new-learned").row(-1, named=True)
     assert row["relabel_id"] == report.relabel_id and row["source_dataset"] == "pend-new"
-    assert row["source_fingerprint"] == fingerprint and row["target_kind"] == "dataset"
+    assert row["source_fingerprint"] == fingerprint and row["destination_kind"] == "dataset"
     assert row["model_path"] == str(model.resolve()) and row["gamma"] == pytest.approx(0.99)
     assert row["model_fingerprint"] == report.provenance["model_fingerprint"]
     assert json.loads(row["feature_spec"]) == FeatureSpec(next_obs=True).to_dict()
@@ -180,7 +180,7 @@ def test_relabel_to_parquet_with_rescaling(trained: tuple[LogStore, Path], tmp_p
         store.read("pend-new")[S.REWARD].alias("original_reward")
     )
     row = store.relabels().filter(pl.col("relabel_id") == report.relabel_id).row(0, named=True)
-    assert row["target_kind"] == "parquet" and row["target"] == str(out.resolve())
+    assert row["destination_kind"] == "parquet" and row["destination"] == str(out.resolve())
     # The file is a log like any other: it ingests back (original_reward lands in extra).
     assert store.ingest(out, dataset="from-parquet").rows_added == 200
 

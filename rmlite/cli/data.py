@@ -27,6 +27,9 @@ from rmlite.cli._common import (
 
 Command = Callable[..., argparse.ArgumentParser]
 
+PREVIEW_ROWS = 40
+"""Rows ``rmlite sql`` prints before the count, as DuckDB's own CLI does (--all: every row)."""
+
 _MAPPING_FLAGS = {
     "episode": "--episode-col",
     "step": "--step-col",
@@ -109,28 +112,78 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _sql_text(args: argparse.Namespace) -> str:
+    """The query: the argument, ``-`` for stdin, ``@FILE`` or ``--file FILE``."""
+    if args.file is not None and args.query is not None:
+        raise SystemExit(_bad_input("rmlite sql: give the query or --file, not both."))
+    source = f"@{args.file}" if args.file is not None else args.query
+    if source is None:
+        raise SystemExit(
+            _bad_input("rmlite sql: no query; pass it as an argument, '-' (stdin) or @FILE.")
+        )
+    if source == "-":
+        return sys.stdin.read()
+    if source.startswith("@"):
+        try:
+            with open(source[1:], encoding="utf-8") as f:
+                return f.read()
+        except OSError as exc:
+            raise SystemExit(
+                _bad_input(f"rmlite sql: {source[1:]}: cannot read the query ({exc.strerror}).")
+            ) from exc
+    return str(source)
+
+
 def cmd_sql(args: argparse.Namespace) -> int:
     from rmlite.data.store import LogStore
 
-    frame = LogStore(args.db).sql(args.query, write=args.write)
-    fmt = args.format or ("json" if args.json else None)
+    if args.write:
+        raise SystemExit(
+            _bad_input(
+                "rmlite sql never changes the store. To change it on purpose, use "
+                "rmlite.LogStore(path).sql(query, write=True) in Python, or DuckDB itself "
+                "(duckdb rmlite.duckdb)."
+            )
+        )
+    query = _sql_text(args)
+    store = LogStore(args.db)
+    fmt = args.format or ("json" if args.json and not args.out else None)
     if args.out:
-        fmt = fmt or ("parquet" if args.out.endswith(".parquet") else "csv")
-        if fmt == "parquet":
-            frame.write_parquet(args.out)
-        elif fmt == "json":
-            frame.write_ndjson(args.out)
+        if fmt == "table":
+            raise SystemExit(_bad_input("rmlite sql: --format table cannot be written to --out."))
+        rows = store.export(query, args.out, format=fmt)  # errors exit 2 (bad input)
+        if args.json:
+            _emit_json({"rows": rows, "out": args.out})
         else:
-            frame.write_csv(args.out)
-        print(f"{frame.height} rows written to {args.out}", file=sys.stderr)
-    elif fmt == "csv":
-        sys.stdout.write(frame.write_csv())
-    elif fmt == "json":
-        _emit_json(frame.to_dicts())
-    elif fmt == "parquet":
+            print(f"{rows:,} rows written to {args.out}", file=sys.stderr)
+        return EXIT_OK
+    if fmt == "parquet":
         raise SystemExit(_bad_input("rmlite sql: --format parquet needs --out FILE."))
-    else:
-        _table(frame)
+    if fmt in ("csv", "tsv"):
+        import shutil
+        import tempfile
+
+        # The same COPY as --out (any size, lists as JSON text), then copied to stdout.
+        with tempfile.TemporaryDirectory(prefix="rmlite-sql-") as tmp:
+            path = f"{tmp}/result.{fmt}"
+            store.export(query, path, format=fmt)
+            sys.stdout.flush()
+            with open(path, "rb") as f:
+                shutil.copyfileobj(f, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+        return EXIT_OK
+    if fmt == "json":
+        frame, _ = store.preview(query, None)
+        _emit_json(frame.to_dicts())
+        return EXIT_OK
+    frame, total = store.preview(query, None if args.all else PREVIEW_ROWS)
+    _table(frame)
+    if total > frame.height:
+        _console().print(
+            f"{total:,} rows, {frame.height} shown (--all shows every row; --out FILE writes them)"
+        )
+    elif total != 1:
+        _console().print(f"{total:,} rows")
     return EXIT_OK
 
 
@@ -220,24 +273,34 @@ def add_commands(sub: Any, command: Command) -> None:
     p = command(
         "sql",
         cmd_sql,
-        "Run SQL on the store (read-only unless --write).",
-        'rmlite sql "SELECT dataset, avg(reward) FROM transitions GROUP BY 1" --format csv',
+        "Run SQL on the store, read-only: it cannot change the store, but like DuckDB's "
+        "own CLI it reads and writes other files with your rights (read_csv, COPY ... TO). "
+        "Per-dataset views: data.<dataset>, vectors as FLOAT[n] arrays.",
+        'rmlite sql "SELECT episode_id, array_distance(obs, next_obs) AS moved FROM '
+        'data.walker LIMIT 5"\n  rmlite sql @query.sql --out result.parquet\n'
+        '  echo "SELECT count(*) FROM transitions" | rmlite sql -',
     )
-    p.add_argument("query")
+    p.add_argument(
+        "query", nargs="?", default=None, help="the SQL; '-' reads it from stdin, @FILE from a file"
+    )
+    p.add_argument("--file", default=None, help="read the SQL from this file")
     p.add_argument(
         "--format",
-        choices=["table", "csv", "json", "parquet"],
+        choices=["table", "csv", "tsv", "json", "parquet"],
         default=None,
-        help="output format (default: table; from --out's ending when writing a file)",
+        help="output format (default: table; with --out, the one the file's ending means: "
+        ".parquet, .csv, .tsv, .json/.jsonl; any other ending is an error)",
     )
     p.add_argument(
-        "--out", default=None, help="write the result to this file instead of printing it"
+        "--out",
+        default=None,
+        help="write the whole result to this file (DuckDB's COPY: streams any size; lists "
+        "and structs become JSON text in CSV)",
     )
     p.add_argument(
-        "--write",
-        action="store_true",
-        help="open the store writable (for CREATE VIEW, UPDATE, ...)",
+        "--all", action="store_true", help="print every row (default: the first 40 and the count)"
     )
+    p.add_argument("--write", action="store_true", help=argparse.SUPPRESS)
 
     from rmlite.data.feature_spec import FeatureSpec
 

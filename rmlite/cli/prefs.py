@@ -52,7 +52,7 @@ def cmd_prefs_synth(args: argparse.Namespace) -> int:
     from rmlite.evaluation.teacher import synthetic_preferences
 
     store = LogStore(args.db)
-    log = store.read(args.dataset, [S.REWARD])
+    log = store.read(args.dataset, [S.REWARD], keys=True)
     prefs = synthetic_preferences(
         log[S.EPISODE].to_numpy(),
         log[S.STEP].to_numpy(),
@@ -65,6 +65,8 @@ def cmd_prefs_synth(args: argparse.Namespace) -> int:
         seed=args.seed,
         annotator=args.annotator,
     )
+    # Pairs name episodes as ingested (text ids too), like a file of human judgements.
+    prefs = store.label_episodes(args.dataset, prefs, ("episode_a", "episode_b"))
     summary: dict[str, Any] = {
         "dataset": args.dataset,
         "pairs": prefs.height,

@@ -367,17 +367,16 @@ def normalize(
     term_col = _find(columns, S.TERMINATED, m, name)
     trunc_col = _find(columns, S.TRUNCATED, m, name)
     ts_col = _find(columns, S.TIMESTAMP, m, name)
-    for col, canonical in ((episode_col, S.EPISODE), (step_col, S.STEP)):
-        if col is not None and not frame.schema[col].is_integer():
-            raise SchemaError(
-                f"{name}: column {col!r} ({canonical}) must hold integers; got "
-                f"{frame.schema[col]}. Map integer ids with {_MAP_FLAG[canonical]}."
-            )
+    if step_col is not None and not frame.schema[step_col].is_integer():
+        raise SchemaError(
+            f"{name}: column {step_col!r} (step) must hold integers; got "
+            f"{frame.schema[step_col]}. Map integer steps with --step-col."
+        )
 
     terminated = _flag_expr(frame, term_col, S.TERMINATED, name)
     truncated = _flag_expr(frame, trunc_col, S.TRUNCATED, name)
     if episode_col is not None:
-        episode = pl.col(episode_col).cast(pl.Int64)
+        episode = episode_expr(frame, episode_col, name)
     elif term_col is not None or trunc_col is not None:
         # No episode ids: a new episode starts after each terminated/truncated row.
         done = (terminated | truncated).fill_null(False).cast(pl.Int64)
@@ -422,6 +421,34 @@ def normalize(
         pl.lit(episode_col is None).alias("__derived_episode"),
     )
     return out.with_columns(_row_reasons(out, episode_col, step_col, next_obs is not None))
+
+
+def episode_expr(frame: pl.DataFrame, col: str, name: str) -> pl.Expr:
+    """Episode ids as the store takes them: integers (Int64), or text (String).
+
+    Text ids (``"run-a/ep-17"``, UUIDs) are kept as the user wrote them; the store maps
+    them to integer keys inside. UUIDs stored as 16-byte binary (Arrow's ``uuid`` type)
+    become their canonical text form.
+    """
+    dtype = frame.schema[col]
+    if dtype.is_integer():
+        return pl.col(col).cast(pl.Int64)
+    if dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum):
+        return pl.col(col).cast(pl.String)
+    if dtype == pl.Binary:
+        values = frame[col].drop_nulls()
+        if values.len() and bool((values.bin.size() == 16).all()):
+            hexed = pl.col(col).bin.encode("hex")
+            return pl.concat_str(
+                [hexed.str.slice(a, b - a) for a, b in ((0, 8), (8, 12), (12, 16), (16, 20))]
+                + [hexed.str.slice(20, 12)],
+                separator="-",
+            )
+    raise SchemaError(
+        f"{name}: column {col!r} (episode_id) must hold integers or text ids (such as "
+        f"'run-a/ep-17' or a UUID); got {dtype}. Cast it, or map another column with "
+        f"--episode-col."
+    )
 
 
 def _row_reasons(
@@ -514,6 +541,14 @@ def prepare(
             next_episode = int(part[S.EPISODE].max()) + 1  # type: ignore[arg-type]
         parts.append(part.drop("__derived_episode"))
 
+    kinds = {str(p[S.EPISODE].dtype): n for p, n in zip(parts, names, strict=True)}
+    if len(kinds) > 1:
+        text, integer = kinds["String"], kinds["Int64"]
+        raise SchemaError(
+            f"{text} names episodes by text ids, {integer} by integers: a dataset is keyed "
+            f"one way or the other. Ingest them into separate datasets, or make the ids one "
+            f"kind. Nothing was written."
+        )
     frame = pl.concat(parts, how="vertical_relaxed") if len(parts) > 1 else parts[0]
     rows_read = frame.height
     discrete = bool(frame["__discrete"].all())

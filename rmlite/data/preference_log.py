@@ -151,8 +151,15 @@ def _normalize(raw: pl.DataFrame, name: str) -> pl.DataFrame:
             f"{hint} Segments are half-open step ranges [start, stop) of an episode."
         )
     exprs: list[pl.Expr] = []
+    episodes = {col: logs.episode_expr(raw, col, name) for col in ("episode_a", "episode_b")}
+    text = [col for col in episodes if raw.schema[col] in (pl.String, pl.Categorical, pl.Binary)]
+    if len(text) == 1:
+        raise IngestError(
+            f"{name}: column {text[0]!r} holds text episode ids and the other episode column "
+            f"integers; name both segments' episodes the same way (as ingested)."
+        )
     for col in SEGMENT_COLUMNS:
-        exprs.append(_integer(raw, col, name))
+        exprs.append(episodes[col] if col in episodes else _integer(raw, col, name))
     exprs.append(_number(raw, "label", name))
     exprs.append(
         _number(raw, "margin", name) if "margin" in raw.columns else pl.lit(None, pl.Float64)

@@ -33,7 +33,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +134,7 @@ class MonitorPass:
 
 def default_episodes(store: LogStore, model: Any, dataset: str) -> list[int]:
     """The dataset's episodes, less the model's training episodes when it was trained on it."""
-    episodes = store.episodes(dataset)[S.EPISODE].to_list()
+    episodes = store.episodes(dataset, keys=True)[S.EPISODE].to_list()
     if getattr(model, "dataset_", None) == dataset:
         trained = set(getattr(model, "train_episodes_", None) or [])
         episodes = [e for e in episodes if e not in trained]
@@ -366,7 +366,7 @@ def monitor_pass(
     """
     from rmlite.estimators.loading import load_model
 
-    started = datetime.now()  # local, like the store's now()::TIMESTAMP
+    started = datetime.now(UTC).replace(tzinfo=None)  # UTC, like the store's own times
     clock = time.perf_counter()
     model = model if model is not None else load_model(model_dir)
     fingerprint = model.fingerprint

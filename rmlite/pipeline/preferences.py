@@ -28,7 +28,7 @@ def preference_data(
 ) -> PreferenceData:
     """Per-step features of a dataset and its stored pairs as row ranges of them."""
     spec = spec or FeatureSpec()
-    prefs = store.preferences(dataset)
+    prefs = store.preferences(dataset, keys=True)
     if prefs.height == 0:
         raise SchemaError(
             f"dataset {dataset!r} has no preference pairs; ingest some with rmlite prefs "
@@ -126,7 +126,7 @@ def train_preferences(
     timings: dict[str, float] = {}
 
     say("reading preference pairs and building features")
-    prefs = store.preferences(dataset)
+    prefs = store.preferences(dataset, keys=True)
     if prefs.height == 0:
         raise SchemaError(
             f"dataset {dataset!r} has no preference pairs; ingest some with rmlite prefs "
@@ -140,7 +140,7 @@ def train_preferences(
             [prefs["episode_a"].to_numpy()[train_mask], prefs["episode_b"].to_numpy()[train_mask]]
         )
     )
-    all_eps = store.episodes(dataset)[S.EPISODE].to_numpy()
+    all_eps = store.episodes(dataset, keys=True)[S.EPISODE].to_numpy()
     held = np.unique(
         np.concatenate(
             [prefs["episode_a"].to_numpy()[test_mask], prefs["episode_b"].to_numpy()[test_mask]]

@@ -275,7 +275,7 @@ def train(
     timings: dict[str, float] = {}
     started = time.perf_counter()
 
-    episodes = store.episodes(dataset)[S.EPISODE].to_numpy()
+    episodes = store.episodes(dataset, keys=True)[S.EPISODE].to_numpy()
     info = store.datasets().filter(pl.col("dataset") == dataset).row(0, named=True)
     if info["rewards_missing"] == info["transitions"]:
         raise SchemaError(
@@ -425,4 +425,4 @@ def predict(
         std = std * frame.stats.target_scale
     if return_std:
         out["prediction_std"] = std
-    return pl.DataFrame(out)
+    return store.label_episodes(dataset, pl.DataFrame(out))  # the ids as ingested

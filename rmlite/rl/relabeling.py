@@ -287,13 +287,14 @@ def relabel(
     }
     if to_file:
         say(f"writing {out_s}")
-        full = store.read(dataset)
+        full = store.read(dataset, keys=True)
         pred = pl.from_arrow(predicted)
         assert isinstance(pred, pl.DataFrame)
-        joined = (
+        joined = store.label_episodes(  # the file shows the episode ids as ingested
+            dataset,
             full.rename({S.REWARD: "original_reward"})
             .join(pred, on=[S.EPISODE, S.STEP], how="left", maintain_order="left")
-            .select(*[c for c in S.COLUMNS if c != S.DATASET], "original_reward")
+            .select(*[c for c in S.COLUMNS if c != S.DATASET], "original_reward"),
         )
         provenance.update(target=os.path.abspath(out_s), target_kind="parquet", rows=joined.height)
         arrow = joined.to_arrow()

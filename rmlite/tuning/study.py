@@ -623,7 +623,7 @@ def tune_dataset(
         overrides = {**spec_space, **overrides}
     space = _search_space(base["backend"], overrides)
 
-    episodes = store.episodes(dataset)[S.EPISODE].to_numpy()
+    episodes = store.episodes(dataset, keys=True)[S.EPISODE].to_numpy()
     train_eps, _hold = split_episodes(episodes, holdout, seed)
     data = _Data(
         store_path=store.path, dataset=dataset, spec=spec.to_dict(), train_episodes=train_eps

@@ -14,6 +14,7 @@ import duckdb
 import polars as pl
 
 from rmlite._typing import PathLike
+from rmlite.data.store import _layout
 from rmlite.exceptions import DatasetNotFoundError, RmliteError, StoreLockedError
 
 DEFAULT_DB = "rmlite.duckdb"
@@ -71,7 +72,13 @@ def connect(store: Store, write: bool = False) -> Iterator[duckdb.DuckDBPyConnec
     delay = 0.02
     while True:
         try:
-            con = duckdb.connect(store.path, read_only=not write)
+            if write and not os.path.exists(store.path):
+                # The storage version is the file's, fixed when it is created.
+                con = duckdb.connect(
+                    store.path, config={"storage_compatibility_version": _layout.STORAGE_VERSION}
+                )
+            else:
+                con = duckdb.connect(store.path, read_only=not write)
             break
         except duckdb.IOException as exc:  # held by another process
             if "lock" not in str(exc).lower() or time.monotonic() > deadline:
@@ -81,9 +88,21 @@ def connect(store: Store, write: bool = False) -> Iterator[duckdb.DuckDBPyConnec
                 ) from exc
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
+    if not write and _layout.needs_upgrade(con):
+        # A store written by an older rmlite: upgrade it once (renamed columns, views)
+        # on a brief write open, so every read finds today's names.
+        con.close()
+        with connect(store, write=True):
+            pass
+        with connect(store, write=False) as con:
+            yield con
+        return
     try:
+        # Bookkeeping times are written in UTC; TIMESTAMPTZ values read back in UTC too.
+        _run(con, "SET TimeZone = 'UTC'")
         if write:
             _run(con, sql("schema"))
+            _layout.upgrade(con)
         yield con
     finally:
         con.close()
@@ -102,7 +121,7 @@ def require(store: Store, con: duckdb.DuckDBPyConnection, dataset: str) -> None:
     if has_tables(con) and _run(con, sql("dataset_info"), {"dataset": dataset}):
         return
     names = (
-        [r[0] for r in _run(con, "SELECT name FROM datasets ORDER BY name")]
+        [r[0] for r in _run(con, "SELECT dataset FROM datasets ORDER BY dataset")]
         if has_tables(con)
         else []
     )

@@ -17,10 +17,12 @@ from rmlite.data import schema as S
 from rmlite.data.features import FeatureFrame, FeatureSpec, FittedStats
 from rmlite.data.store import (
     _connection,
+    _layout,
     _monitor,
     _preferences,
     _relabels,
     _runs,
+    _sql,
     _transitions,
 )
 from rmlite.data.store._connection import _run, default_path, sql
@@ -46,6 +48,7 @@ class LogStore:
         if self.path == ":memory:":
             self._memory = duckdb.connect(":memory:")
             _run(self._memory, sql("schema"))
+            _layout.upgrade(self._memory)
 
     def __repr__(self) -> str:
         return f"LogStore({self.path!r})"
@@ -105,19 +108,45 @@ class LogStore:
         self,
         dataset: str,
         columns: Sequence[str] | None = None,
-        episodes: Sequence[int] | None = None,
+        episodes: Sequence[Any] | None = None,
     ) -> pa.Table:
         """All transitions of a dataset (or of some of its episodes) as Arrow, sorted by
-        (episode, step)."""
+        (episode, step). ``episode_id`` holds integer keys (the ids themselves unless the
+        dataset has text ids: see :meth:`episode_keys`); ``episodes`` may name either."""
         return _transitions.read_arrow(self, dataset, columns, episodes)
 
-    def read(self, dataset: str, columns: Sequence[str] | None = None) -> pl.DataFrame:
-        """All transitions of a dataset as a Polars frame, sorted by (episode, step)."""
-        return _transitions.read(self, dataset, columns)
+    def read(
+        self, dataset: str, columns: Sequence[str] | None = None, *, keys: bool = False
+    ) -> pl.DataFrame:
+        """All transitions of a dataset as a Polars frame, sorted by (episode, step).
 
-    def episodes(self, dataset: str) -> pl.DataFrame:
-        """One row per episode: length, first and last step, return, how it ended."""
-        return _transitions.episodes(self, dataset)
+        ``episode_id`` holds the ids as ingested (text ids included); ``keys=True`` gives
+        the integer keys that :meth:`read_arrow` and feature frames' ``groups`` hold.
+        """
+        return _transitions.read(self, dataset, columns, keys=keys)
+
+    def episodes(self, dataset: str, *, keys: bool = False) -> pl.DataFrame:
+        """One row per episode: length, first and last step, return, how it ended.
+
+        ``episode_id`` holds the ids as ingested; for a dataset with text ids
+        (``"run-a/ep-17"``) ``keys=True`` gives the integer keys instead, in the same order.
+        """
+        return _transitions.episodes(self, dataset, keys=keys)
+
+    def episode_keys(self, dataset: str, episodes: Iterable[Any]) -> list[int]:
+        """The integer keys of episodes named by their ids as ingested (text or integer).
+
+        Feature frames' ``groups`` and :meth:`read_arrow` hold these keys; for datasets with
+        integer ids a key is the id. An id the dataset does not hold is an error.
+        """
+        return _transitions.episode_keys(self, dataset, episodes)
+
+    def label_episodes(
+        self, dataset: str, frame: pl.DataFrame, columns: Sequence[str] = (S.EPISODE,)
+    ) -> pl.DataFrame:
+        """``frame`` with the integer episode keys in ``columns`` replaced by the ids as
+        ingested (unchanged for datasets with integer ids)."""
+        return _transitions.label_episodes(self, dataset, frame, columns)
 
     def rejected(self, dataset: str | None = None) -> pl.DataFrame:
         """Rows quarantined by earlier ingests, with the reason."""
@@ -137,6 +166,35 @@ class LogStore:
         formatted into the query.
         """
         return _connection.run_sql(self, query, params, write=write)
+
+    def export(
+        self,
+        query: str,
+        path: PathLike,
+        *,
+        format: str | None = None,
+        params: Mapping[str, Any] | Sequence[Any] | None = None,
+    ) -> int:
+        """Write a query's result to a file with DuckDB's own ``COPY``; return the rows.
+
+        The result streams to the file, whatever its size. ``format``: ``"parquet"``,
+        ``"csv"``, ``"tsv"`` or ``"json"`` (one object per line); by default the one that
+        ``path``'s ending means (``.parquet``, ``.csv``, ``.tsv``, ``.json``/``.jsonl``);
+        any other ending is an error. In CSV, lists and structs are written as JSON text.
+        The store is opened read-only.
+        """
+        return _sql.export(self, query, os.fspath(path), format, params)
+
+    def preview(
+        self,
+        query: str,
+        rows: int | None = 40,
+        *,
+        params: Mapping[str, Any] | Sequence[Any] | None = None,
+    ) -> tuple[pl.DataFrame, int]:
+        """The first ``rows`` rows of a query's result (all of them for ``None``) and how
+        many rows it has, in one streamed pass; the store is opened read-only."""
+        return _sql.preview(self, query, rows, params)
 
     def fingerprint(self, dataset: str) -> str:
         """A hash of a dataset's content: equal exactly when the transitions are equal."""
@@ -263,9 +321,13 @@ class LogStore:
             self, source, dataset, on_error=on_error, progress=progress
         )
 
-    def preferences(self, dataset: str) -> pl.DataFrame:
-        """Every judged pair of a dataset (see :data:`rmlite.data.schema.PREFERENCE_COLUMNS`)."""
-        return _preferences.preferences(self, dataset)
+    def preferences(self, dataset: str, *, keys: bool = False) -> pl.DataFrame:
+        """Every judged pair of a dataset (see :data:`rmlite.data.schema.PREFERENCE_COLUMNS`).
+
+        ``episode_a``/``episode_b`` hold the ids as ingested; ``keys=True`` gives integer
+        keys, as feature frames' ``groups`` hold them.
+        """
+        return _preferences.preferences(self, dataset, keys=keys)
 
     def check(self, dataset: str, next_obs_tolerance: float = 1e-6) -> CheckReport:
         """Check a dataset's log: numbering, episode ends, next_obs, non-finite values."""
@@ -276,7 +338,7 @@ class LogStore:
         dataset: str,
         spec: FeatureSpec | None = None,
         *,
-        train_episodes: Iterable[int] | None = None,
+        train_episodes: Iterable[Any] | None = None,
         stats: FittedStats | None = None,
     ) -> FeatureFrame:
         """Features and target of a dataset as one contiguous float32 matrix.
@@ -288,7 +350,8 @@ class LogStore:
         spec
             What to build (default: ``FeatureSpec()``, obs and action to reward).
         train_episodes
-            Episodes whose rows fit the imputation and scaling statistics (default all).
+            Episodes whose rows fit the imputation and scaling statistics (default all),
+            by their ids as ingested (text ids too) or their integer keys.
         stats
             Statistics fitted earlier (for example on training episodes, applied now to
             hold-out ones); ``train_episodes`` is then ignored.

@@ -12,8 +12,11 @@ import polars as pl
 import pyarrow as pa
 
 from rmlite.data import logs
+from rmlite.data.store import _episode_keys
 from rmlite.data.store._connection import Store, _run, has_tables, require, sql
 from rmlite.exceptions import IngestError
+
+PAIR_EPISODES = ("episode_a", "episode_b")
 
 
 def ingest_preferences(
@@ -42,7 +45,9 @@ def ingest_preferences(
         _run(con, "BEGIN TRANSACTION")
         try:
             ingest_id = int(_run(con, sql("next_ingest_id"))[0][0])
-            frame, rejected, conflicts = _stage_preferences(con, dataset, prepared.frame, on_error)
+            keyed, unknown = _episode_keys.pair_keys(con, dataset, prepared.frame, on_error)
+            frame, rejected, conflicts = _stage_preferences(con, dataset, keyed, on_error)
+            rejected = pl.concat([unknown, rejected])
             before = int(_run(con, sql("count_preferences"), {"dataset": dataset})[0][0])
             con.register("staged_preferences", frame.to_arrow())
             try:
@@ -95,7 +100,11 @@ def _stage_preferences(
     staged = frame.rename({logs.SOURCE: "source", logs.ROW: "source_row"})
     con.register("staged_preferences", staged.to_arrow())
     try:
-        missing = con.sql(sql("staged_preference_segments"), params={"dataset": dataset}).pl()
+        missing = _episode_keys.label(  # messages name episodes as the user does
+            con,
+            dataset,
+            con.sql(sql("staged_preference_segments"), params={"dataset": dataset}).pl(),
+        )
         if missing.height:
             missing = missing.with_columns(
                 pl.format(
@@ -119,7 +128,12 @@ def _stage_preferences(
                     f"[start, stop)). Nothing was written."
                 )
             refused.append(missing.select("source", "source_row", "reason"))
-        conflicts = con.sql(sql("staged_preference_conflicts"), params={"dataset": dataset}).pl()
+        conflicts = _episode_keys.label(
+            con,
+            dataset,
+            con.sql(sql("staged_preference_conflicts"), params={"dataset": dataset}).pl(),
+            PAIR_EPISODES,
+        )
         if conflicts.height and on_error == "raise":
             first = conflicts.row(0, named=True)
             more = f" ({conflicts.height - 1} more)" if conflicts.height > 1 else ""
@@ -169,7 +183,7 @@ def _stage_preferences(
     return keep, rejected, conflicts.height
 
 
-def preferences(store: Store, dataset: str) -> pl.DataFrame:
+def preferences(store: Store, dataset: str, *, keys: bool = False) -> pl.DataFrame:
     """The work of :meth:`LogStore.preferences`."""
     with store.connect() as con:
         require(store, con, dataset)
@@ -181,4 +195,5 @@ def preferences(store: Store, dataset: str) -> pl.DataFrame:
                 "NULL::VARCHAR AS annotator, NULL::TIMESTAMP AS timestamp, "
                 "NULL::BIGINT AS ingest_id LIMIT 0"
             ).pl()
-        return con.sql(sql("read_preferences"), params={"dataset": dataset}).pl()
+        pairs = con.sql(sql("read_preferences"), params={"dataset": dataset}).pl()
+        return pairs if keys else _episode_keys.label(con, dataset, pairs, PAIR_EPISODES)

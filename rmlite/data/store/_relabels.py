@@ -9,17 +9,25 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
+from rmlite.data.store import _layout
 from rmlite.data.store._connection import Store, _run, count, has_tables, require, sql
 from rmlite.exceptions import IngestError
 
 RELABEL_FIELDS = (
-    "source_dataset", "source_fingerprint", "target", "target_kind", "ingest_id",
+    "source_dataset", "source_fingerprint", "destination", "destination_kind", "ingest_id",
     "model_path", "model_fingerprint", "feature_spec", "gamma", "pessimism", "rescale",
     "rows", "rows_predicted",
 )  # fmt: skip
 
 
 def _relabel_values(provenance: Mapping[str, Any]) -> dict[str, Any]:
+    # The table says destination where a relabel report says target: in the store,
+    # ``target`` names what a model predicts (runs.target), as in FeatureSpec.
+    provenance = {
+        "destination": provenance.get("target"),
+        "destination_kind": provenance.get("target_kind"),
+        **provenance,
+    }
     values = {k: provenance.get(k) for k in RELABEL_FIELDS}
     for k in ("feature_spec", "rescale"):
         if values[k] is not None:
@@ -63,6 +71,9 @@ def relabel_into(
             finally:
                 con.unregister("predicted")
             rows = count(con, target)
+            # Text episode ids travel with the copy: the new dataset shows the same ids.
+            _run(con, sql("copy_episode_keys"), {"target": target, "source": source})
+            _layout.ensure_view(con, target)
             _run(
                 con,
                 sql("insert_ingest"),
@@ -100,7 +111,7 @@ def relabels(store: Store, dataset: str | None = None) -> pl.DataFrame:
         if not has_tables(con, "relabels"):
             return pl.DataFrame()
         query = "SELECT * FROM relabels" + (
-            " WHERE source_dataset = $dataset OR target = $dataset" if dataset else ""
+            " WHERE source_dataset = $dataset OR destination = $dataset" if dataset else ""
         )
         params = {"dataset": dataset} if dataset else None
         return con.sql(query + " ORDER BY relabel_id", params=params).pl()

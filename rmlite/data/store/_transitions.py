@@ -15,6 +15,7 @@ from rmlite._typing import PathLike
 from rmlite.data import logs
 from rmlite.data import schema as S
 from rmlite.data.features import FeatureFrame, FeatureSpec, FittedStats, build_features
+from rmlite.data.store import _episode_keys, _layout
 from rmlite.data.store._connection import Store, _run, count, has_tables, require, sql
 from rmlite.data.store._reports import CheckReport, IngestReport
 from rmlite.exceptions import ConflictError, IngestError, RmliteError
@@ -67,10 +68,11 @@ def _land(
     say: Callable[[str], None],
 ) -> IngestReport:
     ingest_id = int(_run(con, sql("next_ingest_id"))[0][0])
-    staged = logs.canonical_arrow(log.frame, dataset, ingest_id)
+    keyed = _episode_keys.assign(con, dataset, log.frame)
+    staged = logs.canonical_arrow(keyed, dataset, ingest_id)
     con.register("staged", staged)
     try:
-        conflicts = con.sql(sql("staged_conflicts")).pl()
+        conflicts = _episode_keys.label(con, dataset, con.sql(sql("staged_conflicts")).pl())
         if conflicts.height and on_error == "raise":
             first = conflicts.row(0, named=True)
             more = f" ({conflicts.height - 1} more)" if conflicts.height > 1 else ""
@@ -94,6 +96,7 @@ def _land(
         before = count(con, dataset)
         _run(con, sql("insert_new"), {"dataset": dataset})
         added = count(con, dataset) - before
+        _layout.ensure_view(con, dataset)
     finally:
         con.unregister("staged")
 
@@ -174,7 +177,7 @@ def read_arrow(
     store: Store,
     dataset: str,
     columns: Sequence[str] | None = None,
-    episodes: Sequence[int] | None = None,
+    episodes: Sequence[Any] | None = None,
 ) -> pa.Table:
     """The work of :meth:`LogStore.read_arrow`."""
     with store.connect() as con:
@@ -194,22 +197,40 @@ def read_arrow(
             )
         params: dict[str, Any] = {"dataset": dataset}
         if episodes is not None:
-            params["episodes"] = [int(e) for e in episodes]
+            params["episodes"] = _episode_keys.to_keys(con, dataset, episodes)
         return con.sql(query, params=params).to_arrow_table()
 
 
-def read(store: Store, dataset: str, columns: Sequence[str] | None = None) -> pl.DataFrame:
+def read(
+    store: Store, dataset: str, columns: Sequence[str] | None = None, *, keys: bool = False
+) -> pl.DataFrame:
     """The work of :meth:`LogStore.read`."""
     frame = pl.from_arrow(read_arrow(store, dataset, columns))
     assert isinstance(frame, pl.DataFrame)
-    return frame
+    return frame if keys else label_episodes(store, dataset, frame)
 
 
-def episodes(store: Store, dataset: str) -> pl.DataFrame:
+def episodes(store: Store, dataset: str, *, keys: bool = False) -> pl.DataFrame:
     """The work of :meth:`LogStore.episodes`."""
     with store.connect() as con:
         require(store, con, dataset)
-        return con.sql(sql("episodes"), params={"dataset": dataset}).pl()
+        frame = con.sql(sql("episodes"), params={"dataset": dataset}).pl()
+        return frame if keys else _episode_keys.label(con, dataset, frame)
+
+
+def label_episodes(
+    store: Store, dataset: str, frame: pl.DataFrame, columns: Sequence[str] = (S.EPISODE,)
+) -> pl.DataFrame:
+    """The work of :meth:`LogStore.label_episodes`."""
+    with store.connect() as con:
+        return _episode_keys.label(con, dataset, frame, columns)
+
+
+def episode_keys(store: Store, dataset: str, episodes: Iterable[Any]) -> list[int]:
+    """The work of :meth:`LogStore.episode_keys`."""
+    with store.connect() as con:
+        require(store, con, dataset)
+        return _episode_keys.to_keys(con, dataset, episodes)
 
 
 def rejected(store: Store, dataset: str | None = None) -> pl.DataFrame:
@@ -263,11 +284,13 @@ def features(
     dataset: str,
     spec: FeatureSpec | None = None,
     *,
-    train_episodes: Iterable[int] | None = None,
+    train_episodes: Iterable[Any] | None = None,
     stats: FittedStats | None = None,
 ) -> FeatureFrame:
     """The work of :meth:`LogStore.features`."""
     spec = spec or FeatureSpec()
+    if train_episodes is not None and stats is None:
+        train_episodes = episode_keys(store, dataset, train_episodes)
     table = read_arrow(store, dataset, spec.columns_needed())
     return build_features(table, spec, train_episodes=train_episodes, stats=stats)
 

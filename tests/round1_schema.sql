@@ -1,0 +1,166 @@
+-- round1_schema: the store schema of round 1 (before text ids, views and renames), for the upgrade test
+CREATE SEQUENCE IF NOT EXISTS ingest_seq START 1;
+
+CREATE TABLE IF NOT EXISTS transitions (
+    dataset     VARCHAR   NOT NULL,
+    episode_id  BIGINT    NOT NULL,
+    step        BIGINT    NOT NULL,
+    obs         FLOAT[]   NOT NULL,
+    action      FLOAT[]   NOT NULL,
+    reward      DOUBLE,
+    next_obs    FLOAT[],
+    terminated  BOOLEAN   NOT NULL,
+    truncated   BOOLEAN   NOT NULL,
+    "timestamp" TIMESTAMP,
+    extra       JSON,
+    ingest_id   BIGINT    NOT NULL,
+    PRIMARY KEY (dataset, episode_id, step)
+);
+
+CREATE TABLE IF NOT EXISTS datasets (
+    name            VARCHAR PRIMARY KEY,
+    obs_dim         INTEGER NOT NULL,
+    action_dim      INTEGER NOT NULL,
+    action_discrete BOOLEAN NOT NULL,
+    created_at      TIMESTAMP NOT NULL,
+    updated_at      TIMESTAMP NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS ingests (
+    ingest_id      BIGINT PRIMARY KEY,
+    dataset        VARCHAR NOT NULL,
+    sources        VARCHAR[] NOT NULL,
+    rows_read      BIGINT NOT NULL,
+    rows_added     BIGINT NOT NULL,
+    rows_duplicate BIGINT NOT NULL,
+    rows_rejected  BIGINT NOT NULL,
+    rows_conflicting BIGINT NOT NULL,
+    finished_at    TIMESTAMP NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS rejected (
+    ingest_id   BIGINT NOT NULL,
+    dataset     VARCHAR NOT NULL,
+    source      VARCHAR NOT NULL,
+    source_row  BIGINT,
+    reason      VARCHAR NOT NULL,
+    record      JSON,
+    rejected_at TIMESTAMP NOT NULL
+);
+
+CREATE SEQUENCE IF NOT EXISTS run_seq START 1;
+
+CREATE TABLE IF NOT EXISTS runs (
+    run_id           BIGINT PRIMARY KEY,
+    kind             VARCHAR NOT NULL,
+    dataset          VARCHAR NOT NULL,
+    target           VARCHAR,
+    backend          VARCHAR,
+    device           VARCHAR,
+    params           JSON,
+    feature_spec     JSON,
+    metrics          JSON,
+    data_fingerprint VARCHAR,
+    model_path       VARCHAR,
+    trial_number     INTEGER,
+    duration_s       DOUBLE,
+    created_at       TIMESTAMP NOT NULL
+);
+
+CREATE SEQUENCE IF NOT EXISTS relabel_seq START 1;
+
+CREATE TABLE IF NOT EXISTS relabels (
+    relabel_id         BIGINT PRIMARY KEY,
+    source_dataset     VARCHAR NOT NULL,
+    source_fingerprint VARCHAR NOT NULL,
+    target             VARCHAR NOT NULL,
+    target_kind        VARCHAR NOT NULL,
+    ingest_id          BIGINT,
+    model_path         VARCHAR,
+    model_fingerprint  VARCHAR NOT NULL,
+    feature_spec       JSON NOT NULL,
+    gamma              DOUBLE,
+    pessimism          DOUBLE,
+    rescale            JSON,
+    rows               BIGINT NOT NULL,
+    rows_predicted     BIGINT NOT NULL,
+    created_at         TIMESTAMP NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS preferences (
+    dataset     VARCHAR NOT NULL,
+    episode_a   BIGINT  NOT NULL,
+    start_a     BIGINT  NOT NULL,
+    stop_a      BIGINT  NOT NULL,
+    episode_b   BIGINT  NOT NULL,
+    start_b     BIGINT  NOT NULL,
+    stop_b      BIGINT  NOT NULL,
+    label       DOUBLE  NOT NULL,
+    margin      DOUBLE,
+    annotator   VARCHAR NOT NULL,
+    "timestamp" TIMESTAMP,
+    ingest_id   BIGINT  NOT NULL,
+    PRIMARY KEY (dataset, episode_a, start_a, stop_a, episode_b, start_b, stop_b, annotator)
+);
+
+-- Monitoring: one row per `rmlite monitor` pass over newly ingested episodes.
+CREATE SEQUENCE IF NOT EXISTS monitor_seq START 1;
+
+CREATE TABLE IF NOT EXISTS monitor_passes (
+    pass_id           BIGINT PRIMARY KEY,
+    dataset           VARCHAR NOT NULL,
+    model_path        VARCHAR,
+    model_fingerprint VARCHAR NOT NULL,
+    reference         VARCHAR NOT NULL,
+    first_ingest_id   BIGINT,
+    last_ingest_id    BIGINT NOT NULL,
+    episodes          BIGINT NOT NULL,
+    rows              BIGINT NOT NULL,
+    alerts            INTEGER NOT NULL,
+    started_at        TIMESTAMP NOT NULL,
+    finished_at       TIMESTAMP NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS metrics (
+    pass_id           BIGINT NOT NULL,
+    dataset           VARCHAR NOT NULL,
+    model_fingerprint VARCHAR NOT NULL,
+    metric            VARCHAR NOT NULL,
+    value             DOUBLE,
+    created_at        TIMESTAMP NOT NULL,
+    PRIMARY KEY (pass_id, metric)
+);
+
+CREATE TABLE IF NOT EXISTS drift (
+    pass_id           BIGINT NOT NULL,
+    dataset           VARCHAR NOT NULL,
+    model_fingerprint VARCHAR NOT NULL,
+    kind              VARCHAR NOT NULL,
+    name              VARCHAR NOT NULL,
+    psi               DOUBLE,
+    ks                DOUBLE,
+    ks_pvalue         DOUBLE,
+    wasserstein       DOUBLE,
+    severity          VARCHAR NOT NULL,
+    created_at        TIMESTAMP NOT NULL,
+    PRIMARY KEY (pass_id, kind, name)
+);
+
+CREATE TABLE IF NOT EXISTS alerts (
+    pass_id           BIGINT NOT NULL,
+    dataset           VARCHAR NOT NULL,
+    model_fingerprint VARCHAR NOT NULL,
+    severity          VARCHAR NOT NULL,
+    source            VARCHAR NOT NULL,
+    name              VARCHAR,
+    message           VARCHAR NOT NULL,
+    created_at        TIMESTAMP NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS monitor_samples (
+    pass_id    BIGINT NOT NULL,
+    episode_id BIGINT NOT NULL,
+    step       BIGINT NOT NULL,
+    y_true     DOUBLE,
+    y_pred     DOUBLE NOT NULL
+);
