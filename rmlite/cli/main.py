@@ -3,8 +3,8 @@
 One small function per subcommand, in one module per command group (``data``, ``train``,
 ``rl``, ``tune``, ``prefs``, ``monitor``, ``dashboard``, ``bench``); this module builds the
 parser from them and runs the command. Heavy libraries load inside the commands that need
-them, so ``rmlite --help`` stays instant. Exit codes: 0 success, 2 bad input (a clear
-message on stderr), 1 internal failure.
+them, so ``rmlite --help`` stays instant. Exit codes (see :mod:`rmlite.cli._errors`): 0
+success, 2 bad input, 75 store busy or disk full, 130 interrupted, 1 a bug.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from rmlite.cli import bench, dashboard, data, monitor, prefs, rl, train, tune
-from rmlite.cli._common import EXIT_INTERNAL, _bad_input, _Formatter
+from rmlite.cli._common import _Formatter
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,21 +80,21 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``rmlite`` command."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    from rmlite.exceptions import RmliteError, StoreLockedError
-
+    """Entry point of the ``rmlite`` command; every error ends in :mod:`rmlite.cli._errors`."""
+    args = None
     try:
+        args = build_parser().parse_args(argv)
         return int(args.func(args))
-    except StoreLockedError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INTERNAL
-    except (RmliteError, FileNotFoundError) as exc:
-        return _bad_input(str(exc))
-    except KeyboardInterrupt:
-        print("interrupted; the store is as it was before this command", file=sys.stderr)
-        return 130
+    except SystemExit:
+        raise  # argparse's own exit (--help, a bad flag), or a command's chosen code
+    except BaseException as exc:
+        from rmlite.cli import _errors
+
+        return _errors.report(
+            exc,
+            json_mode=bool(getattr(args, "json", False)),
+            command=getattr(args, "command", None),
+        )
 
 
 if __name__ == "__main__":

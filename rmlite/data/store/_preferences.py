@@ -12,7 +12,15 @@ import polars as pl
 import pyarrow as pa
 
 from rmlite.data import logs
-from rmlite.data.store._connection import Store, _run, has_tables, require, sql
+from rmlite.data.store._connection import (
+    Store,
+    _run,
+    has_tables,
+    require,
+    sql,
+    transaction,
+    unregister,
+)
 from rmlite.exceptions import IngestError
 
 
@@ -39,8 +47,7 @@ def ingest_preferences(
     say(f"landing {prepared.frame.height:,} preference pairs")
     with store.connect(write=True) as con:
         require(store, con, dataset)
-        _run(con, "BEGIN TRANSACTION")
-        try:
+        with transaction(store.path, con):
             ingest_id = int(_run(con, sql("next_ingest_id"))[0][0])
             frame, rejected, conflicts = _stage_preferences(con, dataset, prepared.frame, on_error)
             before = int(_run(con, sql("count_preferences"), {"dataset": dataset})[0][0])
@@ -48,7 +55,7 @@ def ingest_preferences(
             try:
                 _run(con, sql("insert_preferences"), {"dataset": dataset, "ingest_id": ingest_id})
             finally:
-                con.unregister("staged_preferences")
+                unregister(con, "staged_preferences")
             after = int(_run(con, sql("count_preferences"), {"dataset": dataset})[0][0])
             added = after - before
             rejected = pl.concat([prepared.rejected, rejected])
@@ -61,11 +68,7 @@ def ingest_preferences(
                         {"ingest_id": ingest_id, "dataset": dataset},
                     )
                 finally:
-                    con.unregister("rejected_staged")
-            _run(con, "COMMIT")
-        except BaseException:
-            _run(con, "ROLLBACK")
-            raise
+                    unregister(con, "rejected_staged")
     say("done")
     return PreferenceIngestReport(
         dataset=dataset,
@@ -143,7 +146,7 @@ def _stage_preferences(
                 )
             )
     finally:
-        con.unregister("staged_preferences")
+        unregister(con, "staged_preferences")
     schema = {"source": pl.String, "row": pl.Int64, "reason": pl.String, "record": pl.String}
     if not refused:
         return frame, pl.DataFrame(schema=schema), 0

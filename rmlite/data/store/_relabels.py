@@ -9,7 +9,16 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from rmlite.data.store._connection import Store, _run, count, has_tables, require, sql
+from rmlite.data.store._connection import (
+    Store,
+    _run,
+    count,
+    has_tables,
+    require,
+    sql,
+    transaction,
+    unregister,
+)
 from rmlite.exceptions import IngestError
 
 RELABEL_FIELDS = (
@@ -38,8 +47,7 @@ def relabel_into(
                 f"{store.path}: dataset {target!r} already exists; a relabel writes a new "
                 f"dataset and never overwrites one. Choose another name for --out."
             )
-        _run(con, "BEGIN TRANSACTION")
-        try:
+        with transaction(store.path, con):
             info = _run(con, sql("dataset_info"), {"dataset": source})
             obs_dim, action_dim, discrete = info[0]
             ingest_id = int(_run(con, sql("next_ingest_id"))[0][0])
@@ -61,7 +69,7 @@ def relabel_into(
                     {"target": target, "source": source, "ingest_id": ingest_id},
                 )
             finally:
-                con.unregister("predicted")
+                unregister(con, "predicted")
             rows = count(con, target)
             _run(
                 con,
@@ -81,10 +89,6 @@ def relabel_into(
                 {**provenance, "ingest_id": ingest_id, "target": target, "rows": rows}
             )
             relabel_id = int(_run(con, sql("insert_relabel"), values)[0][0])
-            _run(con, "COMMIT")
-        except BaseException:
-            _run(con, "ROLLBACK")
-            raise
     return relabel_id, rows
 
 
