@@ -80,6 +80,7 @@ def ingest_preferences(
         pairs_conflicting=conflicts,
         pairs_rejected=rejected.height - conflicts,
         seconds=time.perf_counter() - started,
+        warnings=prepared.warnings,
     )
 
 

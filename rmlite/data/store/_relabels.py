@@ -9,6 +9,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
+from rmlite.data.schema import check_dataset_name
 from rmlite.data.store._connection import (
     Store,
     _run,
@@ -19,7 +20,7 @@ from rmlite.data.store._connection import (
     transaction,
     unregister,
 )
-from rmlite.exceptions import IngestError
+from rmlite.exceptions import IngestError, SchemaError
 
 RELABEL_FIELDS = (
     "source_dataset", "source_fingerprint", "target", "target_kind", "ingest_id",
@@ -40,6 +41,10 @@ def relabel_into(
     store: Store, source: str, target: str, predicted: pa.Table, provenance: Mapping[str, Any]
 ) -> tuple[int, int]:
     """The work of :meth:`LogStore.relabel_into`."""
+    try:
+        check_dataset_name(target)
+    except SchemaError as exc:
+        raise IngestError(f"{exc} (the relabel's target dataset)") from exc
     with store.connect(write=True) as con:
         require(store, con, source)
         if _run(con, sql("dataset_info"), {"dataset": target}):

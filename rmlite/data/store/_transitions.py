@@ -27,7 +27,7 @@ from rmlite.data.store._connection import (
     unregister,
 )
 from rmlite.data.store._reports import CheckReport, IngestReport
-from rmlite.exceptions import ConflictError, IngestError, RmliteError
+from rmlite.exceptions import ConflictError, IngestError, RmliteError, SchemaError
 
 
 def ingest(
@@ -41,8 +41,10 @@ def ingest(
     """The work of :meth:`LogStore.ingest`."""
     started = time.perf_counter()
     say = progress or (lambda _msg: None)
-    if not isinstance(dataset, str) or not dataset.strip():
-        raise IngestError(f"The dataset name must be a non-empty string. Got {dataset!r} instead.")
+    try:
+        S.check_dataset_name(dataset)
+    except SchemaError as exc:
+        raise IngestError(str(exc)) from exc
     sources = (
         [source]
         if isinstance(source, str | os.PathLike | pl.DataFrame | pl.LazyFrame | pa.Table)
@@ -284,7 +286,10 @@ def features(
     """The work of :meth:`LogStore.features`."""
     spec = spec or FeatureSpec()
     table = read_arrow(store, dataset, spec.columns_needed())
-    return build_features(table, spec, train_episodes=train_episodes, stats=stats)
+    try:
+        return build_features(table, spec, train_episodes=train_episodes, stats=stats)
+    except SchemaError as exc:
+        raise SchemaError(f"dataset {dataset!r}: {exc}") from exc
 
 
 def export_partitions(store: Store, dataset: str, folder: PathLike, buckets: int) -> list[str]:
