@@ -243,7 +243,9 @@ def _value_reasons(raw: pl.DataFrame, typed: dict[str, pl.Expr]) -> pl.Expr:
             (
                 pl.col(col).is_not_null() & typed[col].is_null(),
                 pl.format(
-                    f"{col} is {{}}; it must be a whole step number", pl.col(col).cast(pl.String)
+                    f"{col} is {{}}; it must be a whole number within int64 "
+                    f"({'an episode id' if col.startswith('episode') else 'a step'})",
+                    pl.col(col).cast(pl.String),
                 ),
             )
         )
