@@ -134,6 +134,9 @@ RULES: dict[str, Rule] = {
 
 def classify(exc: BaseException) -> tuple[str, Rule] | None:
     """The class name and rule for an exception, or None when it is a bug."""
+    if isinstance(exc, RuntimeError) and "query interrupted" in str(exc).lower():
+        # DuckDB's word for a Ctrl+C that arrived while it scanned an Arrow table.
+        return "RuntimeError", RULES["builtins.KeyboardInterrupt"]
     for cls in type(exc).__mro__:
         name = f"{cls.__module__}.{cls.__qualname__}"
         rule = RULES.get(name)
@@ -144,6 +147,8 @@ def classify(exc: BaseException) -> tuple[str, Rule] | None:
 
 def _refine(exc: BaseException, rule: Rule) -> Rule:
     # A full disk surfaces as an OSError or as a DuckDB IO error: report it as such.
+    if rule.kind in ("disk_full", "store_locked", "store_unusable"):
+        return rule  # rmlite's own message already says what happened
     text = str(exc).lower()
     if "no space left on device" in text or getattr(exc, "errno", None) == 28:
         return Rule(

@@ -260,7 +260,11 @@ def _cause(path: str, exc: BaseException) -> BaseException:
     for e in chain:
         if isinstance(e, KeyboardInterrupt):
             return e
-        if isinstance(e, duckdb.InterruptException):
+        # DuckDB reports a Ctrl+C inside a query as InterruptException, or (while it scans
+        # a registered Arrow table) as a plain RuntimeError("Query interrupted").
+        if isinstance(e, duckdb.InterruptException) or (
+            isinstance(e, RuntimeError) and "query interrupted" in str(e).lower()
+        ):
             return KeyboardInterrupt()
     for e in chain:
         if isinstance(e, StoreFullError):
