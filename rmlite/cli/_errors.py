@@ -162,6 +162,13 @@ def _refine(exc: BaseException, rule: Rule) -> Rule:
 def message(exc: BaseException, rule: Rule, command: str | None) -> str:
     """One paragraph: the exception's own text (its first lines), then the fix."""
     if rule.kind == "interrupted":
+        # Loaded only if the command opened the store: no import at interrupt time.
+        connection = sys.modules.get("rmlite.data.store._connection")
+        if connection is not None and getattr(connection, "commits", 0):
+            return (
+                "interrupted after this command's write had landed; the store holds it "
+                "whole (rmlite datasets shows it)."
+            )
         return "interrupted; the store is as it was before this command."
     text = " ".join(str(exc).split()) or type(exc).__name__
     if len(text) > 600:

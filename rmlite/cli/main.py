@@ -10,6 +10,7 @@ success, 2 bad input, 75 store busy or disk full, 130 interrupted, 1 a bug.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Callable, Sequence
 
@@ -84,7 +85,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = None
     try:
         args = build_parser().parse_args(argv)
-        return int(args.func(args))
+        code = int(args.func(args))
+        if argv is None:
+            # The command line's own process: the work is done, and a Ctrl+C from now on
+            # would only turn the exit into a traceback.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        return code
     except SystemExit:
         raise  # argparse's own exit (--help, a bad flag), or a command's chosen code
     except BaseException as exc:

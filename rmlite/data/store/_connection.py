@@ -224,6 +224,8 @@ def _command_line(pid: int) -> str:
     except OSError:
         return ""
     text = " ".join(w.decode(errors="replace") for w in words if w)
+    # A command line is anyone's text: no control characters reach the terminal.
+    text = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
     return text[:120] + ("..." if len(text) > 120 else "")
 
 
@@ -238,6 +240,7 @@ def transaction(path: str, con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     fails (the transaction already gone, the disk full) is ignored: closing the connection
     discards the transaction either way, and nothing of it was committed.
     """
+    global commits
     _run(con, "BEGIN TRANSACTION")
     try:
         yield
@@ -249,6 +252,12 @@ def transaction(path: str, con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         if cause is exc:
             raise
         raise cause from exc
+    commits += 1
+
+
+commits = 0
+"""Write transactions this process has committed: the CLI reads it to tell a Ctrl+C
+that changed nothing from one that came after the command's write had landed."""
 
 
 def _cause(path: str, exc: BaseException) -> BaseException:
