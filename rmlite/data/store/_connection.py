@@ -7,6 +7,8 @@ import errno
 import functools
 import os
 import re
+import signal
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from importlib import resources
@@ -244,7 +246,14 @@ def transaction(path: str, con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     _run(con, "BEGIN TRANSACTION")
     try:
         yield
-        _run(con, "COMMIT")
+        # A Ctrl+C during COMMIT may be raised after DuckDB has committed: hold it until
+        # the commit is counted, so that nobody is told "nothing was written" about a
+        # write that landed.
+        with _sigint_deferred() as deferred:
+            _run(con, "COMMIT")
+            commits += 1
+        if deferred:
+            raise KeyboardInterrupt
     except BaseException as exc:
         with contextlib.suppress(duckdb.Error):
             _run(con, "ROLLBACK")
@@ -252,7 +261,27 @@ def transaction(path: str, con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         if cause is exc:
             raise
         raise cause from exc
-    commits += 1
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[list[int]]:
+    """Record SIGINT instead of raising it inside the block; the list says if one came.
+
+    Only in the main thread with Python's default handler in place (a program with its
+    own handler keeps it).
+    """
+    received: list[int] = []
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield received
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: received.append(signum))
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 commits = 0
