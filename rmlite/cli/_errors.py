@@ -164,7 +164,7 @@ def message(exc: BaseException, rule: Rule, command: str | None) -> str:
     if rule.kind == "interrupted":
         # Loaded only if the command opened the store: no import at interrupt time.
         connection = sys.modules.get("rmlite.data.store._connection")
-        if connection is not None and getattr(connection, "commits", 0):
+        if connection is not None and int(getattr(connection, "commits", 0)) > 0:
             return (
                 "interrupted after this command's write had landed; the store holds it "
                 "whole (rmlite datasets shows it)."

@@ -187,8 +187,10 @@ def _jsonl_bad_line(path: str) -> str:
                     continue
                 try:
                     value = json.loads(line)
-                except ValueError as exc:
+                except json.JSONDecodeError as exc:
                     return f"line {number} is not valid JSON ({exc.msg} at column {exc.colno})"
+                except ValueError as exc:  # e.g. a number too long to convert
+                    return f"line {number} is not valid JSON ({exc})"
                 if not isinstance(value, dict):
                     return f"line {number} holds a JSON {type(value).__name__}, not an object"
     except OSError:
