@@ -454,7 +454,11 @@ def test_a_signal_at_any_moment_of_ingest_leaves_the_store_whole(
         proc = _ingest_process(db, log)
         assert proc.stderr is not None
         proc.stderr.readline()  # '[rmlite] reading and checking sources': inside main
-        time.sleep(rng.uniform(0.0, 2.5))  # reading, landing, or already done
+        if trial == 0:  # the first trial hits the transaction: wait until it lands
+            proc.stderr.readline()  # '[rmlite] landing ... transitions'
+            time.sleep(rng.uniform(0.0, 0.05))
+        else:  # the others at any moment: reading, landing, or already done
+            time.sleep(rng.uniform(0.0, 2.5))
         proc.send_signal(sig)
         _out, err = proc.communicate(timeout=120)
         digest = store_digest(db)
