@@ -39,7 +39,17 @@ class DatasetNotFoundError(RmliteError, KeyError):
 
 
 class StoreLockedError(RmliteError, OSError):
-    """Another process holds the store file open for writing."""
+    """Another process holds the store file open (for writing, or for reading while this
+    one needs to write); the message names the process when DuckDB gives its PID."""
+
+
+class StoreOpenError(RmliteError, OSError):
+    """The store file cannot be opened for a reason that waiting will not cure: the path is
+    a folder, not a DuckDB file, damaged, in a missing folder, or not writable."""
+
+
+class StoreFullError(RmliteError, OSError):
+    """The disk ran full while writing the store; the write was rolled back."""
 
 
 _lazy: dict[str, type] = {}

@@ -7,6 +7,7 @@ session; they are Polars frames, so tests cannot change them in place.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import numpy as np
@@ -16,6 +17,14 @@ import pytest
 from rmlite import LogStore
 from rmlite.data import schema as S
 from rmlite.testing import rollout
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # `pytest -m fuzz` selects the hostile-input tests; this makes them run long
+    # (tests/hostile.py reads RMLITE_FUZZ to pick its Hypothesis profile).
+    if "fuzz" in (config.getoption("markexpr", "") or ""):
+        os.environ.setdefault("RMLITE_FUZZ", "1")
+
 
 PENDULUM_EPISODES = 4
 PENDULUM_STEPS = 50

@@ -723,7 +723,10 @@ def test_a_store_held_by_another_process(tmp_path, pendulum_log):
     LogStore(path).ingest(pendulum_log, dataset="p")
     child = _hold_store_open(path, seconds=30)
     try:
-        with pytest.raises(StoreLockedError, match=r"held\.duckdb: cannot open the store .*lock"):
+        # The message names the process that holds the file, so the user knows whom to stop.
+        with pytest.raises(
+            StoreLockedError, match=rf"held\.duckdb: process {child.pid} \(.*\) is writing"
+        ):
             LogStore(path, lock_timeout=0.2).read("p")
     finally:
         child.kill()

@@ -3,18 +3,19 @@
 One small function per subcommand, in one module per command group (``data``, ``train``,
 ``rl``, ``tune``, ``prefs``, ``monitor``, ``dashboard``, ``serve``, ``bench``); this module builds the
 parser from them and runs the command. Heavy libraries load inside the commands that need
-them, so ``rmlite --help`` stays instant. Exit codes: 0 success, 2 bad input (a clear
-message on stderr), 1 internal failure.
+them, so ``rmlite --help`` stays instant. Exit codes (see :mod:`rmlite.cli._errors`): 0
+success, 2 bad input, 75 store busy or disk full, 130 interrupted, 1 a bug.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Callable, Sequence
 
 from rmlite.cli import bench, completion, dashboard, data, monitor, prefs, rl, serve, train, tune
-from rmlite.cli._common import EXIT_INTERNAL, _bad_input, _Formatter
+from rmlite.cli._common import _Formatter
 from rmlite.cli._options import CommandParser, parse_args
 
 
@@ -86,21 +87,27 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``rmlite`` command."""
-    parser = build_parser()
-    args = parse_args(parser, argv)  # global options, $RMLITE_DB, rmlite.toml; completion
-    from rmlite.exceptions import RmliteError, StoreLockedError
-
+    """Entry point of the ``rmlite`` command; every error ends in :mod:`rmlite.cli._errors`."""
+    args = None
     try:
-        return int(args.func(args))
-    except StoreLockedError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INTERNAL
-    except (RmliteError, FileNotFoundError) as exc:
-        return _bad_input(str(exc))
-    except KeyboardInterrupt:
-        print("interrupted; the store is as it was before this command", file=sys.stderr)
-        return 130
+        # global options, $RMLITE_DB, rmlite.toml; completion
+        args = parse_args(build_parser(), argv)
+        code = int(args.func(args))
+        if argv is None:
+            # The command line's own process: the work is done, and a Ctrl+C from now on
+            # would only turn the exit into a traceback.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        return code
+    except SystemExit:
+        raise  # argparse's own exit (--help, a bad flag), or a command's chosen code
+    except BaseException as exc:
+        from rmlite.cli import _errors
+
+        return _errors.report(
+            exc,
+            json_mode=bool(getattr(args, "json", False)),
+            command=getattr(args, "command", None),
+        )
 
 
 if __name__ == "__main__":

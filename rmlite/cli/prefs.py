@@ -43,6 +43,8 @@ def cmd_prefs_ingest(args: argparse.Namespace) -> int:
         _emit_json(report.to_dict())
     else:
         _console().print(str(report))
+        for warning in report.warnings:
+            _console(stderr=True).print(f"[yellow]warning:[/] {warning}")
     return EXIT_OK
 
 

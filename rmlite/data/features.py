@@ -212,6 +212,20 @@ def build_features(
         remaining = (end_row - rows + 1).astype(np.float64)
         tail = np.where(ended, 0.0, np.power(spec.gamma, remaining))
 
+    # The model trains on float32: a target beyond its range (a reward of 1e308, or a
+    # return that overflows) would be infinite there. Refuse it here, naming the row,
+    # rather than fail deep inside an engine or drop the row as if it had no reward.
+    with np.errstate(invalid="ignore"):
+        huge = np.flatnonzero(np.abs(y) > np.finfo(np.float32).max)
+    if huge.size:
+        at = int(huge[0])
+        raise SchemaError(
+            f"the {spec.target} target is {y[at]:.6g} at episode {int(episode[at])} step "
+            f"{int(step[at])} ({huge.size} such rows): beyond float32's ±3.4e38, which the "
+            f"models train on. Rescale the rewards or clip them (scaling='clip', --clip LOW "
+            f"HIGH); a reward that is unknown belongs in the log as NULL."
+        )
+
     # ---- which rows stay
     keep = np.ones(n, dtype=bool)
     if require_target:

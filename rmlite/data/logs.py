@@ -163,11 +163,57 @@ def read_source(src: Source) -> tuple[str, pl.DataFrame]:
             frame = pl.read_ipc(path)  # Polars 2 removed memory_map=
     except (OSError, ValueError, pl.exceptions.PolarsError, pa.ArrowException) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        where = ""
+        if fmt == "jsonl":
+            where = _jsonl_bad_line(path)
+        elif fmt == "csv":
+            where = _csv_bad_value(path, sep, str(exc))
         raise IngestError(
-            f"{path}: cannot be read as {fmt}: {first}. Check that the file is complete "
-            f"and really {fmt}."
+            f"{path}: cannot be read as {fmt}: {where or first}. Check that the file is "
+            f"complete and really {fmt}."
         ) from exc
     return path, frame
+
+
+def _jsonl_bad_line(path: str) -> str:
+    """The first line of a JSON Lines file that is not a JSON object (the error path only:
+    Polars reports a character offset, people look for a line)."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for number, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    value = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    return f"line {number} is not valid JSON ({exc.msg} at column {exc.colno})"
+                except ValueError as exc:  # e.g. a number too long to convert
+                    return f"line {number} is not valid JSON ({exc})"
+                if not isinstance(value, dict):
+                    return f"line {number} holds a JSON {type(value).__name__}, not an object"
+    except OSError:
+        return ""
+    return ""
+
+
+_CSV_PARSE = re.compile(r"could not parse `(.*?)` as dtype `(\w+)` at column '(.*?)'")
+
+
+def _csv_bad_value(path: str, sep: str, error: str) -> str:
+    """Row and column of the CSV value Polars could not parse (it names only the column)."""
+    match = _CSV_PARSE.search(error)
+    if match is None:
+        return ""
+    value, dtype, column = match.groups()
+    try:
+        text = pl.read_csv(path, separator=sep, infer_schema_length=0, columns=[column])
+    except (OSError, pl.exceptions.PolarsError):
+        return ""
+    row = text.select(pl.col(column).str.strip_chars().eq(value.strip()).arg_true().first()).item()
+    at = f"row {row} (line {row + 2}), " if row is not None else ""
+    return f"{at}column {column!r} holds {value!r}, which is not a {dtype} like the rows above it"
 
 
 # ----------------------------------------------------------------------- normalizing
@@ -216,6 +262,11 @@ def _flat_columns(columns: Sequence[str], canonical: str) -> list[str]:
     return []
 
 
+_JSON_NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]{1,3})?"
+JSON_VECTOR = rf"^\s*\[\s*(?:(?:{_JSON_NUMBER}|null)(?:\s*,\s*(?:{_JSON_NUMBER}|null))*)?\s*\]\s*$"
+"""A vector written as JSON text: an array of numbers (or nulls), as CSV logs carry them."""
+
+
 def _vector_expr(
     frame: pl.DataFrame, canonical: str, mapping: dict[str, str], name: str
 ) -> tuple[pl.Expr | None, list[str], bool]:
@@ -253,9 +304,15 @@ def _vector_expr(
         discrete = dtype.is_integer() or dtype == pl.Boolean
         return pl.concat_list(pl.col(col).cast(pl.Float32)), [col], discrete
     if dtype == pl.String:
-        # CSV cannot hold lists; accept JSON arrays written as text ("[0.1, 0.2]").
+        # CSV cannot hold lists; accept JSON arrays written as text ("[0.1, 0.2]"). A row
+        # whose text is not such an array becomes NULL here and a row error in
+        # `_row_reasons` (the decoder would fail the whole column without naming a row).
+        valid = pl.col(col).str.contains(JSON_VECTOR)
         return (
-            pl.col(col).str.json_decode(pl.List(pl.Float64)).cast(pl.List(pl.Float32)),
+            pl.when(valid)
+            .then(pl.col(col))
+            .str.json_decode(pl.List(pl.Float64))
+            .cast(pl.List(pl.Float32)),
             [col],
             False,
         )
@@ -265,13 +322,30 @@ def _vector_expr(
     )
 
 
+def _not_a_number(frame: pl.DataFrame, col: str) -> str:
+    """For a text column that should be numeric: the first row that is not a number."""
+    if frame.schema[col] != pl.String:
+        return ""
+    text = pl.col(col).str.strip_chars()
+    bad = text.is_not_null() & text.cast(pl.Float64, strict=False).is_null()
+    row = frame.select(bad.arg_true().first()).item()
+    if row is None:
+        return ""
+    return f" (row {row} holds {frame[col][row]!r})"
+
+
 def _concat(frame: pl.DataFrame, used: list[str], canonical: str, name: str) -> pl.Expr:
+    # `frame.schema` builds a new Schema object of every column on each access: read it
+    # once, or a log with thousands of numbered columns takes quadratic time (10,000
+    # obs_i columns took 277 s).
+    schema = frame.schema
     for c in used:
-        dtype = frame.schema[c]
+        dtype = schema[c]
         if not (dtype.is_numeric() or dtype == pl.Null):
             raise SchemaError(
-                f"{name}: column {c!r} (part of {canonical}) must be numeric; got {dtype}. "
-                f"Cast it or map other columns with {_MAP_FLAG[canonical]}."
+                f"{name}: column {c!r} (part of {canonical}) must be numeric; got {dtype}"
+                f"{_not_a_number(frame, c)}. Cast it or map other columns with "
+                f"{_MAP_FLAG[canonical]}."
             )
     return pl.concat_list([pl.col(c).cast(pl.Float32) for c in used])
 
@@ -316,7 +390,13 @@ def _timestamp_expr(frame: pl.DataFrame, col: str, name: str) -> pl.Expr:
             expr = expr.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
         return expr.dt.cast_time_unit("us")
     if dtype.is_numeric():
-        return (pl.col(col).cast(pl.Float64) * 1e6).cast(pl.Int64).cast(pl.Datetime("us"))
+        # Seconds beyond the range of a microsecond int64 (about ±292,000 years) become
+        # NULL here, and a row error in `normalize`.
+        return (
+            (pl.col(col).cast(pl.Float64) * 1e6)
+            .cast(pl.Int64, strict=False)
+            .cast(pl.Datetime("us"))
+        )
     if dtype == pl.String:
         return pl.col(col).str.to_datetime(time_unit="us", strict=False)
     raise SchemaError(
@@ -359,8 +439,9 @@ def normalize(
     rdtype = frame.schema[reward_col]
     if not (rdtype.is_numeric() or rdtype in (pl.Boolean, pl.Null)):
         raise SchemaError(
-            f"{name}: column {reward_col!r} (reward) must be numeric; got {rdtype}. "
-            f"Cast it or map another column with --reward-col."
+            f"{name}: column {reward_col!r} (reward) must be numeric; got {rdtype}"
+            f"{_not_a_number(frame, reward_col)}. Cast it or map another column with "
+            f"--reward-col."
         )
     episode_col = _find(columns, S.EPISODE, m, name)
     step_col = _find(columns, S.STEP, m, name)
@@ -370,8 +451,25 @@ def normalize(
     if step_col is not None and not frame.schema[step_col].is_integer():
         raise SchemaError(
             f"{name}: column {step_col!r} (step) must hold integers; got "
-            f"{frame.schema[step_col]}. Map integer steps with --step-col."
+            f"{frame.schema[step_col]}{_not_a_number(frame, step_col)}. Map integer steps "
+            f"with --step-col."
         )
+
+    _one_role_per_column(
+        {
+            S.EPISODE: [episode_col],
+            S.STEP: [step_col],
+            S.REWARD: [reward_col],
+            S.TERMINATED: [term_col],
+            S.TRUNCATED: [trunc_col],
+            S.TIMESTAMP: [ts_col],
+            S.OBS: obs_used,
+            S.ACTION: act_used,
+            S.NEXT_OBS: next_used,
+        },
+        m,
+        name,
+    )
 
     terminated = _flag_expr(frame, term_col, S.TERMINATED, name)
     truncated = _flag_expr(frame, trunc_col, S.TRUNCATED, name)
@@ -392,27 +490,41 @@ def normalize(
     used.update(obs_used, act_used, next_used)
     extras = [c for c in columns if c not in used and not c.startswith("__")]
 
-    out = frame.select(
-        pl.int_range(pl.len(), dtype=pl.Int64).alias(ROW),
-        episode.alias(S.EPISODE),
-        obs.alias(S.OBS),  # type: ignore[union-attr]
-        action.alias(S.ACTION),  # type: ignore[union-attr]
-        pl.col(reward_col).cast(pl.Float64).alias(S.REWARD),
-        (next_obs if next_obs is not None else pl.lit(None, pl.List(pl.Float32))).alias(S.NEXT_OBS),
-        terminated.alias(S.TERMINATED),
-        truncated.alias(S.TRUNCATED),
-        (
-            _timestamp_expr(frame, ts_col, name)
-            if ts_col is not None
-            else pl.lit(None, pl.Datetime("us"))
-        ).alias(S.TIMESTAMP),
-        (pl.struct(extras).struct.json_encode() if extras else pl.lit(None, pl.String)).alias(
-            S.EXTRA
-        ),
-        (pl.col(step_col).cast(pl.Int64) if step_col is not None else pl.lit(None, pl.Int64)).alias(
-            S.STEP
-        ),
+    timestamp = (
+        _timestamp_expr(frame, ts_col, name)
+        if ts_col is not None
+        else pl.lit(None, pl.Datetime("us"))
     )
+    value_reason = _value_reason(
+        frame,
+        {S.EPISODE: episode_col, S.STEP: step_col},
+        ts_col,
+        timestamp,
+        {S.OBS: obs_used, S.ACTION: act_used, S.NEXT_OBS: next_used},
+    )
+    try:
+        out = _select(
+            frame,
+            name,
+            ROW,
+            episode,
+            obs,
+            action,
+            reward_col,
+            next_obs,
+            terminated,
+            truncated,
+            timestamp,
+            extras,
+            step_col,
+            value_reason,
+        )
+    except pl.exceptions.PolarsError as exc:
+        # A value no rule above foresaw: still an error naming the source, not a traceback.
+        raise SchemaError(
+            f"{name}: a value cannot be converted to the log contract ({_first_line(exc)}). "
+            f"Check the columns named there, or map other columns."
+        ) from exc
     if step_col is None:
         out = out.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).over(S.EPISODE).alias(S.STEP))
     out = out.with_columns(
@@ -420,7 +532,171 @@ def normalize(
         pl.lit(discrete).alias("__discrete"),
         pl.lit(episode_col is None).alias("__derived_episode"),
     )
-    return out.with_columns(_row_reasons(out, episode_col, step_col, next_obs is not None))
+    return out.with_columns(_row_reasons(out, episode_col, step_col, next_obs is not None)).drop(
+        _VALUE_REASON
+    )
+
+
+_VALUE_REASON = "__value_reason"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _one_role_per_column(
+    roles: dict[str, Sequence[str | None]], mapping: dict[str, str], name: str
+) -> None:
+    """One source column fills one role: ``--reward-col episode_id`` is refused."""
+    seen: dict[str, str] = {}
+    for canonical, columns in roles.items():
+        for col in columns:
+            if col is None:
+                continue
+            other = seen.setdefault(col, canonical)
+            if other != canonical:
+                how = " and ".join(
+                    f"{c} ({_MAP_FLAG[c]})" if c in mapping else f"{c} (found by name)"
+                    for c in (other, canonical)
+                )
+                raise SchemaError(
+                    f"{name}: column {col!r} is used for two roles: {how}. One column fills "
+                    f"one role; map each role to its own column."
+                )
+
+
+def _value_reason(
+    frame: pl.DataFrame,
+    integers: dict[str, str | None],
+    ts_col: str | None,
+    timestamp: pl.Expr,
+    vectors: dict[str, list[str]],
+) -> pl.Expr:
+    """Per row, the first source value that cannot become its canonical type, or NULL."""
+    schema = frame.schema
+    checks: list[tuple[pl.Expr, pl.Expr]] = []
+    for canonical, col in integers.items():
+        if col is not None:
+            checks.append(
+                (
+                    pl.col(col).is_not_null() & pl.col(col).cast(pl.Int64, strict=False).is_null(),
+                    pl.format(
+                        f"{col} is {{}}, beyond the 64-bit signed range of {canonical}",
+                        pl.col(col).cast(pl.String),
+                    ),
+                )
+            )
+    if ts_col is not None:
+        given = pl.col(ts_col).is_not_null()
+        if schema[ts_col].is_float():
+            given = given & pl.col(ts_col).is_finite()  # NaN: no time recorded
+        checks.append(
+            (
+                given & timestamp.is_null(),
+                pl.format(
+                    f"{ts_col} holds {{}}, which is not a time (Unix seconds within about "
+                    f"±290,000 years, a datetime, or ISO 8601 text)",
+                    pl.col(ts_col).cast(pl.String).str.slice(0, 40),
+                ),
+            )
+        )
+    for canonical, used in vectors.items():
+        if len(used) == 1 and schema[used[0]] == pl.String:
+            col = used[0]
+            checks.append(
+                (
+                    pl.col(col).is_not_null() & ~pl.col(col).str.contains(JSON_VECTOR),
+                    pl.format(
+                        f"{_label(col, canonical)} holds {{}}, which is not a JSON array of numbers",
+                        pl.col(col).str.slice(0, 40),
+                    ),
+                )
+            )
+    reason: pl.Expr = pl.lit(None, pl.String)
+    for cond, text in reversed(checks):
+        reason = pl.when(cond.fill_null(False)).then(text).otherwise(reason)
+    return reason.alias(_VALUE_REASON)
+
+
+def _label(col: str, canonical: str) -> str:
+    return col if col == canonical else f"{col} ({canonical})"
+
+
+def _holds(dtype: Any, kinds: tuple[Any, ...]) -> bool:
+    if any(dtype == k for k in kinds):
+        return True
+    if isinstance(dtype, pl.List | pl.Array):
+        return _holds(dtype.inner, kinds)
+    if isinstance(dtype, pl.Struct):
+        return any(_holds(f.dtype, kinds) for f in dtype.fields)
+    return False
+
+
+def _json_fields(frame: pl.DataFrame, columns: Sequence[str], name: str | None) -> list[pl.Expr]:
+    """The columns as JSON-encodable expressions: binary as base64 text.
+
+    Polars panics when it meets binary inside JSON, and cannot encode Python objects.
+    With ``name`` (the ``extra`` column of a source) a nested one is an error naming the
+    column; without (the record of a rejected row) it is replaced by a placeholder.
+    """
+    schema = frame.schema
+    out = []
+    for col in columns:
+        dtype = schema[col]
+        if dtype == pl.Binary:
+            out.append(pl.col(col).bin.encode("base64"))
+        elif _holds(dtype, (pl.Binary, pl.Object)):
+            if name is not None:
+                raise SchemaError(
+                    f"{name}: column {col!r} ({dtype}) holds binary data or Python objects "
+                    f"inside lists or structs, which the JSON column 'extra' cannot keep. "
+                    f"Drop the column or convert it to text or numbers."
+                )
+            out.append(pl.lit(f"<{dtype}>").alias(col))
+        else:
+            out.append(pl.col(col))
+    return out
+
+
+def _select(
+    frame: pl.DataFrame,
+    name: str,
+    row: str,
+    episode: pl.Expr,
+    obs: pl.Expr | None,
+    action: pl.Expr | None,
+    reward_col: str,
+    next_obs: pl.Expr | None,
+    terminated: pl.Expr,
+    truncated: pl.Expr,
+    timestamp: pl.Expr,
+    extras: list[str],
+    step_col: str | None,
+    value_reason: pl.Expr,
+) -> pl.DataFrame:
+    return frame.select(
+        pl.int_range(pl.len(), dtype=pl.Int64).alias(row),
+        episode.alias(S.EPISODE),
+        obs.alias(S.OBS),  # type: ignore[union-attr]
+        action.alias(S.ACTION),  # type: ignore[union-attr]
+        pl.col(reward_col).cast(pl.Float64).alias(S.REWARD),
+        (next_obs if next_obs is not None else pl.lit(None, pl.List(pl.Float32))).alias(S.NEXT_OBS),
+        terminated.alias(S.TERMINATED),
+        truncated.alias(S.TRUNCATED),
+        timestamp.alias(S.TIMESTAMP),
+        (
+            pl.struct(_json_fields(frame, extras, name)).struct.json_encode()
+            if extras
+            else pl.lit(None, pl.String)
+        ).alias(S.EXTRA),
+        (
+            pl.col(step_col).cast(pl.Int64, strict=False)
+            if step_col is not None
+            else pl.lit(None, pl.Int64)
+        ).alias(S.STEP),
+        value_reason,
+    )
 
 
 def episode_expr(frame: pl.DataFrame, col: str, name: str) -> pl.Expr:
@@ -432,7 +708,8 @@ def episode_expr(frame: pl.DataFrame, col: str, name: str) -> pl.Expr:
     """
     dtype = frame.schema[col]
     if dtype.is_integer():
-        return pl.col(col).cast(pl.Int64)
+        # Ids beyond int64 (UInt64 >= 2**63) become NULL, then a row error (_value_reason).
+        return pl.col(col).cast(pl.Int64, strict=False)
     if dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum):
         return pl.col(col).cast(pl.String)
     if dtype == pl.Binary:
@@ -458,6 +735,7 @@ def _row_reasons(
     obs_len = _mode_len(out, S.OBS)
     act_len = _mode_len(out, S.ACTION)
     checks: list[tuple[pl.Expr, pl.Expr]] = [
+        (pl.col(_VALUE_REASON).is_not_null(), pl.col(_VALUE_REASON)),
         (pl.col(S.EPISODE).is_null(), pl.lit(f"{episode_col or S.EPISODE} is null")),
         (pl.col(S.STEP).is_null(), pl.lit(f"{step_col or S.STEP} is null")),
         (pl.col(S.OBS).is_null(), pl.lit("obs is null")),
@@ -622,7 +900,7 @@ def prepare(
             .otherwise(None)
             .alias(S.NEXT_OBS)
         )
-    warnings = []
+    warnings = _infinity_warnings(frame)
     if not any(
         _has(raw, S.TERMINATED, mapping) or _has(raw, S.TRUNCATED, mapping) for raw in raws.values()
     ):
@@ -638,6 +916,28 @@ def prepare(
         next_obs_derived=derived,
         warnings=warnings,
     )
+
+
+def _infinity_warnings(frame: pl.DataFrame) -> list[str]:
+    """Vectors are stored as float32: a value beyond ±3.4e38 (a float64 1e308) becomes
+    ±inf. That is kept, as the log's own infinities are, but said aloud."""
+    out = []
+    for col in S.VECTOR_COLUMNS:
+        values = pl.col(col)
+        infinite = (values.list.max().is_infinite() | values.list.min().is_infinite()).fill_null(
+            False
+        )
+        found = frame.select(
+            infinite.sum().alias("count"), infinite.arg_true().first().alias("first")
+        ).row(0)
+        if found[0]:
+            first = frame.row(int(found[1]), named=True)
+            out.append(
+                f"{col} holds ±inf in {found[0]:,} rows (first: {first[SOURCE]} row "
+                f"{first[ROW]}): values beyond float32's ±3.4e38 are stored as inf. rmlite "
+                f"check counts them; features treat them as missing."
+            )
+    return out
 
 
 def _has(raw: pl.DataFrame, canonical: str, mapping: S.ColumnMapping | None) -> bool:
@@ -656,7 +956,11 @@ def _rejected_records(bad: pl.DataFrame, raws: dict[str, pl.DataFrame]) -> pl.Da
         raw = raws[source]
         idx = rows[ROW]
         original = raw[idx.to_list()] if raw.width else raw
-        records = original.select(pl.struct(pl.all()).struct.json_encode().alias("record"))
+        records = original.select(
+            pl.struct(_json_fields(original, original.columns, None))
+            .struct.json_encode()
+            .alias("record")
+        )
         out.append(
             pl.DataFrame(
                 {

@@ -45,6 +45,7 @@ class PreparedPreferences:
     rejected: pl.DataFrame
     sources: list[str]
     rows_read: int
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -106,7 +107,7 @@ def prepare_preferences(
         parts.append(_normalize(raw, name))
     frame = pl.concat(parts, how="vertical_relaxed") if len(parts) > 1 else parts[0]
     rows_read = frame.height
-    frame = frame.with_columns(_row_reasons())
+    frame = frame.with_columns(_row_reasons()).drop(_VALUE_REASON)
     dup = pl.struct(*KEY).is_duplicated()
     frame = frame.with_columns(
         pl.when(pl.col(logs.REASON).is_null() & dup)
@@ -131,8 +132,47 @@ def prepare_preferences(
             f"rejected). Nothing was written."
         )
     return PreparedPreferences(
-        frame=frame, rejected=rejected, sources=list(raws), rows_read=rows_read
+        frame=frame,
+        rejected=rejected,
+        sources=list(raws),
+        rows_read=rows_read,
+        warnings=_contradictions(frame),
     )
+
+
+def _contradictions(frame: pl.DataFrame) -> list[str]:
+    """Pairs judged both ways by one annotator that disagree (A over B, and B over A).
+
+    Kept (people do change their minds, and Bradley-Terry weighs both), but said aloud:
+    many of them usually mean swapped columns or a misread label convention.
+    """
+    sides = ["episode_a", "start_a", "stop_a", "episode_b", "start_b", "stop_b"]
+    swapped = frame.select(
+        *[
+            pl.col(c).alias(c.replace("_a", "_x").replace("_b", "_a").replace("_x", "_b"))
+            for c in sides
+        ],
+        "annotator",
+        pl.col("label").alias("label_reverse"),
+        pl.col(logs.ROW).alias("row_reverse"),
+    )
+    both = frame.join(swapped, on=[*sides, "annotator"], how="inner")
+    # P(A over B) and P(B over A) should add up to about 1; both above (or below) 1/2 is
+    # the same annotator preferring each segment over the other.
+    clash = both.filter(
+        ((pl.col("label") - 0.5) * (pl.col("label_reverse") - 0.5) > 0)
+        & (pl.col(logs.ROW) < pl.col("row_reverse"))
+    )
+    if clash.height == 0:
+        return []
+    first = clash.row(0, named=True)
+    who = f"annotator {first['annotator']!r}" if first["annotator"] else "the same annotator"
+    return [
+        f"{clash.height:,} pair(s) judged both ways by one annotator disagree (first: "
+        f"{first[logs.SOURCE]} rows {first[logs.ROW]} and {first['row_reverse']}, {who} "
+        f"prefers each segment over the other); both were kept. Check the label convention "
+        f"(label = P(A preferred))."
+    ]
 
 
 def _normalize(raw: pl.DataFrame, name: str) -> pl.DataFrame:
@@ -175,7 +215,8 @@ def _normalize(raw: pl.DataFrame, name: str) -> pl.DataFrame:
     )
     names = [*SEGMENT_COLUMNS, "label", "margin", "annotator", "timestamp"]
     out = raw.select(
-        [e.alias(n) for e, n in zip(exprs, names, strict=True)],
+        *[e.alias(n) for e, n in zip(exprs, names, strict=True)],
+        _value_reasons(raw, dict(zip(names, exprs, strict=True))),
     )
     return out.with_columns(
         pl.int_range(pl.len(), dtype=pl.Int64).alias(logs.ROW),
@@ -184,17 +225,55 @@ def _normalize(raw: pl.DataFrame, name: str) -> pl.DataFrame:
 
 
 def _integer(raw: pl.DataFrame, col: str, name: str) -> pl.Expr:
+    # A value that is no int64 (inf, 1e300, 2.5, a UInt64 >= 2**63) becomes NULL here and
+    # a row error naming it in `_value_reasons`.
     dtype = raw.schema[col]
     if dtype.is_integer():
-        return pl.col(col).cast(pl.Int64)
+        return pl.col(col).cast(pl.Int64, strict=False)
     if dtype.is_float():
-        values = raw[col].drop_nulls()
-        if values.len() == 0 or bool((values == values.round(0)).all()):
-            return pl.col(col).cast(pl.Int64)
+        whole = pl.col(col).is_finite() & (pl.col(col) == pl.col(col).round(0))
+        return pl.when(whole).then(pl.col(col)).cast(pl.Int64, strict=False)
     raise IngestError(
         f"{name}: column {col!r} must hold integers (an episode id or a step); got {dtype}. "
         f"Cast it to integers."
     )
+
+
+_VALUE_REASON = "__value_reason"
+
+
+def _value_reasons(raw: pl.DataFrame, typed: dict[str, pl.Expr]) -> pl.Expr:
+    """Per row, the first source value that did not survive its conversion, or NULL."""
+    checks: list[tuple[pl.Expr, pl.Expr]] = []
+    for col in SEGMENT_COLUMNS:
+        checks.append(
+            (
+                pl.col(col).is_not_null() & typed[col].is_null(),
+                pl.format(
+                    f"{col} is {{}}; it must be a whole number within int64 "
+                    f"({'an episode id' if col.startswith('episode') else 'a step'})",
+                    pl.col(col).cast(pl.String),
+                ),
+            )
+        )
+    if "timestamp" in raw.columns:
+        given = pl.col("timestamp").is_not_null()
+        if raw.schema["timestamp"].is_float():
+            given = given & pl.col("timestamp").is_finite()
+        checks.append(
+            (
+                given & typed["timestamp"].is_null(),
+                pl.format(
+                    "timestamp holds {}, which is not a time (Unix seconds, a datetime, or "
+                    "ISO 8601 text)",
+                    pl.col("timestamp").cast(pl.String).str.slice(0, 40),
+                ),
+            )
+        )
+    reason: pl.Expr = pl.lit(None, pl.String)
+    for cond, text in reversed(checks):
+        reason = pl.when(cond.fill_null(False)).then(text).otherwise(reason)
+    return reason.alias(_VALUE_REASON)
 
 
 def _number(raw: pl.DataFrame, col: str, name: str) -> pl.Expr:
@@ -213,7 +292,9 @@ def _number(raw: pl.DataFrame, col: str, name: str) -> pl.Expr:
 
 def _row_reasons() -> pl.Expr:
     """One text per row saying what is wrong with it, or NULL."""
-    checks: list[tuple[pl.Expr, pl.Expr]] = []
+    checks: list[tuple[pl.Expr, pl.Expr]] = [
+        (pl.col(_VALUE_REASON).is_not_null(), pl.col(_VALUE_REASON))
+    ]
     for col in (*SEGMENT_COLUMNS, "label"):
         checks.append((pl.col(col).is_null(), pl.lit(f"{col} is null")))
     for side in ("a", "b"):
@@ -230,6 +311,18 @@ def _row_reasons() -> pl.Expr:
                 ),
             )
         )
+    same = pl.all_horizontal(
+        pl.col(f"{part}_a") == pl.col(f"{part}_b") for part in ("episode", "start", "stop")
+    )
+    checks.append(
+        (
+            same,
+            pl.lit(
+                "segment A and segment B are the same steps; a segment compared with itself "
+                "says nothing about rewards"
+            ),
+        )
+    )
     label = pl.col("label")
     checks.append(
         (

@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Final
 
+from rmlite.exceptions import SchemaError
+
 DATASET: Final = "dataset"
 """Name of the dataset the transition belongs to (a project may hold many). VARCHAR."""
 
@@ -56,6 +58,42 @@ TIMESTAMP: Final = "timestamp"
 
 EXTRA: Final = "extra"
 """Every other source column, kept as it was, as one JSON object per transition."""
+
+DATASET_NAME_MAX: Final = 200
+"""Longest dataset name, in characters."""
+
+
+def check_dataset_name(name: object) -> str:
+    r"""Refuse a dataset name that cannot be shown safely: empty, not text, longer than
+    :data:`DATASET_NAME_MAX`, padded with spaces, or holding control characters (a name
+    with an escape sequence would repaint the terminal of whoever lists the datasets).
+
+    Examples
+    --------
+    >>> check_dataset_name("walker-v5")
+    'walker-v5'
+    >>> check_dataset_name("bad\x1b[31mname")
+    Traceback (most recent call last):
+    ...
+    rmlite.exceptions.SchemaError: The dataset name 'bad\x1b[31mname' holds a control character ('\x1b'); use letters, digits and punctuation.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise SchemaError(f"The dataset name must be a non-empty string. Got {name!r} instead.")
+    if not name.isprintable():
+        bad = next(ch for ch in name if not ch.isprintable())
+        raise SchemaError(
+            f"The dataset name {name!r} holds a control character ({bad!r}); use letters, "
+            f"digits and punctuation."
+        )
+    if name != name.strip():
+        raise SchemaError(f"The dataset name {name!r} starts or ends with spaces; strip them.")
+    if len(name) > DATASET_NAME_MAX:
+        raise SchemaError(
+            f"The dataset name is {len(name)} characters long; at most {DATASET_NAME_MAX} "
+            f"are allowed."
+        )
+    return name
+
 
 KEY: Final = (DATASET, EPISODE, STEP)
 """A transition's identity. Re-ingesting a key adds nothing; other values are a conflict."""

@@ -7,7 +7,7 @@ from typing import Any
 
 import polars as pl
 
-from rmlite.data.store._connection import Store, _run, has_tables, sql
+from rmlite.data.store._connection import Store, _run, has_tables, sql, transaction, unregister
 
 MONITOR_TABLES = ("monitor_passes", "metrics", "drift", "alerts")
 """The tables ``rmlite monitor`` writes, as :meth:`LogStore.monitoring` returns them."""
@@ -50,21 +50,16 @@ def record_monitor_pass(
         for name, (frame, _query) in staged.items():
             con.register(name, frame.to_arrow())
         try:
-            _run(con, "BEGIN TRANSACTION")
-            try:
+            with transaction(store.path, con):
                 pass_id = int(_run(con, sql("insert_monitor_pass"), dict(pass_row))[0][0])
                 for _frame, query in staged.values():
                     params: dict[str, Any] = {"pass_id": pass_id}
                     if query != "insert_monitor_samples":
                         params.update(keys)
                     _run(con, sql(query), params)
-                _run(con, "COMMIT")
-            except BaseException:
-                _run(con, "ROLLBACK")
-                raise
         finally:
             for name in staged:
-                con.unregister(name)
+                unregister(con, name)
     return pass_id
 
 

@@ -13,7 +13,15 @@ import pyarrow as pa
 
 from rmlite.data import logs
 from rmlite.data.store import _episode_keys
-from rmlite.data.store._connection import Store, _run, has_tables, require, sql
+from rmlite.data.store._connection import (
+    Store,
+    _run,
+    has_tables,
+    require,
+    sql,
+    transaction,
+    unregister,
+)
 from rmlite.exceptions import IngestError
 
 PAIR_EPISODES = ("episode_a", "episode_b")
@@ -42,8 +50,7 @@ def ingest_preferences(
     say(f"landing {prepared.frame.height:,} preference pairs")
     with store.connect(write=True) as con:
         require(store, con, dataset)
-        _run(con, "BEGIN TRANSACTION")
-        try:
+        with transaction(store.path, con):
             ingest_id = int(_run(con, sql("next_ingest_id"))[0][0])
             keyed, unknown = _episode_keys.pair_keys(con, dataset, prepared.frame, on_error)
             frame, rejected, conflicts = _stage_preferences(con, dataset, keyed, on_error)
@@ -53,7 +60,7 @@ def ingest_preferences(
             try:
                 _run(con, sql("insert_preferences"), {"dataset": dataset, "ingest_id": ingest_id})
             finally:
-                con.unregister("staged_preferences")
+                unregister(con, "staged_preferences")
             after = int(_run(con, sql("count_preferences"), {"dataset": dataset})[0][0])
             added = after - before
             rejected = pl.concat([prepared.rejected, rejected])
@@ -66,11 +73,7 @@ def ingest_preferences(
                         {"ingest_id": ingest_id, "dataset": dataset},
                     )
                 finally:
-                    con.unregister("rejected_staged")
-            _run(con, "COMMIT")
-        except BaseException:
-            _run(con, "ROLLBACK")
-            raise
+                    unregister(con, "rejected_staged")
     say("done")
     return PreferenceIngestReport(
         dataset=dataset,
@@ -82,6 +85,7 @@ def ingest_preferences(
         pairs_conflicting=conflicts,
         pairs_rejected=rejected.height - conflicts,
         seconds=time.perf_counter() - started,
+        warnings=prepared.warnings,
     )
 
 
@@ -157,7 +161,7 @@ def _stage_preferences(
                 )
             )
     finally:
-        con.unregister("staged_preferences")
+        unregister(con, "staged_preferences")
     schema = {"source": pl.String, "row": pl.Int64, "reason": pl.String, "record": pl.String}
     if not refused:
         return frame, pl.DataFrame(schema=schema), 0

@@ -9,9 +9,19 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
+from rmlite.data.schema import check_dataset_name
 from rmlite.data.store import _layout
-from rmlite.data.store._connection import Store, _run, count, has_tables, require, sql
-from rmlite.exceptions import IngestError
+from rmlite.data.store._connection import (
+    Store,
+    _run,
+    count,
+    has_tables,
+    require,
+    sql,
+    transaction,
+    unregister,
+)
+from rmlite.exceptions import IngestError, SchemaError
 
 RELABEL_FIELDS = (
     "source_dataset", "source_fingerprint", "destination", "destination_kind", "ingest_id",
@@ -39,6 +49,10 @@ def relabel_into(
     store: Store, source: str, target: str, predicted: pa.Table, provenance: Mapping[str, Any]
 ) -> tuple[int, int]:
     """The work of :meth:`LogStore.relabel_into`."""
+    try:
+        check_dataset_name(target)
+    except SchemaError as exc:
+        raise IngestError(f"{exc} (the relabel's target dataset)") from exc
     with store.connect(write=True) as con:
         require(store, con, source)
         if _run(con, sql("dataset_info"), {"dataset": target}):
@@ -46,8 +60,7 @@ def relabel_into(
                 f"{store.path}: dataset {target!r} already exists; a relabel writes a new "
                 f"dataset and never overwrites one. Choose another name for --out."
             )
-        _run(con, "BEGIN TRANSACTION")
-        try:
+        with transaction(store.path, con):
             info = _run(con, sql("dataset_info"), {"dataset": source})
             obs_dim, action_dim, discrete = info[0]
             ingest_id = int(_run(con, sql("next_ingest_id"))[0][0])
@@ -69,7 +82,7 @@ def relabel_into(
                     {"target": target, "source": source, "ingest_id": ingest_id},
                 )
             finally:
-                con.unregister("predicted")
+                unregister(con, "predicted")
             rows = count(con, target)
             # Text episode ids travel with the copy: the new dataset shows the same ids.
             _run(con, sql("copy_episode_keys"), {"target": target, "source": source})
@@ -92,10 +105,6 @@ def relabel_into(
                 {**provenance, "ingest_id": ingest_id, "target": target, "rows": rows}
             )
             relabel_id = int(_run(con, sql("insert_relabel"), values)[0][0])
-            _run(con, "COMMIT")
-        except BaseException:
-            _run(con, "ROLLBACK")
-            raise
     return relabel_id, rows
 
 

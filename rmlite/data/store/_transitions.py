@@ -16,9 +16,19 @@ from rmlite.data import logs
 from rmlite.data import schema as S
 from rmlite.data.features import FeatureFrame, FeatureSpec, FittedStats, build_features
 from rmlite.data.store import _episode_keys, _layout
-from rmlite.data.store._connection import Store, _run, count, has_tables, require, sql
+from rmlite.data.store._connection import (
+    Store,
+    _run,
+    count,
+    has_tables,
+    precheck_write,
+    require,
+    sql,
+    transaction,
+    unregister,
+)
 from rmlite.data.store._reports import CheckReport, IngestReport
-from rmlite.exceptions import ConflictError, IngestError, RmliteError
+from rmlite.exceptions import ConflictError, IngestError, RmliteError, SchemaError
 
 
 def ingest(
@@ -32,8 +42,10 @@ def ingest(
     """The work of :meth:`LogStore.ingest`."""
     started = time.perf_counter()
     say = progress or (lambda _msg: None)
-    if not isinstance(dataset, str) or not dataset.strip():
-        raise IngestError(f"The dataset name must be a non-empty string. Got {dataset!r} instead.")
+    try:
+        S.check_dataset_name(dataset)
+    except SchemaError as exc:
+        raise IngestError(str(exc)) from exc
     sources = (
         [source]
         if isinstance(source, str | os.PathLike | pl.DataFrame | pl.LazyFrame | pa.Table)
@@ -46,15 +58,8 @@ def ingest(
         raise IngestError(f"{', '.join(log.sources)}: obs vectors are empty.")
 
     say(f"landing {log.frame.height:,} transitions")
-    with store.connect(write=True) as con:
-        _run(con, "BEGIN TRANSACTION")
-        try:
-            report = _land(con, dataset, log, on_error, say)
-            _run(con, "COMMIT")
-        except BaseException:
-            # KeyboardInterrupt too: nothing of this ingest may remain.
-            _run(con, "ROLLBACK")
-            raise
+    with store.connect(write=True) as con, transaction(store.path, con):
+        report = _land(con, dataset, log, on_error, say)
     report.seconds = time.perf_counter() - started
     say("done")
     return report
@@ -67,6 +72,17 @@ def _land(
     on_error: logs.OnError,
     say: Callable[[str], None],
 ) -> IngestReport:
+    # The sizes were read before the write lock: another ingest may have created the
+    # dataset since. Check again inside the transaction, where nobody else can write.
+    stored = _run(con, sql("dataset_info"), {"dataset": dataset})
+    if stored and (int(stored[0][0]), int(stored[0][1])) != (log.obs_dim, log.action_dim):
+        obs_dim, action_dim = int(stored[0][0]), int(stored[0][1])
+        raise IngestError(
+            f"{', '.join(log.sources)}: dataset {dataset!r} has obs of {obs_dim} and actions "
+            f"of {action_dim} values (another ingest created it while this one was reading); "
+            f"this log has obs of {log.obs_dim} and actions of {log.action_dim}. Ingest it "
+            f"into another dataset. Nothing was written."
+        )
     ingest_id = int(_run(con, sql("next_ingest_id"))[0][0])
     keyed = _episode_keys.assign(con, dataset, log.frame)
     staged = logs.canonical_arrow(keyed, dataset, ingest_id)
@@ -98,7 +114,7 @@ def _land(
         added = count(con, dataset) - before
         _layout.ensure_view(con, dataset)
     finally:
-        con.unregister("staged")
+        unregister(con, "staged")
 
     rejected = log.rejected
     if conflicts.height:
@@ -121,7 +137,7 @@ def _land(
         try:
             _run(con, sql("insert_rejected"), {"ingest_id": ingest_id, "dataset": dataset})
         finally:
-            con.unregister("rejected_staged")
+            unregister(con, "rejected_staged")
     duplicate = log.frame.height - added - conflicts.height
     _run(
         con,
@@ -156,6 +172,7 @@ def _land(
 
 
 def _dims(store: Store, dataset: str) -> tuple[int, int] | None:
+    precheck_write(store)
     if store._memory is None and not os.path.exists(store.path):
         return None
     with store.connect() as con:
@@ -292,7 +309,10 @@ def features(
     if train_episodes is not None and stats is None:
         train_episodes = episode_keys(store, dataset, train_episodes)
     table = read_arrow(store, dataset, spec.columns_needed())
-    return build_features(table, spec, train_episodes=train_episodes, stats=stats)
+    try:
+        return build_features(table, spec, train_episodes=train_episodes, stats=stats)
+    except SchemaError as exc:
+        raise SchemaError(f"dataset {dataset!r}: {exc}") from exc
 
 
 def export_partitions(store: Store, dataset: str, folder: PathLike, buckets: int) -> list[str]:
