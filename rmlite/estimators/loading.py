@@ -2,21 +2,46 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from rmlite._typing import PathLike
-from rmlite.estimators._folder import read_model_meta
+from rmlite.estimators._folder import META_FILE, read_member_files, read_model_meta
 from rmlite.estimators.preference import PreferenceRewardModel, load_preference_model
 from rmlite.estimators.reward import RewardClassifier, RewardRegressor, load_reward_model
+from rmlite.exceptions import ModelFileError
 
 
 def load_model(path: PathLike) -> RewardRegressor | RewardClassifier | PreferenceRewardModel:
     """Load a model saved with ``save``: native boosters, ``weights_only`` torch, JSON.
 
-    Errors name the folder and what is missing or unexpected.
+    Every member file is checked against the manifest in ``model.json`` (size, SHA-256,
+    a plain name inside the folder) before an engine reads it. A damaged, tampered or
+    malformed folder raises :class:`~rmlite.exceptions.ModelFileError` naming the file
+    and what is wrong. Folders saved before the manifest existed (format 1) still load,
+    with a warning to save them again.
     """
     folder = Path(path)
     meta = read_model_meta(folder)
-    if meta.get("estimator") == "PreferenceRewardModel":
-        return load_preference_model(folder, meta)
-    return load_reward_model(folder, meta)
+    blobs = read_member_files(folder, meta)
+    if meta["format_version"] < 2:
+        warnings.warn(
+            f"{folder}: saved by an older rmlite, without a manifest of its files, so "
+            f"damage to them cannot be detected. Load and save it again to add one: "
+            f"rmlite.load_model(path).save(path).",
+            UserWarning,
+            stacklevel=2,
+        )
+    try:
+        if meta["estimator"] == "PreferenceRewardModel":
+            return load_preference_model(folder, meta, blobs)
+        return load_reward_model(folder, meta, blobs)
+    except ModelFileError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
+        # What the field checks cannot see: parameters out of range, engine files that
+        # parse badly, weights that do not fit the network. Nothing was used yet.
+        raise ModelFileError(
+            f"{folder / META_FILE}: cannot rebuild the model ({exc}). The folder is damaged "
+            f"or was edited: save or train the model again."
+        ) from exc
