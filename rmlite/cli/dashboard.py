@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from rmlite.cli._common import EXIT_INTERNAL, EXIT_OK, _console, _emit_json, _Progress
+from rmlite.cli._common import EXIT_INTERNAL, EXIT_OK, _console, _emit_json, _port, _Progress
 
 Command = Callable[..., argparse.ArgumentParser]
 
@@ -94,7 +94,7 @@ def add_commands(sub: Any, command: Command) -> None:
         default="127.0.0.1",
         help="address to listen on; the default is reachable from this machine only",
     )
-    p.add_argument("--port", type=int, default=8050, help="port to listen on (0: any free one)")
+    p.add_argument("--port", type=_port, default=8050, help="port to listen on (0: any free one)")
     p.add_argument(
         "--poll",
         type=float,
