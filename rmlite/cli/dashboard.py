@@ -26,7 +26,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     from rmlite.data.store import default_path
 
     try:
-        from rmlite.dashboard.app import bind, serve
+        from rmlite.dashboard.app import bind, host_names, serve
     except ImportError as exc:
         return _missing(exc)
     db = args.db or default_path()
@@ -44,7 +44,12 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     try:
-        serve(db, sock, poll_ms=int(args.poll * 1000))
+        serve(
+            db,
+            sock,
+            poll_ms=int(args.poll * 1000),
+            allowed_hosts=host_names(host, args.allowed_host or []),
+        )
     except ImportError as exc:
         return _missing(exc)
     return EXIT_OK
@@ -95,6 +100,14 @@ def add_commands(sub: Any, command: Command) -> None:
         help="address to listen on; the default is reachable from this machine only",
     )
     p.add_argument("--port", type=_port, default=8050, help="port to listen on (0: any free one)")
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        metavar="NAME",
+        help="also answer requests for this host name, repeatable (--allowed-host "
+        "dash.example.org); localhost, 127.0.0.1, [::1] and the --host address are always "
+        "allowed, any other Host: header gets HTTP 400",
+    )
     p.add_argument(
         "--poll",
         type=float,
