@@ -341,7 +341,7 @@ def _check_meta(meta: dict[str, Any], where: Path) -> None:
         f"one of {_ESTIMATORS}",
         meta.get("estimator"),
     )
-    params = meta.get("params")
+    params: Any = meta.get("params")
     need(isinstance(params, dict), "params", "an object", params)
     backend = params.get("backend")
     need(
@@ -350,7 +350,7 @@ def _check_meta(meta: dict[str, Any], where: Path) -> None:
         "lightgbm, xgboost or mlp",
         backend,
     )
-    n_features = meta.get("n_features_in")
+    n_features: Any = meta.get("n_features_in")
     need(integer(n_features) and n_features >= 1, "n_features_in", "an int >= 1", n_features)
     names = meta.get("feature_names")
     need(
@@ -370,7 +370,7 @@ def _check_meta(meta: dict[str, Any], where: Path) -> None:
         "a string",
         meta.get("device_used"),
     )
-    members = meta.get("members")
+    members: Any = meta.get("members")
     need(isinstance(members, list) and len(members) >= 1, "members", "a non-empty list", members)
     for i, m in enumerate(members):
         at = f"members[{i}]"
@@ -439,7 +439,7 @@ def _check_meta(meta: dict[str, Any], where: Path) -> None:
             file,
         )
     if meta["format_version"] >= 2:
-        files = meta.get("files")
+        files: Any = meta.get("files")
         need(isinstance(files, dict), "files", "an object (the manifest)", files)
         for i, m in enumerate(members):
             entry = files.get(_member_file(m))
