@@ -40,7 +40,8 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     if host not in ("127.0.0.1", "::1", "localhost"):
         print(
             f"warning: listening on {host}: anyone who can reach this machine can read the "
-            f"store's metrics. Use the default --host 127.0.0.1 unless you mean it.",
+            f"store's metrics. Use the default --host 127.0.0.1 unless you mean it. Requests "
+            f"must name this host as --allowed-host NAME (or the address bound).",
             file=sys.stderr,
         )
     try:
@@ -92,7 +93,8 @@ def add_commands(sub: Any, command: Command) -> None:
         "Serve a live dashboard of the store: datasets, runs, accuracy over time, "
         "predicted vs true, learning curves, drift, alerts, tuning trials. Read-only; "
         "it updates as new logs, runs and monitor passes land.",
-        "rmlite dashboard --db project.duckdb --port 8050   # then open http://127.0.0.1:8050/",
+        "rmlite dashboard --db project.duckdb --port 8050   # then open http://127.0.0.1:8050/\n"
+        "  rmlite dashboard --db project.duckdb --host 0.0.0.0 --allowed-host dash.example.org",
     )
     p.add_argument(
         "--host",
