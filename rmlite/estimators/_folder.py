@@ -16,8 +16,8 @@ import json
 import os
 import platform
 import re
+import secrets
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -56,12 +56,16 @@ def write_model_folder(model: Any, path: PathLike, extra: dict[str, Any]) -> Pat
     A crash at any moment leaves the old model or the new one, whole.
     """
     check_is_fitted(model, "members_")
-    folder = Path(path)
-    if folder.exists() and not folder.is_dir():
-        raise ModelFileError(f"{folder}: exists and is not a folder; pick another path.")
+    given = Path(path)
+    if given.exists() and not given.is_dir():
+        raise ModelFileError(f"{given}: exists and is not a folder; pick another path.")
+    folder = given.resolve() if given.is_symlink() else given  # models/latest -> models/v3
     parent = folder.absolute().parent
     parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{folder.name}.saving-", dir=parent))
+    # os.mkdir, not tempfile.mkdtemp: the folder becomes the model's, with the usual
+    # permissions (umask), not mkdtemp's owner-only ones.
+    stage = parent / f".{folder.name}.saving-{secrets.token_hex(6)}"
+    stage.mkdir()
     try:
         members, files = _write_members(model, stage)
         meta: dict[str, Any] = {
@@ -93,7 +97,7 @@ def write_model_folder(model: Any, path: PathLike, extra: dict[str, Any]) -> Pat
     finally:
         if stage.exists():
             shutil.rmtree(stage, ignore_errors=True)
-    return folder
+    return given
 
 
 def _write_members(model: Any, stage: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:

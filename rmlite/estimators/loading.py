@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -10,6 +11,14 @@ from rmlite.estimators._folder import META_FILE, read_member_files, read_model_m
 from rmlite.estimators.preference import PreferenceRewardModel, load_preference_model
 from rmlite.estimators.reward import RewardClassifier, RewardRegressor, load_reward_model
 from rmlite.exceptions import ModelFileError
+
+
+def _stamp(folder: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(folder / META_FILE)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns
 
 
 def load_model(path: PathLike) -> RewardRegressor | RewardClassifier | PreferenceRewardModel:
@@ -22,8 +31,17 @@ def load_model(path: PathLike) -> RewardRegressor | RewardClassifier | Preferenc
     with a warning to save them again.
     """
     folder = Path(path)
-    meta = read_model_meta(folder)
-    blobs = read_member_files(folder, meta)
+    for attempt in range(3):
+        stamp = _stamp(folder)
+        meta = read_model_meta(folder)
+        try:
+            blobs = read_member_files(folder, meta)
+            break
+        except ModelFileError:
+            # A save may have replaced model.json (and deleted the members it named)
+            # between the two reads: read the new one. Damage stays damage.
+            if attempt == 2 or _stamp(folder) == stamp:
+                raise
     if meta["format_version"] < 2:
         warnings.warn(
             f"{folder}: saved by an older rmlite, without a manifest of its files, so "
