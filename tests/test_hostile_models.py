@@ -212,6 +212,18 @@ def test_a_member_linking_out_of_the_folder_is_refused(folder: Path, tmp_path: P
         load_model(folder)
 
 
+def test_saving_over_a_tampered_folder_deletes_only_member_files(
+    folder: Path, project: dict[str, Any]
+) -> None:
+    """The old model.json names the files a save deletes afterwards: a tampered one
+    naming other files (the reference sample) must not make the save delete them."""
+    model = load_model(folder)
+    rewrite_meta(folder, lambda meta: meta["members"][0].update(file="reference.parquet"))
+    model.save(folder)
+    assert (folder / "reference.parquet").is_file()
+    np.testing.assert_array_equal(load_model(folder).predict(project["X"]), project["a"])
+
+
 # -------------------------------------------------------------- malformed model.json
 
 JSON = st.recursive(

@@ -38,6 +38,7 @@ MAX_META_BYTES = 64 * 2**20
 """A ``model.json`` larger than this is refused before it is parsed."""
 
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
+_MEMBER_NAME = re.compile(r"member_[0-9]+(\.[0-9a-f]{16})?\.(txt|ubj|pt)")
 _ESTIMATORS = ("RewardRegressor", "RewardClassifier", "PreferenceRewardModel")
 
 
@@ -166,7 +167,8 @@ def _old_member_files(folder: Path) -> set[str]:
         names = {_member_file(m) for m in meta["members"]}
     except Exception:  # no model there, or a damaged one: leave its files alone
         return set()
-    return {n for n in names if isinstance(n, str) and _PLAIN_NAME.fullmatch(n)}
+    # Only names rmlite gives members: a damaged model.json must not delete other files.
+    return {n for n in names if isinstance(n, str) and _MEMBER_NAME.fullmatch(n)}
 
 
 def _write_synced(path: Path, data: bytes) -> None:
