@@ -224,6 +224,15 @@ def test_saving_over_a_tampered_folder_deletes_only_member_files(
     np.testing.assert_array_equal(load_model(folder).predict(project["X"]), project["a"])
 
 
+def test_a_damaged_reference_sample_is_a_model_file_error(folder: Path) -> None:
+    from rmlite.evaluation.reference import load_reference
+
+    path = folder / "reference.parquet"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ModelFileError, match=r"reference.parquet: unreadable"):
+        load_reference(folder)
+
+
 # -------------------------------------------------------------- malformed model.json
 
 JSON = st.recursive(
