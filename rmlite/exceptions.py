@@ -38,6 +38,11 @@ class DatasetNotFoundError(RmliteError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class ModelFileError(RmliteError, ValueError):
+    """A model folder is damaged, tampered with or malformed; the message names the file
+    and what is wrong. Nothing of it reached an engine."""
+
+
 class StoreLockedError(RmliteError, OSError):
     """Another process holds the store file open (for writing, or for reading while this
     one needs to write); the message names the process when DuckDB gives its PID."""

@@ -348,7 +348,7 @@ def test_train_evaluate_predict(tmp_path: Path) -> None:
     summary = json.loads(out.stdout)
     assert summary["metrics"]["holdout"]["r2"] > 0.98 and summary["cv"]["folds"] == 3
     assert summary["params"]["backend_params"] == {"max_depth": 6}
-    assert (model / "member_0.ubj").exists()
+    assert len(list(model.glob("member_0.*.ubj"))) == 1
 
     ev = run("evaluate", "--db", str(db), "--model", str(model), "--dataset", "pend-new", "--json")
     assert ev.returncode == 0, ev.stderr

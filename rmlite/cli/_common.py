@@ -168,7 +168,7 @@ def _estimator_params(args: argparse.Namespace) -> dict[str, Any]:
         if value is not None:
             params[name] = value
     if args.hidden_sizes:
-        params["hidden_sizes"] = tuple(int(h) for h in args.hidden_sizes.split(","))
+        params["hidden_sizes"] = tuple(args.hidden_sizes)
     backend_params: dict[str, Any] = {}
     for item in args.param or []:
         key, sep, raw = item.partition("=")
@@ -203,6 +203,51 @@ def _check_backend(name: str) -> str:
             f"unknown backend {name!r}{hint}; choose from {', '.join(BACKENDS)}"
         )
     return name
+
+
+# ------------------------------------------------- argument types (argparse: exit 2)
+
+
+def _int_in(low: int, high: int | None, what: str) -> Callable[[str], int]:
+    """An argparse type: an int in ``[low, high]``; the error says the range."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}; got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"expected {what}; got {value}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in some messages
+    return parse
+
+
+_seed = _int_in(0, 2**32 - 1, "a seed in [0, 4294967295]")
+_port = _int_in(0, 65535, "a port in [0, 65535] (0: any free one)")
+_count = _int_in(1, None, "an int >= 1")
+
+
+def _cv_folds(text: str) -> int:
+    """``--cv`` of ``train``: 0 (no cross-validation) or at least 2 folds."""
+    value = _int_in(0, None, "0 (off) or a number of folds >= 2")(text)
+    if value == 1:
+        raise argparse.ArgumentTypeError("expected 0 (off) or a number of folds >= 2; got 1")
+    return value
+
+
+def _hidden_sizes(text: str) -> tuple[int, ...]:
+    """``--hidden-sizes 256,256``: layer widths, each an int >= 1."""
+    try:
+        sizes = tuple(int(h) for h in text.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected layer widths >= 1 separated by commas, e.g. 256,256; got {text!r}"
+        )
+    return sizes
 
 
 # ------------------------------------------------------------------------ misc

@@ -17,6 +17,7 @@ from rmlite.cli._common import (
     EXIT_OK,
     _console,
     _emit_json,
+    _port,
     _Progress,
     progress_enabled,
 )
@@ -33,7 +34,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     from rmlite.data.store import default_path
 
     try:
-        from rmlite.dashboard.app import bind, serve
+        from rmlite.dashboard.app import bind, host_names, serve
     except ImportError as exc:
         return _missing(exc)
     db = args.db or default_path()
@@ -47,11 +48,17 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     if host not in ("127.0.0.1", "::1", "localhost"):
         print(
             f"warning: listening on {host}: anyone who can reach this machine can read the "
-            f"store's metrics. Use the default --host 127.0.0.1 unless you mean it.",
+            f"store's metrics. Use the default --host 127.0.0.1 unless you mean it. Requests "
+            f"must name this host as --allowed-host NAME (or the address bound).",
             file=sys.stderr,
         )
     try:
-        serve(db, sock, poll_ms=int(args.poll * 1000))
+        serve(
+            db,
+            sock,
+            poll_ms=int(args.poll * 1000),
+            allowed_hosts=host_names(host, args.allowed_host or []),
+        )
     except ImportError as exc:
         return _missing(exc)
     return EXIT_OK
@@ -94,14 +101,23 @@ def add_commands(sub: Any, command: Command) -> None:
         "Serve a live dashboard of the store: datasets, runs, accuracy over time, "
         "predicted vs true, learning curves, drift, alerts, tuning trials. Read-only; "
         "it updates as new logs, runs and monitor passes land.",
-        "rmlite dashboard --db project.duckdb --port 8050   # then open http://127.0.0.1:8050/",
+        "rmlite dashboard --db project.duckdb --port 8050   # then open http://127.0.0.1:8050/\n"
+        "  rmlite dashboard --db project.duckdb --host 0.0.0.0 --allowed-host dash.example.org",
     )
     p.add_argument(
         "--host",
         default="127.0.0.1",
         help="address to listen on; the default is reachable from this machine only",
     )
-    p.add_argument("--port", type=int, default=8050, help="port to listen on (0: any free one)")
+    p.add_argument("--port", type=_port, default=8050, help="port to listen on (0: any free one)")
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        metavar="NAME",
+        help="also answer requests for this host name, repeatable (--allowed-host "
+        "dash.example.org); localhost, 127.0.0.1, [::1] and the --host address are always "
+        "allowed, any other Host: header gets HTTP 400",
+    )
     p.add_argument(
         "--poll",
         type=float,

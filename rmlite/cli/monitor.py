@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from rmlite.cli._common import EXIT_OK, _console, _emit_json
+from rmlite.cli._common import EXIT_OK, _console, _count, _emit_json
 
 Command = Callable[..., argparse.ArgumentParser]
 
@@ -110,7 +110,7 @@ def add_commands(sub: Any, command: Command) -> None:
         help="keep running, one pass every SECONDS (default: one pass, then exit)",
     )
     p.add_argument(
-        "--passes", type=int, default=None, help="with --every: stop after this many passes"
+        "--passes", type=_count, default=None, help="with --every: stop after this many passes"
     )
     p.add_argument(
         "--fail-on",

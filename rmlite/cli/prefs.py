@@ -18,10 +18,13 @@ from rmlite.cli._common import (
     _cell,
     _check_backend,
     _console,
+    _count,
     _emit_json,
     _Formatter,
     _from_args,
+    _hidden_sizes,
     _Progress,
+    _seed,
     _table,
     progress_enabled,
 )
@@ -240,7 +243,7 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
         default=0.2,
         help="share of episodes held out: test pairs have both segments in them",
     )
-    p.add_argument("--seed", type=int, default=0, help="seeds the split and the model")
+    p.add_argument("--seed", type=_seed, default=0, help="seeds the split and the model")
     p.add_argument("--n-estimators", type=int, default=None, help="boosting rounds (default 1000)")
     p.add_argument("--max-epochs", type=int, default=None, help="MLP epochs (default 40)")
     p.add_argument(
@@ -251,7 +254,9 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--n-members", type=int, default=None, help="ensemble size (pair bootstrap)")
     p.add_argument("--n-jobs", type=int, default=None, help="CPU threads")
-    p.add_argument("--hidden-sizes", default=None, help="MLP layer widths, e.g. 64,64")
+    p.add_argument(
+        "--hidden-sizes", type=_hidden_sizes, default=None, help="MLP layer widths, e.g. 64,64"
+    )
     p.add_argument(
         "--label-noise",
         type=float,
@@ -329,8 +334,8 @@ def add_commands(sub: Any, command: Command) -> None:
         "rmlite prefs synth --dataset pendulum --pairs 2000 --segment-length 25 --noise 0.1 --seed 0",
     )
     q.add_argument("--dataset", required=True)
-    q.add_argument("--pairs", type=int, default=1000, help="number of pairs")
-    q.add_argument("--segment-length", type=int, default=25, help="steps per segment")
+    q.add_argument("--pairs", type=_count, default=1000, help="number of pairs")
+    q.add_argument("--segment-length", type=_count, default=25, help="steps per segment")
     q.add_argument("--noise", type=float, default=0.0, help="flip rate of labels, in [0, 0.5]")
     q.add_argument(
         "--temperature",
@@ -341,7 +346,7 @@ def add_commands(sub: Any, command: Command) -> None:
     q.add_argument(
         "--tie-threshold", type=float, default=0.0, help="|R_A - R_B| at most this is a tie (0.5)"
     )
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--seed", type=_seed, default=0)
     q.add_argument("--annotator", default="synthetic", help="name stored with the judgements")
     q.add_argument(
         "--out", default=None, help="write the pairs to a file (.parquet/.csv/.jsonl) instead"

@@ -15,9 +15,11 @@ from rmlite.cli._common import (
     EXIT_OK,
     _bench_log,
     _console,
+    _count,
     _emit_json,
     _Formatter,
     _Progress,
+    _seed,
     progress_enabled,
 )
 
@@ -149,7 +151,7 @@ def add_commands(sub: Any, command: Command) -> None:
         "rmlite collect --env Pendulum-v1 --episodes 50 --policy random --seed 0 --dataset pendulum",
     )
     p.add_argument("--env", required=True, help="registered Gymnasium id, e.g. Pendulum-v1")
-    p.add_argument("--episodes", type=int, default=10, help="episodes to record")
+    p.add_argument("--episodes", type=_count, default=10, help="episodes to record")
     p.add_argument("--dataset", required=True, help="dataset to add the transitions to")
     p.add_argument(
         "--policy",
@@ -157,10 +159,10 @@ def add_commands(sub: Any, command: Command) -> None:
         help="'random', or MODULE:CALLABLE called as callable(obs_batch, rng) -> actions",
     )
     p.add_argument(
-        "--seed", type=int, default=0, help="same seed, same rows (re-collect adds nothing)"
+        "--seed", type=_seed, default=0, help="same seed, same rows (re-collect adds nothing)"
     )
-    p.add_argument("--num-envs", type=int, default=8, help="sub-envs stepped together")
-    p.add_argument("--max-steps", type=int, default=None, help="step limit per episode")
+    p.add_argument("--num-envs", type=_count, default=8, help="sub-envs stepped together")
+    p.add_argument("--max-steps", type=_count, default=None, help="step limit per episode")
     p.add_argument(
         "--vectorization",
         choices=["sync", "async"],

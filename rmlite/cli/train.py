@@ -16,10 +16,14 @@ from rmlite.cli._common import (
     _cell,
     _check_backend,
     _console,
+    _count,
+    _cv_folds,
     _emit_json,
     _estimator_params,
     _from_args,
+    _hidden_sizes,
     _Progress,
+    _seed,
     _table,
     _with_client,
     progress_enabled,
@@ -237,9 +241,9 @@ def add_commands(sub: Any, command: Command) -> None:
         help="share of episodes held out for the final metrics",
     )
     p.add_argument(
-        "--cv", type=int, default=0, help="also cross-validate with K episode-grouped folds"
+        "--cv", type=_cv_folds, default=0, help="also cross-validate with K episode-grouped folds"
     )
-    p.add_argument("--seed", type=int, default=0, help="seeds the episode split and the model")
+    p.add_argument("--seed", type=_seed, default=0, help="seeds the episode split and the model")
     p.add_argument("--n-estimators", type=int, default=None, help="boosting rounds (default 500)")
     p.add_argument("--max-epochs", type=int, default=None, help="MLP epochs (default 100)")
     p.add_argument(
@@ -258,7 +262,9 @@ def add_commands(sub: Any, command: Command) -> None:
         help="ensemble size (episode bootstrap); enables uncertainty",
     )
     p.add_argument("--n-jobs", type=int, default=None, help="CPU threads")
-    p.add_argument("--hidden-sizes", default=None, help="MLP layer widths, e.g. 256,256")
+    p.add_argument(
+        "--hidden-sizes", type=_hidden_sizes, default=None, help="MLP layer widths, e.g. 256,256"
+    )
     p.add_argument(
         "--class-weight",
         choices=["balanced"],
@@ -308,5 +314,5 @@ def add_commands(sub: Any, command: Command) -> None:
         "The main job on the embedded default: collect Pendulum-v1, ingest, check, build features, train LightGBM on held-out episodes, summarize.",
         "rmlite quickstart --db demo.duckdb",
     )
-    p.add_argument("--episodes", type=int, default=40, help="episodes to roll out")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--episodes", type=_count, default=40, help="episodes to roll out")
+    p.add_argument("--seed", type=_seed, default=0)

@@ -17,10 +17,14 @@ from rmlite.cli._common import (
     _bench_log,
     _check_backend,
     _console,
+    _count,
     _emit_json,
     _estimator_params,
     _Formatter,
     _from_args,
+    _hidden_sizes,
+    _int_in,
+    _seed,
     _with_client,
     progress_enabled,
 )
@@ -159,7 +163,9 @@ def add_commands(sub: Any, command: Callable[..., argparse.ArgumentParser]) -> N
         "--backend", type=_check_backend, default="lightgbm", help="lightgbm, xgboost or mlp"
     )
     p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
-    p.add_argument("--n-trials", type=int, default=20, help="finished trials the study should hold")
+    p.add_argument(
+        "--n-trials", type=_count, default=20, help="finished trials the study should hold"
+    )
     p.add_argument("--timeout", type=float, default=None, help="seconds for this session")
     p.add_argument(
         "--storage",
@@ -170,10 +176,15 @@ def add_commands(sub: Any, command: Callable[..., argparse.ArgumentParser]) -> N
     p.add_argument(
         "--study", default=None, help="study name (default <dataset>-<target>-<backend>)"
     )
-    p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
-    p.add_argument("--cv", type=int, default=3, help="episode-grouped folds per trial")
+    p.add_argument("--workers", type=_count, default=1, help="parallel worker processes")
+    p.add_argument(
+        "--cv",
+        type=_int_in(2, None, "a number of folds >= 2"),
+        default=3,
+        help="episode-grouped folds per trial",
+    )
     p.add_argument("--holdout", type=float, default=0.2, help="share of episodes held out")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--out", default=None, help="folder to save the refitted best model in")
     p.add_argument(
         "--space",
@@ -197,7 +208,12 @@ def add_commands(sub: Any, command: Callable[..., argparse.ArgumentParser]) -> N
     p.add_argument("--n-estimators", type=int, default=None, help="boosting rounds per trial")
     p.add_argument("--max-epochs", type=int, default=None, help="MLP epochs per trial")
     p.add_argument("--n-jobs", type=int, default=None, help="CPU threads per trial")
-    p.add_argument("--hidden-sizes", default=None, help="MLP layer widths when not searched")
+    p.add_argument(
+        "--hidden-sizes",
+        type=_hidden_sizes,
+        default=None,
+        help="MLP layer widths when not searched",
+    )
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="fixed native parameter")
     dask_flags = p.add_mutually_exclusive_group()
     dask_flags.add_argument(

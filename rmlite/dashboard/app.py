@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from rmlite.dashboard.data import StoreReader, dumps
@@ -21,6 +22,10 @@ from rmlite.exceptions import RmliteError
 
 POLL_MS = 1000
 """How often the page asks for the store's version."""
+
+DEFAULT_ALLOWED_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+"""``Host:`` names the dashboard answers by default. Any other gets HTTP 400, so a web
+page cannot read the store through DNS rebinding (its requests carry its own host name)."""
 
 
 def _web() -> Any:
@@ -34,10 +39,16 @@ def _web() -> Any:
         ) from exc
 
 
-def create_app(store_path: str, poll_ms: int = POLL_MS) -> Any:
-    """The Starlette application for one store file (read-only; never holds it open)."""
+def create_app(store_path: str, poll_ms: int = POLL_MS, allowed_hosts: Sequence[str] = ()) -> Any:
+    """The Starlette application for one store file (read-only; never holds it open).
+
+    Requests must name one of :data:`DEFAULT_ALLOWED_HOSTS` or ``allowed_hosts`` in their
+    ``Host:`` header (Starlette's ``TrustedHostMiddleware``); others get HTTP 400.
+    """
     _web()
     from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
     from starlette.requests import Request
     from starlette.responses import FileResponse, HTMLResponse, Response
     from starlette.routing import Route
@@ -76,7 +87,13 @@ def create_app(store_path: str, poll_ms: int = POLL_MS) -> Any:
             Route("/api/version", version),
             Route("/api/data", data),
             Route("/favicon.ico", favicon),
-        ]
+        ],
+        middleware=[
+            Middleware(
+                TrustedHostMiddleware,
+                allowed_hosts=[*DEFAULT_ALLOWED_HOSTS, *(h.lower() for h in allowed_hosts)],
+            )
+        ],
     )
     app.state.reader = reader
     return app
@@ -100,8 +117,19 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(store_path: str, sock: socket.socket, poll_ms: int = POLL_MS) -> None:
-    """Serve the dashboard on a bound socket until interrupted."""
+def host_names(bound: str, extra: Sequence[str] = ()) -> list[str]:
+    """``Host:`` names to allow besides the defaults: ``extra`` and the address bound
+    (unless it is a wildcard: then only the names given are reachable)."""
+    names = [h.strip().lower() for h in extra if h.strip()]
+    if bound not in ("0.0.0.0", "::", ""):
+        names.append(f"[{bound}]" if ":" in bound else bound)
+    return names
+
+
+def serve(
+    store_path: str, sock: socket.socket, poll_ms: int = POLL_MS, allowed_hosts: Sequence[str] = ()
+) -> None:
+    """Serve the dashboard on a bound socket until interrupted (see :func:`create_app`)."""
     _web()
     import uvicorn
 
@@ -110,7 +138,7 @@ def serve(store_path: str, sock: socket.socket, poll_ms: int = POLL_MS) -> None:
             f"{store_path}: no store here yet. Ingest a log first (rmlite ingest ...) or pass "
             f"--db with the path of an existing store."
         )
-    app = create_app(store_path, poll_ms)
+    app = create_app(store_path, poll_ms, allowed_hosts)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
     try:

@@ -15,6 +15,7 @@ Examples
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import math
 import os
@@ -35,6 +36,9 @@ LOCK_TIMEOUT = 0.3
 
 MIN_CHECK_INTERVAL = 0.5
 """Version checks closer together than this reuse the last answer (many open tabs)."""
+
+UNREADABLE = "__unreadable__"
+"""Key of the stand-in :meth:`StoreReader.model_meta` gives for a model.json it cannot parse."""
 
 
 def to_jsonable(value: Any) -> Any:
@@ -85,10 +89,54 @@ def resolve_model_path(model_path: str, store_path: str) -> str | None:
 
 
 def read_model_meta(folder: str) -> dict[str, Any]:
-    """``model.json`` of a model folder (curves, metrics, spec), as saved."""
-    with open(os.path.join(folder, "model.json"), encoding="utf-8") as f:
-        meta = json.load(f)
-    return meta if isinstance(meta, dict) else {}
+    """``model.json`` of a model folder (curves, metrics, spec), as saved.
+
+    Raises ``ValueError`` naming the file when it is not JSON, nests too deeply, or is not
+    an object.
+    """
+    path = os.path.join(folder, "model.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            meta = json.load(f)
+    except RecursionError:
+        raise ValueError(f"{path}: nested too deeply") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(meta).__name__}")
+    return meta
+
+
+def meta_problem(meta: Mapping[str, Any]) -> str | None:
+    """What is wrong with the fields the dashboard draws from a ``model.json`` (None: fine).
+
+    The page shows a model's curves, metrics and target; a file edited by hand or written
+    by something else must cost a note on that model, never the page.
+    """
+
+    def numbers(v: Any) -> bool:
+        return isinstance(v, list) and all(
+            (isinstance(x, int | float) and not isinstance(x, bool)) or x is None for x in v
+        )
+
+    curves = meta.get("curves")
+    if curves is not None and not (
+        isinstance(curves, list)
+        and all(isinstance(c, dict) and all(numbers(v) for v in c.values()) for c in curves)
+    ):
+        return "'curves' is not a list of objects of number lists"
+    metrics = meta.get("metrics")
+    if metrics is not None:
+        if not isinstance(metrics, dict):
+            return "'metrics' is not an object"
+        for split in ("train", "holdout"):
+            part = metrics.get(split)
+            if part is not None and not isinstance(part, dict):
+                return f"'metrics.{split}' is not an object"
+    spec = meta.get("feature_spec")
+    if spec is not None and not (
+        isinstance(spec, dict) and isinstance(spec.get("target", ""), str | None)
+    ):
+        return "'feature_spec' is not an object with a text 'target'"
+    return None
 
 
 def overfitting_of(meta: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -108,6 +156,31 @@ def overfitting_of(meta: Mapping[str, Any]) -> dict[str, Any] | None:
             holdout_r2=holdout_r2 if F._finite(holdout_r2) else None,
         )
     )
+
+
+def store_problem(path: str) -> str | None:
+    """Why a store file cannot be opened, when the reason is not a writer (None: busy).
+
+    DuckDB reports every failure to open a file the same way; the dashboard must tell
+    "another process is writing it" (wait) from "it is missing or damaged" (act).
+    """
+    if not os.path.exists(path):
+        return f"{path}: the store file is missing (moved or deleted?)"
+    if os.path.isdir(path):
+        return f"{path}: a folder, not a store file"
+    try:
+        with open(path, "rb") as f:
+            header = f.read(12)
+            if len(header) < 12 or header[8:12] != b"DUCK":
+                return f"{path}: not a DuckDB store (no DuckDB header): damaged or another kind of file"
+            try:  # a writer holds DuckDB's lock on the whole file; a shared lock then fails
+                fcntl.lockf(f.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return None
+            fcntl.lockf(f.fileno(), fcntl.LOCK_UN)
+    except OSError as exc:
+        return f"{path}: cannot read the store file ({exc.strerror})"
+    return f"{path}: no process is writing the store, yet DuckDB cannot open it: damaged?"
 
 
 @dataclass
@@ -137,6 +210,7 @@ class StoreReader:
         self._last_version: str | None = None
         self._busy: str | None = None
         self._error: str | None = None
+        self._unlocked_failures = 0
         self._models: dict[tuple[str, float], dict[str, Any]] = {}
         self._trials: tuple[tuple[Any, ...], list[dict[str, Any]]] | None = None
 
@@ -159,10 +233,22 @@ class StoreReader:
                         f"-{hash(self._study_stamp()) & 0xFFFFFFFF:x}"
                     )
                     self._busy = self._error = None
-                except StoreLockedError:
-                    self._busy = self._busy_note()
-                except RmliteError as exc:
-                    self._error = str(exc)
+                    self._unlocked_failures = 0
+                except StoreLockedError as exc:
+                    problem = store_problem(self.path)
+                    # No lock seen may be a writer that just finished: only a second
+                    # failure in a row with no writer calls the file damaged.
+                    self._unlocked_failures = self._unlocked_failures + 1 if problem else 0
+                    if problem is None or (
+                        problem.endswith("damaged?") and self._unlocked_failures < 2
+                    ):
+                        self._busy, self._error = self._busy_note(), None
+                    else:
+                        cause = str(exc.__cause__ or exc).strip().splitlines()[0]
+                        self._busy, self._error = None, f"{problem} ({cause})"
+                except Exception as exc:  # a damaged file: say so, keep serving
+                    self._busy = None
+                    self._error = store_problem(self.path) or f"cannot read the store: {exc}"
             return {
                 "version": self._last_version or "",
                 "busy": self._busy,
@@ -193,6 +279,9 @@ class StoreReader:
             except StoreLockedError:
                 self._busy = self._busy_note()
                 return self._snapshot
+            except Exception as exc:  # damaged past its header: say so, keep serving
+                self._error = store_problem(self.path) or f"cannot read the store: {exc}"
+                return self._snapshot
             self._snapshot = snap
             return snap
 
@@ -212,13 +301,18 @@ class StoreReader:
         folder = resolve_model_path(model_path, self.path)
         if folder is None:
             return None
-        key = (folder, os.stat(os.path.join(folder, "model.json")).st_mtime)
+        try:
+            key = (folder, os.stat(os.path.join(folder, "model.json")).st_mtime)
+        except OSError:
+            return None
         with self._lock:
             if key not in self._models:
                 try:
                     self._models[key] = read_model_meta(folder)
-                except (OSError, ValueError):
+                except OSError:
                     return None
+                except ValueError as exc:  # shown as a note on this model (build_payload)
+                    self._models[key] = {UNREADABLE: str(exc)}
             return self._models[key]
 
     def trials(self) -> list[dict[str, Any]]:
@@ -382,6 +476,15 @@ def latest_pass(passes: pl.DataFrame, dataset: str | None, model: str | None) ->
     return int(chosen["pass_id"].max()) if chosen.height else None  # type: ignore[arg-type]
 
 
+def _recorded_paths(runs: pl.DataFrame, monitoring: Mapping[str, pl.DataFrame]) -> set[str]:
+    """Every ``model_path`` the store recorded, as recorded."""
+    out: set[str] = set()
+    for frame in (runs, monitoring.get("monitor_passes", pl.DataFrame())):
+        if frame.height and "model_path" in frame.columns:
+            out.update(frame["model_path"].drop_nulls().to_list())
+    return out
+
+
 def _of(frame: pl.DataFrame, dataset: str | None, model: str | None) -> pl.DataFrame:
     if not frame.height:
         return frame
@@ -469,9 +572,13 @@ def build_payload(
     """
     # Training records the folder as given (often relative), monitoring resolves it: one
     # model must be one choice, so every model_path becomes the folder's real path.
+    recorded = _recorded_paths(runs, monitoring)
     runs = canonical_paths(runs, store_path)
     monitoring = {k: canonical_paths(v, store_path) for k, v in monitoring.items()}
-    if model is not None:
+    # A requested path is looked up on disk only when the store recorded it (or the
+    # caller vouches for it): the page must not tell whether a model.json exists at any
+    # path a query names, so "missing" and "not recorded" get the same answer.
+    if model is not None and (keep_model or model in recorded):
         model = canonical(model, store_path)
     passes = monitoring.get("monitor_passes", pl.DataFrame())
     names = datasets["dataset"].to_list() if datasets.height else []
@@ -504,7 +611,20 @@ def build_payload(
         else []
     )
     model_meta = meta_for(model) if model else None
-    overfit = overfitting_of(model_meta) if model_meta else None
+    overfit, problem = None, None
+    if model_meta is not None:
+        problem = model_meta[UNREADABLE] if UNREADABLE in model_meta else meta_problem(model_meta)
+        if problem is None:
+            try:
+                overfit = overfitting_of(model_meta)
+            except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+                problem = str(exc)
+        if problem is not None:
+            notes.append(
+                f"model {short_path(model, store_path)}: its model.json has an unexpected "
+                f"shape ({problem}); its learning curves and overfitting are not shown"
+            )
+            model_meta, overfit = None, None
     sample = sample_for(pass_id) if pass_id is not None else None
     sample_rows = rows(sample) if sample is not None else []
     where = f" · pass {pass_id}" if pass_id is not None else ""
@@ -521,7 +641,9 @@ def build_payload(
             if model_meta
             else F.empty(
                 "Learning curves",
-                "no model folder found for this run"
+                "this model's model.json has an unexpected shape (see the note)"
+                if problem is not None
+                else "no model folder found for this run"
                 if model
                 else "no model yet: rmlite train --out DIR",
             )

@@ -305,7 +305,11 @@ _SCRIPT = r"""
       const r = await fetch("/api/version", { cache: "no-store" });
       const v = await r.json();
       setBusy(v.busy);
-      if (v.version && v.version !== version && !v.busy) await load();
+      if (v.error) {
+        $("status").textContent = "error: " + v.error;
+        $("status").className = "status off";
+      }
+      if (v.version && v.version !== version && !v.busy && !v.error) await load();
     } catch (e) {
       $("status").textContent = "server unreachable; retrying";
       $("status").className = "status off";

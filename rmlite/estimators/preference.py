@@ -46,7 +46,7 @@ from sklearn.utils._param_validation import (
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from rmlite._typing import Float64Array, Int64Array, PathLike
-from rmlite.estimators._folder import _jsonable, write_model_folder
+from rmlite.estimators._folder import _jsonable, load_members, write_model_folder
 from rmlite.estimators._params import PARAMETER_CONSTRAINTS
 from rmlite.exceptions import ParameterError, RmliteError, SchemaError
 from rmlite.models.device import resolve_device
@@ -317,9 +317,10 @@ class PreferenceRewardModel(BaseEstimator):
                 caller_name=type(self).__name__,
             )
             if self.backend_params and self.backend != "mlp":
-                from rmlite.models.gbm import check_backend_params
+                from rmlite.models.gbm import check_backend_params, check_backend_values
 
                 check_backend_params(self.backend, list(self.backend_params))  # type: ignore[arg-type]
+                check_backend_values(self.backend, self.backend_params)  # type: ignore[arg-type]
             if self.backend_params and self.backend == "mlp":
                 raise ValueError(
                     "backend_params are native tree parameters; the MLP backend takes "
@@ -472,6 +473,7 @@ class PreferenceRewardModel(BaseEstimator):
             params,
             int(self.n_estimators),
             objective_fn=tree_objective(problem),
+            native=self.backend_params,
         )
         return booster, {"train": [], "valid": []}
 
@@ -555,29 +557,29 @@ class PreferenceRewardModel(BaseEstimator):
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def load_preference_model(folder: Path, meta: dict[str, Any]) -> PreferenceRewardModel:
-    """Rebuild a saved :class:`PreferenceRewardModel` (called by :func:`rmlite.load_model`)."""
+def load_preference_model(
+    folder: Path, meta: dict[str, Any], blobs: dict[str, bytes]
+) -> PreferenceRewardModel:
+    """Rebuild a saved :class:`PreferenceRewardModel` (called by :func:`rmlite.load_model`,
+    which checked ``meta`` and read the member files' bytes ``blobs``)."""
     params = dict(meta["params"])
     params["hidden_sizes"] = tuple(params.get("hidden_sizes", (64, 64)))
     model = PreferenceRewardModel(**params)
+    validate_parameter_constraints(
+        model._parameter_constraints,
+        model.get_params(deep=False),
+        caller_name="PreferenceRewardModel",
+    )
     model.n_features_in_ = int(meta["n_features_in"])
     if meta.get("feature_names"):
         model.feature_names_in_ = np.asarray(meta["feature_names"], dtype=object)
     model.device_ = meta.get("device_used", "cpu")
     if model.device_ == "cuda":
         model.device_ = resolve_device("auto")
-    model.members_ = []
+    # Trees predict with every round (best_iteration None), as they were fitted.
     for member in meta["members"]:
-        if model.backend == "mlp":
-            from rmlite.models.mlp import mlp_from_files
-
-            model.members_.append(mlp_from_files(folder, member["name"], member["mlp"]))
-        else:
-            from rmlite.models.gbm import load_booster
-
-            if not (folder / member["file"]).is_file():
-                raise RmliteError(f"{folder}: member file {member['file']!r} is missing.")
-            model.members_.append(load_booster(model.backend, folder, member["file"], None))  # type: ignore[arg-type]
+        member.pop("best_iteration", None)
+    model.members_ = load_members(model.backend, folder, meta, blobs)
     model.curves_ = meta.get("curves", [])
     model.fit_seconds_ = meta.get("fit_seconds", 0.0)
     for key in (

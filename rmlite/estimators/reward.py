@@ -44,7 +44,7 @@ from sklearn.utils.validation import (
 )
 
 from rmlite._typing import PathLike
-from rmlite.estimators._folder import _jsonable, write_model_folder
+from rmlite.estimators._folder import _jsonable, load_members, write_model_folder
 from rmlite.estimators._params import PARAMETER_CONSTRAINTS
 from rmlite.exceptions import ParameterError, RmliteError, SchemaError
 from rmlite.models.device import resolve_device
@@ -199,9 +199,10 @@ class _RewardModel(BaseEstimator):
 
     def _check_backend_params(self) -> None:
         if self.backend_params and self.backend != "mlp":
-            from rmlite.models.gbm import check_backend_params
+            from rmlite.models.gbm import check_backend_params, check_backend_values
 
             check_backend_params(self.backend, list(self.backend_params))  # type: ignore[arg-type]
+            check_backend_values(self.backend, self.backend_params)  # type: ignore[arg-type]
         if self.backend_params and self.backend == "mlp":
             from rmlite.models.mlp import MLPConfig
 
@@ -333,6 +334,7 @@ class _RewardModel(BaseEstimator):
             record_train=val_idx is not None or watch is not None,
             X_eval=None if watch is None else watch[0],
             y_eval=None if watch is None else watch[1],
+            native=self.backend_params,
         )
 
     def _gbm_extra(self, weight: np.ndarray | None, y: np.ndarray) -> dict[str, Any]:
@@ -646,17 +648,20 @@ class RewardClassifier(ClassifierMixin, _RewardModel):
 # ---------------------------------------------------------------------- loading
 
 
-def load_reward_model(folder: Path, meta: dict[str, Any]) -> RewardRegressor | RewardClassifier:
+def load_reward_model(
+    folder: Path, meta: dict[str, Any], blobs: dict[str, bytes]
+) -> RewardRegressor | RewardClassifier:
     """Rebuild a saved :class:`RewardRegressor` or :class:`RewardClassifier` (called by
-    :func:`rmlite.load_model`): native boosters, ``weights_only`` torch, JSON."""
-    meta_path = folder / "model.json"
+    :func:`rmlite.load_model`, which checked ``meta`` and read the member files' bytes
+    ``blobs``): native boosters, ``weights_only`` torch, JSON."""
     classes = {"RewardRegressor": RewardRegressor, "RewardClassifier": RewardClassifier}
-    cls = classes.get(meta["estimator"])
-    if cls is None:
-        raise RmliteError(f"{meta_path}: unknown estimator {meta['estimator']!r}.")
+    cls = classes[meta["estimator"]]
     params = dict(meta["params"])
     params["hidden_sizes"] = tuple(params.get("hidden_sizes", (256, 256)))
     model = cls(**params)
+    validate_parameter_constraints(
+        model._parameter_constraints, model.get_params(deep=False), caller_name=cls.__name__
+    )
     model.n_features_in_ = int(meta["n_features_in"])
     if meta.get("feature_names"):
         model.feature_names_in_ = np.asarray(meta["feature_names"], dtype=object)
@@ -665,26 +670,7 @@ def load_reward_model(folder: Path, meta: dict[str, Any]) -> RewardRegressor | R
     model.device_ = meta.get("device_used", "cpu")
     if model.device_ == "cuda":
         model.device_ = resolve_device("auto")
-    model.members_ = []
-    for member in meta["members"]:
-        if model.backend == "mlp":
-            from rmlite.models.mlp import mlp_from_files
-
-            model.members_.append(mlp_from_files(folder, member["name"], member["mlp"]))
-        else:
-            from rmlite.models.gbm import load_booster
-
-            file = folder / member["file"]
-            if not file.is_file():
-                raise RmliteError(f"{folder}: member file {member['file']!r} is missing.")
-            model.members_.append(
-                load_booster(
-                    model.backend,  # type: ignore[arg-type]
-                    folder,
-                    member["file"],
-                    member.get("best_iteration"),
-                )
-            )
+    model.members_ = load_members(model.backend, folder, meta, blobs)
     model.curves_ = meta.get("curves", [])
     model.fit_seconds_ = meta.get("fit_seconds", 0.0)
     for key in (

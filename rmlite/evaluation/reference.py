@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 
 from rmlite._typing import PathLike
-from rmlite.exceptions import RmliteError
+from rmlite.exceptions import ModelFileError, RmliteError
 
 if TYPE_CHECKING:
     from rmlite.data.features import FeatureFrame
@@ -90,4 +90,10 @@ def load_reference(model_dir: PathLike) -> pl.DataFrame:
             f"against). Models trained with `rmlite train` (or rmlite.pipeline.train with "
             f"out=...) save one; retrain this model that way to monitor it."
         )
-    return pl.read_parquet(path)
+    try:
+        return pl.read_parquet(path)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise ModelFileError(
+            f"{path}: unreadable ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}). "
+            f"The file is damaged: train the model again with `rmlite train --out` to rewrite it."
+        ) from exc

@@ -28,6 +28,7 @@ from typing import Any, Literal
 import numpy as np
 
 from rmlite._typing import Float32Array
+from rmlite.exceptions import ParameterError
 from rmlite.models.device import DeviceError
 
 Backend = Literal["lightgbm", "xgboost"]
@@ -103,6 +104,7 @@ def fit_gbm(
     on_iteration: Callable[[int, dict[str, float]], bool | None] | None = None,
     X_eval: Float32Array | None = None,
     y_eval: np.ndarray | None = None,
+    native: Mapping[str, Any] | None = None,
 ) -> tuple[Any, dict[str, list[float]]]:
     """Train one booster; return it and its learning curves.
 
@@ -129,6 +131,9 @@ def fit_gbm(
         (Optuna pruning).
     X_eval, y_eval
         Rows only watched, never used to stop (a hold-out's learning curve, ``"holdout"``).
+    native
+        The native parameters the user gave (``backend_params``): when the engine refuses
+        to train, the :class:`~rmlite.exceptions.ParameterError` names them.
 
     Returns
     -------
@@ -139,38 +144,50 @@ def fit_gbm(
         log-loss for events, whatever the backend.
     """
     watch = None if X_eval is None or y_eval is None else (X_eval, y_eval)
-    if backend == "lightgbm":
-        return _fit_lightgbm(
-            X,
-            y,
-            params,
-            num_boost_round,
-            sample_weight,
-            X_val,
-            y_val,
-            w_val,
-            early_stopping_rounds,
-            record_train,
-            objective_fn,
-            on_iteration,
-            watch,
-        )
-    if backend == "xgboost":
-        return _fit_xgboost(
-            X,
-            y,
-            params,
-            num_boost_round,
-            sample_weight,
-            X_val,
-            y_val,
-            w_val,
-            early_stopping_rounds,
-            record_train,
-            objective_fn,
-            on_iteration,
-            watch,
-        )
+    try:
+        if backend == "lightgbm":
+            return _fit_lightgbm(
+                X,
+                y,
+                params,
+                num_boost_round,
+                sample_weight,
+                X_val,
+                y_val,
+                w_val,
+                early_stopping_rounds,
+                record_train,
+                objective_fn,
+                on_iteration,
+                watch,
+            )
+        if backend == "xgboost":
+            return _fit_xgboost(
+                X,
+                y,
+                params,
+                num_boost_round,
+                sample_weight,
+                X_val,
+                y_val,
+                w_val,
+                early_stopping_rounds,
+                record_train,
+                objective_fn,
+                on_iteration,
+                watch,
+            )
+    except DeviceError:
+        raise
+    except Exception as exc:
+        # LightGBMError, XGBoostError (a ValueError) and the engines' own ValueErrors.
+        if not native or not (isinstance(exc, ValueError) or type(exc).__name__ == "LightGBMError"):
+            raise
+        given = ", ".join(f"{k}={v!r}" for k, v in native.items())
+        raise ParameterError(
+            f"{backend} refused to train with the native parameters {given} "
+            f"({_first_line(exc)}). Fix or drop these --param values."
+        ) from exc
     raise ValueError(f"unknown gradient-boosting backend {backend!r}")
 
 
@@ -490,22 +507,126 @@ def save_booster(backend: Backend, booster: Any, folder: Path, name: str) -> str
     return filename
 
 
-def load_booster(backend: Backend, folder: Path, filename: str, best: int | None) -> Any:
-    """Read a booster written by :func:`save_booster` (no unpickling)."""
+def load_booster(
+    backend: Backend, folder: Path, filename: str, best: int | None, data: bytes | None = None
+) -> Any:
+    """Read a booster written by :func:`save_booster` (no unpickling).
+
+    ``data``: the file's bytes, already read and checked by the caller (the model folder's
+    manifest), so the engine parses exactly what was checked. An engine that cannot parse
+    them raises ``ValueError`` naming the file.
+    """
     path = str(folder / filename)
     if backend == "lightgbm":
         import lightgbm as lgb
 
-        booster = lgb.Booster(model_file=path)
+        try:
+            if data is None:
+                booster = lgb.Booster(model_file=path)
+            else:
+                booster = lgb.Booster(model_str=data.decode("utf-8"))
+        except (lgb.basic.LightGBMError, UnicodeDecodeError) as exc:
+            raise ValueError(
+                f"{path}: LightGBM cannot read this booster ({_first_line(exc)})"
+            ) from exc
         booster.best_iteration = best or 0
         return booster
     import xgboost as xgb
 
     xgb_booster = xgb.Booster()
-    xgb_booster.load_model(path)
+    try:
+        xgb_booster.load_model(path if data is None else bytearray(data))
+    except xgb.core.XGBoostError as exc:
+        raise ValueError(f"{path}: XGBoost cannot read this booster ({_first_line(exc)})") from exc
     if best:
         xgb_booster.set_attr(best_iteration=str(best - 1))
     return xgb_booster
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+_UNIT = ("a float in the range (0, 1]", lambda v: 0 < v <= 1)
+_NONNEG = ("a float >= 0", lambda v: v >= 0)
+_POSITIVE = ("a float > 0", lambda v: v > 0)
+_NATIVE_LIMITS: dict[str, dict[str, tuple[type, str, Callable[[Any], bool]]]] = {
+    # Canonical names; aliases are mapped to these first (LightGBM's own alias table).
+    "lightgbm": {
+        "num_iterations": (int, "an int >= 1", lambda v: v >= 1),
+        "learning_rate": (float, *_POSITIVE),
+        "num_leaves": (int, "an int in the range [2, 131072]", lambda v: 2 <= v <= 131072),
+        "max_depth": (int, "an int (<= 0: no limit)", lambda v: True),
+        "min_data_in_leaf": (int, "an int >= 0", lambda v: v >= 0),
+        "min_sum_hessian_in_leaf": (float, *_NONNEG),
+        "bagging_fraction": (float, *_UNIT),
+        "bagging_freq": (int, "an int (<= 0: no bagging)", lambda v: True),
+        "feature_fraction": (float, *_UNIT),
+        "feature_fraction_bynode": (float, *_UNIT),
+        "lambda_l1": (float, *_NONNEG),
+        "lambda_l2": (float, *_NONNEG),
+        "min_gain_to_split": (float, *_NONNEG),
+        "max_bin": (int, "an int >= 2", lambda v: v >= 2),
+        "min_data_in_bin": (int, "an int >= 1", lambda v: v >= 1),
+        "path_smooth": (float, *_NONNEG),
+        "drop_rate": (float, "a float in the range [0, 1]", lambda v: 0 <= v <= 1),
+        "skip_drop": (float, "a float in the range [0, 1]", lambda v: 0 <= v <= 1),
+    },
+    "xgboost": {
+        "learning_rate": (float, *_NONNEG),
+        "eta": (float, *_NONNEG),
+        "max_depth": (int, "an int >= 0", lambda v: v >= 0),
+        "max_leaves": (int, "an int >= 0", lambda v: v >= 0),
+        "min_child_weight": (float, *_NONNEG),
+        "subsample": (float, *_UNIT),
+        "colsample_bytree": (float, *_UNIT),
+        "colsample_bylevel": (float, *_UNIT),
+        "colsample_bynode": (float, *_UNIT),
+        "lambda": (float, *_NONNEG),
+        "reg_lambda": (float, *_NONNEG),
+        "alpha": (float, *_NONNEG),
+        "reg_alpha": (float, *_NONNEG),
+        "gamma": (float, *_NONNEG),
+        "min_split_loss": (float, *_NONNEG),
+        "max_bin": (int, "an int >= 2", lambda v: v >= 2),
+        "max_delta_step": (float, *_NONNEG),
+    },
+}
+
+
+def check_backend_values(backend: Backend, params: Mapping[str, Any]) -> None:
+    """Refuse native parameter values outside the engine's limits, naming the parameter.
+
+    The engines check these only when training starts, after the data was read, and
+    LightGBM's message names its C++ source file rather than the value given. Limits are
+    those of the engines' documentation; parameters not listed here are left to the engine
+    (:func:`fit_gbm` then names the native parameters if it refuses them).
+    """
+    limits = _NATIVE_LIMITS[backend]
+    canonical: dict[str, str] = {}
+    if backend == "lightgbm":
+        import lightgbm as lgb
+
+        for name, aliases in lgb.basic._ConfigAliases._get_all_param_aliases().items():
+            canonical.update(dict.fromkeys(aliases, name))
+    for key, value in params.items():
+        limit = limits.get(canonical.get(key, key))
+        if limit is None:
+            continue
+        kind, expected, ok = limit
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if kind is int and number and float(value).is_integer():
+            value_ok = ok(int(value))
+        elif kind is float and number and math.isfinite(value):
+            value_ok = ok(float(value))
+        else:
+            value_ok = False
+        if not value_ok:
+            raise ValueError(
+                f"The native {backend} parameter {key!r} (--param {key}=...) must be "
+                f"{expected}. Got {value!r} instead."
+            )
 
 
 def check_backend_params(backend: Backend, names: Sequence[str]) -> None:

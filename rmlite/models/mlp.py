@@ -22,7 +22,9 @@ Examples
 from __future__ import annotations
 
 import copy
+import io
 import math
+import pickle
 import secrets
 import warnings
 from collections.abc import Callable, Iterator
@@ -535,10 +537,29 @@ def mlp_to_files(model: MLPModel, folder: Path, name: str) -> dict[str, Any]:
     }
 
 
-def mlp_from_files(folder: Path, name: str, meta: dict[str, Any]) -> MLPModel:
-    """Inverse of :func:`mlp_to_files`; loads with ``weights_only=True`` (no unpickling)."""
-    state_dict = torch.load(Path(folder) / f"{name}.pt", weights_only=True, map_location="cpu")
-    return MLPModel(
+def mlp_from_files(
+    folder: Path, name: str, meta: dict[str, Any], data: bytes | None = None
+) -> MLPModel:
+    """Inverse of :func:`mlp_to_files`; loads with ``weights_only=True`` (no unpickling).
+
+    ``data``: the ``.pt`` file's bytes, already read and checked by the caller. A file
+    that is not a tensors-only ``state_dict`` of this network raises ``ValueError``.
+    """
+    path = Path(folder) / str(meta.get("file", f"{name}.pt"))
+    try:
+        source: Any = path if data is None else io.BytesIO(data)
+        state_dict = torch.load(source, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as exc:
+        # torch's own message suggests weights_only=False, which would run the file's code.
+        raise ValueError(
+            f"{path}: not a tensors-only state_dict (it holds pickled Python objects, which "
+            f"rmlite never unpickles). Re-save the model with rmlite, or retrain it."
+        ) from exc
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise ValueError(f"{path}: torch cannot read these weights ({exc})") from exc
+    if not isinstance(state_dict, dict):
+        raise ValueError(f"{path}: expected a state_dict (a dict of tensors)")
+    model = MLPModel(
         config=MLPConfig.from_dict(meta["config"]),
         n_features=int(meta["n_features"]),
         state_dict=state_dict,
@@ -549,6 +570,24 @@ def mlp_from_files(folder: Path, name: str, meta: dict[str, Any]) -> MLPModel:
         history={key: [float(v) for v in values] for key, values in meta["history"].items()},
         best_epoch=int(meta["best_epoch"]),
     )
+    if model.x_mean.shape != (model.n_features,) or model.x_std.shape != (model.n_features,):
+        raise ValueError(f"{path}: x_mean and x_std must hold n_features values each")
+    # Weights that do not fit the network fail here, not at the first prediction. The
+    # network is built on the "meta" device: shapes only, no memory, whatever the config says.
+    with torch.device("meta"):
+        expected = {
+            k: tuple(v.shape)
+            for k, v in build_network(model.n_features, model.config).state_dict().items()
+        }
+    found = {
+        k: tuple(v.shape) if isinstance(v, torch.Tensor) else None for k, v in state_dict.items()
+    }
+    if found != expected:
+        raise ValueError(
+            f"{path}: the weights do not fit the network its config describes "
+            f"(expected tensors {expected}, found {found})"
+        )
+    return model
 
 
 def _pointwise_loss(f: torch.Tensor, target: torch.Tensor, loss: str) -> torch.Tensor:
