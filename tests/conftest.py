@@ -7,6 +7,7 @@ session; they are Polars frames, so tests cannot change them in place.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import numpy as np
@@ -16,6 +17,10 @@ import pytest
 from rmlite import LogStore
 from rmlite.data import schema as S
 from rmlite.testing import rollout
+
+# Compiling a model's trees takes seconds per model: the suite predicts through the
+# boosters, and tests/test_compiled.py switches compiled trees on where it checks them.
+os.environ.setdefault("RMLITE_COMPILED", "0")
 
 PENDULUM_EPISODES = 4
 PENDULUM_STEPS = 50

@@ -20,6 +20,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -408,6 +409,13 @@ def predict(
 
     model = load_model(model_dir)
     frame = model_frame(store, model, dataset, require_target=False)
+    from rmlite.estimators.reward import RewardClassifier, RewardRegressor
+
+    if isinstance(model, RewardRegressor | RewardClassifier):
+        from rmlite.models.compiled import COMPILE_MIN_ROWS
+
+        # Compiled trees when cached, or when this many rows repay compiling them.
+        model.use_compiled(Path(model_dir) / ".compiled", only_cached=len(frame) < COMPILE_MIN_ROWS)
     out: dict[str, Any] = {S.EPISODE: frame.groups, S.STEP: frame.steps}
     if frame.spec.target == "event":
         proba, std = model.predict_proba(frame.X, return_std=True)
