@@ -1,7 +1,7 @@
 """The ``rmlite`` command: a thin layer over the public API.
 
 One small function per subcommand, in one module per command group (``data``, ``train``,
-``rl``, ``tune``, ``prefs``, ``monitor``, ``dashboard``, ``bench``); this module builds the
+``rl``, ``export``, ``tune``, ``prefs``, ``monitor``, ``dashboard``, ``bench``); this module builds the
 parser from them and runs the command. Heavy libraries load inside the commands that need
 them, so ``rmlite --help`` stays instant. Exit codes: 0 success, 2 bad input (a clear
 message on stderr), 1 internal failure.
@@ -13,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from rmlite.cli import bench, dashboard, data, monitor, prefs, rl, train, tune
+from rmlite.cli import bench, dashboard, data, export, monitor, prefs, rl, train, tune
 from rmlite.cli._common import EXIT_INTERNAL, _bad_input, _Formatter
 
 
@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_commands(sub, command)
     train.add_commands(sub, command)
     rl.add_commands(sub, command)
+    export.add_commands(sub, command)
     tune.add_commands(sub, command)
     prefs.add_commands(sub, command)
     monitor.add_commands(sub, command)

@@ -1,12 +1,13 @@
 """Closing the RL loop: collect rollouts, relabel datasets, learned-reward env wrappers, Minari.
 
 ``collect`` rolls out Gymnasium envs into the store, ``relabel`` holds :class:`RewardFunction`
-and dataset relabelling, ``minari`` moves datasets to and from Minari; the Gymnasium
-wrappers live in :mod:`rmlite.rl.gym`.
+and dataset relabelling, ``minari`` moves datasets to and from Minari, ``export`` writes a
+model as one ONNX graph; the Gymnasium wrappers live in :mod:`rmlite.rl.gym`.
 """
 
 from __future__ import annotations
 
+from rmlite.rl.export import export_onnx
 from rmlite.rl.minari import export_minari, import_minari
 from rmlite.rl.relabeling import RelabelReport, RewardFunction, relabel
 from rmlite.rl.rollouts import CollectReport, collect, collect_log, load_policy
@@ -18,6 +19,7 @@ __all__ = [
     "collect",
     "collect_log",
     "export_minari",
+    "export_onnx",
     "import_minari",
     "load_policy",
     "relabel",
