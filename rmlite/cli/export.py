@@ -76,7 +76,9 @@ def add_commands(sub: Any, command: Command) -> None:
     p.add_argument(
         "--format", choices=["onnx"], default="onnx", help="file format (ONNX, opset 15)"
     )
-    p.add_argument("--out", default=None, help="file to write (default: beside the model folder, DIR.onnx)")
+    p.add_argument(
+        "--out", default=None, help="file to write (default: beside the model folder, DIR.onnx)"
+    )
     p.add_argument(
         "--check-dataset",
         default=None,
