@@ -327,23 +327,29 @@ def _native_stdout_to_log() -> Iterator[None]:
     """Send what TL2cgen prints while compiling to the debug log, not the user's terminal.
 
     Its native log lines (and the notice that its bundled Treelite is older than the
-    installed one, harmless for the models rmlite writes) go to file descriptor 1 from C++.
+    installed one, harmless for the models rmlite writes) go to file descriptors 1 and 2
+    from C++, past Python's ``sys.stdout``.
     """
     sys.stdout.flush()
-    saved = os.dup(1)
+    sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
     with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 1)
+        for fd in saved:
+            os.dup2(sink.fileno(), fd)
         try:
-            with contextlib.redirect_stdout(io.StringIO()) as python_side:
+            with (
+                contextlib.redirect_stdout(io.StringIO()) as python_out,
+                contextlib.redirect_stderr(python_out),
+            ):
                 yield
         finally:
-            sys.stdout.flush()
-            with contextlib.suppress(Exception):  # C's stdio buffer, written at exit otherwise
+            with contextlib.suppress(Exception):  # C's stdio buffers, written at exit otherwise
                 ctypes.CDLL(None).fflush(None)
-            os.dup2(saved, 1)
-            os.close(saved)
+            for fd, copy in saved.items():
+                os.dup2(copy, fd)
+                os.close(copy)
             sink.seek(0)
-            text = sink.read().decode(errors="replace") + python_side.getvalue()
+            text = sink.read().decode(errors="replace") + python_out.getvalue()
             if text.strip():
                 logger.debug("tl2cgen: %s", text.strip())
 
