@@ -150,7 +150,7 @@ def test_relabel_and_predict_use_the_cached_library(
     trained: tuple[LogStore, Path, pl.DataFrame], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store, root, _ = trained
-    folder = root / "xgboost"
+    folder = root / "lightgbm"
     RewardFunction(folder)  # makes sure the library is cached
     said: list[str] = []
     report = relabel(store, folder, "pend", "pend-compiled", progress=said.append)
@@ -191,3 +191,12 @@ def test_a_model_without_a_folder_compiles_into_the_user_cache(
     assert fn.compiled
     assert compiled.user_cache_dir() == tmp_path / "cache" / "compiled"
     assert len(list(compiled.user_cache_dir().glob("lightgbm-*.so"))) == 2
+
+
+def test_batch_jobs_compile_only_where_compiled_trees_win() -> None:
+    assert compiled.batch_plan("lightgbm", 16) == "cached"
+    assert compiled.batch_plan("lightgbm", compiled.COMPILE_MIN_ROWS) == "compile"
+    # XGBoost's own predictor wins on big batches: those stay on the booster.
+    assert compiled.batch_plan("xgboost", 16) == "cached"
+    assert compiled.batch_plan("xgboost", 4096) == "no"
+    assert compiled.batch_plan("mlp", 16) == "no"

@@ -21,7 +21,6 @@ from rmlite import (
     FeatureSpec,
     FittedStats,
     LogStore,
-    RewardClassifier,
     RewardRegressor,
     load_model,
 )
@@ -127,23 +126,32 @@ def test_a_return_model_exports_in_the_return_scale(
     assert np.abs(_run(path, fresh) - expected).max() <= 1e-4 * np.std(expected)
 
 
-def _fitted(cls: type, spec: FeatureSpec) -> RewardRegressor:
-    """A small model carrying a feature spec, as rmlite train leaves it."""
-    X = np.random.default_rng(0).normal(size=(40, 4)).astype(np.float32)
-    model = cls(n_estimators=5).fit(X, (X[:, 0] > 0).astype(int))
-    model.feature_spec_ = spec.to_dict()
-    model.feature_stats_ = FittedStats(["obs_0", "obs_1", "obs_2", "act_0"], 3, 1).to_dict()
-    return model
+@pytest.mark.parametrize("backend", ["lightgbm", pytest.param("mlp", marks=pytest.mark.slow)])
+def test_an_event_model_gives_calibrated_probabilities(
+    store: LogStore, fresh: dict[str, np.ndarray], tmp_path: Path, backend: str
+) -> None:
+    spec = FeatureSpec(next_obs=True, target="event", event_threshold=-1.0, missing="mean")
+    params = {"backend": backend, "n_estimators": 20, "max_epochs": 3, "n_members": 2,
+              "hidden_sizes": (16,), "class_weight": "balanced"}  # fmt: skip
+    model = train(store, "pend", spec, params, seed=0).model
+    assert model.odds_factor_ > 2.0  # rare events: the correction is not a no-op
+    got = _run(export_onnx(model, tmp_path / "event.onnx"), fresh)
+    expected = RewardFunction(model, compiled=False)(
+        fresh["obs"], fresh["action"], fresh["next_obs"]
+    )
+    assert 0.0 < expected.min() < expected.max() < 1.0
+    ok = np.isfinite(expected)
+    assert np.abs(got[ok] - expected[ok]).max() <= 1e-4
 
 
 def test_what_cannot_be_exported_is_refused_by_name(tmp_path: Path) -> None:
-    lagged = _fitted(RewardRegressor, FeatureSpec(lags=1))
+    X = np.random.default_rng(0).normal(size=(40, 4)).astype(np.float32)
+    lagged = RewardRegressor(n_estimators=5).fit(X, X[:, 0])
+    lagged.feature_spec_ = FeatureSpec(lags=1).to_dict()  # as rmlite train leaves it
+    lagged.feature_stats_ = FittedStats(["obs_0", "obs_1", "obs_2", "act_0"], 3, 1).to_dict()
     lagged.save(tmp_path / "lag")
     with pytest.raises(SchemaError, match=r"lag.*lags=1.*Train\s+with lags=0"):
         export_onnx(tmp_path / "lag")
-    event = _fitted(RewardClassifier, FeatureSpec(target="event"))
-    with pytest.raises(SchemaError, match=r"event models .* not exported"):
-        export_onnx(event, tmp_path / "event.onnx")
     bare = RewardRegressor(n_estimators=5).fit(np.zeros((20, 4), np.float32), np.arange(20.0))
     with pytest.raises(SchemaError, match="no feature spec"):
         export_onnx(bare, tmp_path / "bare.onnx")

@@ -360,7 +360,11 @@ class _RewardModel(BaseEstimator):
             )
         out = np.empty((len(self.members_), X.shape[0]), dtype=np.float64)
         compiled = getattr(self, "_compiled", None)
-        if compiled is not None and compiled[0] is self.members_:  # not refitted since
+        if (
+            compiled is not None
+            and compiled[0] is self.members_  # not refitted since
+            and X.shape[0] <= compiled[1][0].max_rows  # where compiled trees win
+        ):
             for i, trees in enumerate(compiled[1]):
                 out[i] = trees(X, n_jobs=self.n_jobs)
             return out

@@ -12,8 +12,9 @@ and returns ``reward`` in the logged scale:
    activation nodes around its input and target standardization;
 3. the members' mean, then the inverse of the target scaling.
 
-Event models (probabilities) are not exported yet; callers refuse them. Needs the
-``onnx`` extra (onnx, onnxmltools; onnxruntime to run the graph).
+Event models give the event probability (each member's calibrated as
+``RewardClassifier.predict_proba`` does, then their mean). Needs the ``onnx`` extra (onnx,
+onnxmltools; onnxruntime to run the graph).
 """
 
 from __future__ import annotations
@@ -149,6 +150,9 @@ def _tree_member(g: _Graph, backend: str, booster: Any, n_features: int, X: str,
     for opset in member.opset_import:
         if opset.domain not in ("", "ai.onnx"):
             g.opsets[opset.domain] = max(g.opsets.get(opset.domain, 1), opset.version)
+    if len(graph.output) == 2:  # a binary classifier: (label, probabilities of 0 and 1)
+        positive = g.const("positive", 1, np.int64)
+        return g.op("Gather", [graph.output[1].name, positive], "member", axis=1)
     return g.op("Reshape", [graph.output[0].name, g.const("flat", [-1], np.int64)], "member")
 
 
@@ -171,7 +175,17 @@ def _mlp_member(g: _Graph, model: Any, X: str) -> str:
     if model.config.loss == "mse":  # the network predicts the standardized target
         f = g.op("Add", [g.op("Mul", [f, g.const("y_std", np.float32(model.y_std))]),
                          g.const("y_mean", np.float32(model.y_mean))], "member")  # fmt: skip
+    else:  # bce: the network's output is a logit
+        f = g.op("Sigmoid", [f], "member")
     return f
+
+
+def _prior_shift(g: _Graph, p: str, odds_factor: float) -> str:
+    """RewardClassifier's correction of a class-weighted member: odds divided by the factor."""
+    one = g.const("one", np.float32(1.0))
+    rest = g.op("Max", [g.op("Sub", [one, p]), g.const("tiny", np.float32(1e-12))])
+    odds = g.op("Div", [g.op("Div", [p, rest]), g.const("odds_factor", np.float32(odds_factor))])
+    return g.op("Div", [odds, g.op("Add", [one, odds])], "calibrated")
 
 
 def _activation(g: _Graph, name: str, h: str) -> str:
@@ -198,6 +212,7 @@ def reward_graph(
     stats: FittedStats,
     *,
     metadata: dict[str, Any] | None = None,
+    odds_factor: float | None = None,
 ) -> Any:
     """One ONNX model from raw (obs, action, next_obs[, step]) to the reward (see module doc).
 
@@ -211,9 +226,13 @@ def reward_graph(
     n_features
         Width of the feature matrix the members read.
     spec, stats
-        The model's feature spec and fitted statistics (regression targets; no lags).
+        The model's feature spec and fitted statistics (no lags).
     metadata
         Strings stored in the model's ``metadata_props`` (JSON for non-strings).
+    odds_factor
+        For an event model (binary members): its ``odds_factor_``; the output is then the
+        event probability, each member's corrected as ``RewardClassifier.predict_proba``
+        does, and no target scaling applies.
     """
     onnx = _onnx()
     if spec.lags:
@@ -226,11 +245,17 @@ def reward_graph(
             outputs.append(_mlp_member(g, member, X))
         else:
             outputs.append(_tree_member(g, backend, member, n_features, X, k))
+    if odds_factor is not None:
+        outputs = [_prior_shift(g, p, odds_factor) for p in outputs]
     mean = outputs[0] if len(outputs) == 1 else g.op("Mean", outputs, "ensemble_mean")
-    # Back to the logged scale: scaling (standard, min-max, robust) was preprocessing.
-    scale = g.const("target_scale", np.float32(stats.target_scale))
-    center = g.const("target_center", np.float32(stats.target_center))
-    g.nodes.append(onnx.helper.make_node("Add", [g.op("Mul", [mean, scale]), center], ["reward"]))
+    if odds_factor is not None:  # an event probability: no target scaling
+        g.nodes.append(onnx.helper.make_node("Identity", [mean], ["reward"]))
+    else:  # back to the logged scale: scaling (standard, min-max, robust) was preprocessing
+        scale = g.const("target_scale", np.float32(stats.target_scale))
+        center = g.const("target_center", np.float32(stats.target_center))
+        g.nodes.append(
+            onnx.helper.make_node("Add", [g.op("Mul", [mean, scale]), center], ["reward"])
+        )
     output = onnx.helper.make_tensor_value_info("reward", onnx.TensorProto.FLOAT, ["batch"])
     graph = onnx.helper.make_graph(g.nodes, "rmlite_reward", inputs, [output], g.initializers)
     model = onnx.helper.make_model(

@@ -412,10 +412,12 @@ def predict(
     from rmlite.estimators.reward import RewardClassifier, RewardRegressor
 
     if isinstance(model, RewardRegressor | RewardClassifier):
-        from rmlite.models.compiled import COMPILE_MIN_ROWS
+        from rmlite.models.compiled import batch_plan
 
-        # Compiled trees when cached, or when this many rows repay compiling them.
-        model.use_compiled(Path(model_dir) / ".compiled", only_cached=len(frame) < COMPILE_MIN_ROWS)
+        # Compiled trees where they win on this batch: cached, or worth compiling now.
+        plan = batch_plan(model.backend, len(frame))
+        if plan != "no":
+            model.use_compiled(Path(model_dir) / ".compiled", only_cached=plan == "cached")
     out: dict[str, Any] = {S.EPISODE: frame.groups, S.STEP: frame.steps}
     if frame.spec.target == "event":
         proba, std = model.predict_proba(frame.X, return_std=True)

@@ -58,9 +58,9 @@ def export_onnx(
     ``next_obs`` (batch, obs_dim), all float32 (``next_obs`` is read only if the features
     use it), plus ``step`` (batch,) float32 when the features use the step index; its
     output ``reward`` (batch,) is in the logged scale (the discounted return for a
-    return-to-go model). Refused with a clear error: models with lags (they need each
-    episode's history), event models and preference models (not exported yet), models
-    fitted on a bare matrix (no feature spec).
+    return-to-go model, the event probability for an event model). Refused with a clear
+    error: models with lags (they need each episode's history), preference models (not
+    exported yet), models fitted on a bare matrix (no feature spec).
     """
     from rmlite.estimators.loading import load_model
     from rmlite.estimators.reward import RewardClassifier, RewardRegressor
@@ -95,11 +95,6 @@ def export_onnx(
             f"episode's history; an ONNX graph of single transitions cannot rebuild it. Train "
             f"with lags=0 to export."
         )
-    if isinstance(model, RewardClassifier) or spec.target == "event":
-        raise SchemaError(
-            f"{name}: event models (target='event', probabilities) are not exported to ONNX "
-            f"yet; reward and return-to-go regressors are."
-        )
     graph = reward_graph(
         model.backend,
         list(model.members_),
@@ -107,6 +102,7 @@ def export_onnx(
         spec,
         stats,
         metadata=_metadata(model, spec, stats),
+        odds_factor=float(model.odds_factor_) if isinstance(model, RewardClassifier) else None,
     )
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -165,7 +161,9 @@ def check_onnx(
     X = features_from_arrays(obs, action, next_obs, steps, spec, stats)
     ok = np.isfinite(X).all(axis=1) if est.backend == "mlp" else np.ones(len(X), bool)
     expected = np.full(len(X), np.nan)
-    if ok.any():
+    if ok.any() and hasattr(est, "predict_proba"):  # an event model: probabilities
+        expected[ok] = est.predict_proba(np.ascontiguousarray(X[ok]))[:, 1]
+    elif ok.any():
         raw = est.predict(np.ascontiguousarray(X[ok]))
         expected[ok] = stats.inverse_transform_target(raw)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -31,7 +31,7 @@ from rmlite.data.features import (
 )
 from rmlite.data.store import LogStore
 from rmlite.exceptions import ParameterError, SchemaError
-from rmlite.models.compiled import COMPILE_MIN_ROWS
+from rmlite.models.compiled import batch_plan
 
 if TYPE_CHECKING:
     from rmlite.estimators.reward import RewardClassifier, RewardRegressor
@@ -259,8 +259,8 @@ def relabel(
     """
     say = progress or (lambda _m: None)
     started = time.perf_counter()
-    # One big batch: all cores. Compiled trees when already cached, or when the dataset is
-    # large enough to repay compiling (see README "Fast inference").
+    # One big batch: all cores. Compiled trees where they win on such a batch: cached, or
+    # compiled when the dataset repays it (compiled.batch_plan, README "Fast inference").
     fn = RewardFunction(model, pessimism=pessimism, n_jobs=None, compiled=False)
     if rescale is not None and not (len(rescale) == 2 and rescale[0] < rescale[1]):
         raise ParameterError(
@@ -284,7 +284,9 @@ def relabel(
             f"{dataset}: features {frame.feature_names[:6]}... do not match the model's "
             f"{names[:6]}...: is the dataset's obs/action size the one the model was trained on?"
         )
-    fn.use_compiled(only_cached=len(frame) < COMPILE_MIN_ROWS)
+    plan = batch_plan(str(getattr(fn.model, "backend", "")), len(frame))
+    if plan != "no":
+        fn.use_compiled(only_cached=plan == "cached")
     say(f"predicting {len(frame):,} rewards" + (" (compiled trees)" if fn.compiled else ""))
     reward, _ = fn.predict_matrix(frame.X)
     rescale_info = None
