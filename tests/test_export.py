@@ -126,7 +126,8 @@ def test_a_return_model_exports_in_the_return_scale(
     assert np.abs(_run(path, fresh) - expected).max() <= 1e-4 * np.std(expected)
 
 
-@pytest.mark.parametrize("backend", ["lightgbm", pytest.param("mlp", marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["lightgbm", "mlp"])
 def test_an_event_model_gives_calibrated_probabilities(
     store: LogStore, fresh: dict[str, np.ndarray], tmp_path: Path, backend: str
 ) -> None:
