@@ -305,6 +305,9 @@ def compile_booster(
             probe = tempfile.mkdtemp(prefix=".build-", dir=folder)
         except OSError:
             continue  # a read-only model folder: the user cache instead
+        logger.info(
+            "rmlite: compiling the %s trees of one member (once; cached in %s)", backend, folder
+        )
         try:
             library = _build(backend, source, Path(probe))
             # Atomic: another process compiling the same trees at once writes the same file.
@@ -339,8 +342,10 @@ def _build(backend: str, source: Any, workdir: Path) -> Path:
         recipe["sources"].append({"name": "rmlite_batch", "length": 1})
         (src / "recipe.json").write_text(json.dumps(recipe))
         cc = _c_compiler() or "gcc"
+        # -O1 after TL2cgen's -O3 (the last one wins): measured on 100 trees of 31 leaves,
+        # 40% less compile time for the same prediction speed (the code is branches).
         library = tl2cgen.create_shared(
-            cc, src, nthread=os.cpu_count() or 1, long_build_time_warning=False
+            cc, src, nthread=os.cpu_count() or 1, long_build_time_warning=False, options=["-O1"]
         )
     return Path(library)
 
