@@ -102,7 +102,10 @@ def bench_models(
     if compiled:
         result.update(_bench_compiled(X, y, n_estimators, compiled_batches, say))
     for k, v in result.items():
-        say(f"  {k:40s} {v:,.4g}" if isinstance(v, float) else f"  {k:40s} {v:,}")
+        if isinstance(v, float):
+            say(f"  {k:40s} {v:,.4g}")
+        else:
+            say(f"  {k:40s} {v:,}" if isinstance(v, int) else f"  {k:40s} {v}")
     targets = {}
     for device in devices:
         for backend in ("lightgbm", "xgboost"):
