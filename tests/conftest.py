@@ -18,6 +18,10 @@ from rmlite import LogStore
 from rmlite.data import schema as S
 from rmlite.testing import rollout
 
+# Compiling a model's trees takes seconds per model: the suite predicts through the
+# boosters, and tests/test_compiled.py switches compiled trees on where it checks them.
+os.environ.setdefault("RMLITE_COMPILED", "0")
+
 
 def pytest_configure(config: pytest.Config) -> None:
     # `pytest -m fuzz` selects the hostile-input tests; this makes them run long

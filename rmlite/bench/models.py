@@ -36,11 +36,15 @@ def bench_models(
     mlp_epochs: int = 1,
     repeat: int = 1,
     log: Callable[[str], None] | None = print,
+    compiled: bool = True,
+    compiled_batches: tuple[int, ...] = (1, 16, 4096, 1_000_000),
 ) -> dict[str, Any]:
     """RewardRegressor against the raw engines with identical parameters, same run.
 
     Fit time ratio (target at most 1.10x), predict throughput ratio (at least 0.9x), MLP
-    training samples/s and inference rows/s; CUDA rows where a GPU is present.
+    training samples/s and inference rows/s; CUDA rows where a GPU is present. With
+    ``compiled`` (and the ``fast`` extra), compiled trees against the raw booster's
+    predict at each batch size of ``compiled_batches`` (one thread each; compile time too).
     """
     from rmlite.estimators.reward import RewardRegressor
     from rmlite.models.device import cuda_device_count
@@ -95,8 +99,13 @@ def bench_models(
                 result[f"{backend}_cuda_fit_speedup"] = (
                     result[f"{backend}_cpu_fit_seconds"] / result[f"{backend}_cuda_fit_seconds"]
                 )
+    if compiled:
+        result.update(_bench_compiled(X, y, n_estimators, compiled_batches, say))
     for k, v in result.items():
-        say(f"  {k:40s} {v:,.4g}" if isinstance(v, float) else f"  {k:40s} {v:,}")
+        if isinstance(v, float):
+            say(f"  {k:40s} {v:,.4g}")
+        else:
+            say(f"  {k:40s} {v:,}" if isinstance(v, int) else f"  {k:40s} {v}")
     targets = {}
     for device in devices:
         for backend in ("lightgbm", "xgboost"):
@@ -133,4 +142,77 @@ def _raw_fit(
 def _raw_predict(backend: str, booster: Any, X: np.ndarray) -> np.ndarray:
     if backend == "lightgbm":
         return np.asarray(booster.predict(X))
+    return np.asarray(booster.inplace_predict(X))
+
+
+def _bench_compiled(
+    X: np.ndarray,
+    y: np.ndarray,
+    n_estimators: int,
+    batches: tuple[int, ...],
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    """Compiled trees (Treelite + TL2cgen) against ``Booster.predict``, one thread each.
+
+    Small batches are timed over many calls (the best of several rounds): they are what a
+    vector env asks for every step. Batches beyond the matrix's rows repeat its rows.
+    """
+    import tempfile
+
+    from rmlite.models.compiled import compile_booster, why_not_compiled
+    from rmlite.models.gbm import gbm_params
+
+    reason = why_not_compiled()
+    if reason:
+        say(f"  compiled trees skipped: {reason}")
+        return {"compiled_skipped": reason}
+    out: dict[str, Any] = {}
+    fit_rows = min(len(X), 200_000)
+    rng = np.random.default_rng(1)
+    with tempfile.TemporaryDirectory() as cache:
+        for backend in ("lightgbm", "xgboost"):
+            params = gbm_params(
+                backend, objective="regression", learning_rate=0.1, random_state=0,
+                n_jobs=1, device="cpu",
+            )  # fmt: skip
+            booster = _raw_fit(backend, params, X[:fit_rows], y[:fit_rows], n_estimators)
+            t = time.perf_counter()
+            trees = compile_booster(backend, booster, X.shape[1], cache)
+            assert trees is not None
+            out[f"compiled_{backend}_compile_seconds"] = time.perf_counter() - t
+            for n in batches:
+                rows = rng.integers(0, len(X), n) if n > len(X) else np.arange(n)
+                batch = np.ascontiguousarray(X[rows])
+                calls = max(1, min(2000, 20_000 // n))
+                raw = _per_call(partial(_raw_predict_1, backend, booster, batch), calls)
+                fast = _per_call(partial(trees, batch, n_jobs=1), calls)
+                diff = float(
+                    np.abs(trees(batch, n_jobs=1) - _raw_predict_1(backend, booster, batch)).max()
+                )
+                out[f"compiled_{backend}_batch{n}_us"] = fast * 1e6
+                out[f"compiled_{backend}_batch{n}_raw_us"] = raw * 1e6
+                out[f"compiled_{backend}_batch{n}_speedup"] = raw / fast
+                out[f"compiled_{backend}_batch{n}_max_abs_diff"] = diff
+                say(
+                    f"  compiled {backend} batch {n:>9,}: {fast * 1e6:11,.1f} us vs booster "
+                    f"{raw * 1e6:11,.1f} us  x{raw / fast:.1f}  (max |diff| {diff:.2g})"
+                )
+    return out
+
+
+def _per_call(fn: Callable[[], Any], calls: int, rounds: int = 3) -> float:
+    """Best-of-``rounds`` mean seconds per call over ``calls`` calls."""
+    best = float("inf")
+    for _ in range(rounds):
+        t = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        best = min(best, (time.perf_counter() - t) / calls)
+    return best
+
+
+def _raw_predict_1(backend: str, booster: Any, X: np.ndarray) -> np.ndarray:
+    """The raw booster's prediction on one thread (LightGBM's num_threads; XGBoost's nthread)."""
+    if backend == "lightgbm":
+        return np.asarray(booster.predict(X, num_threads=1))
     return np.asarray(booster.inplace_predict(X))

@@ -36,6 +36,8 @@ def cmd_bench_models(args: argparse.Namespace) -> int:
         mlp_epochs=args.mlp_epochs,
         repeat=args.repeat,
         log=None if args.json else _bench_log,
+        compiled=not args.no_compiled,
+        compiled_batches=tuple(args.compiled_batches),
     )
     if args.json:
         _emit_json(result)
@@ -61,8 +63,8 @@ def add_bench_commands(bench: Any) -> None:
     b.add_argument("--json", action="store_true")
     b = bench.add_parser(
         "models",
-        help="RewardRegressor against raw lightgbm.train / xgboost.train; MLP throughput.",
-        description="Fit time and predict throughput of RewardRegressor against the raw engines with identical parameters, MLP training samples/s and inference rows/s; CUDA rows where a GPU is present.",
+        help="RewardRegressor against raw lightgbm.train / xgboost.train; MLP throughput; compiled trees.",
+        description="Fit time and predict throughput of RewardRegressor against the raw engines with identical parameters, MLP training samples/s and inference rows/s; CUDA rows where a GPU is present; compiled trees (rmlite[fast]) against Booster.predict at batch 1, 16, 4096 and 1M rows.",
         epilog="Example:\n  rmlite bench models --rows 1_000_000 --features 40",
         formatter_class=_Formatter,
     )
@@ -72,4 +74,13 @@ def add_bench_commands(bench: Any) -> None:
     b.add_argument("--n-estimators", type=int, default=100)
     b.add_argument("--mlp-epochs", type=int, default=1)
     b.add_argument("--repeat", type=int, default=1, help="repeat each timing, keep the best")
+    b.add_argument(
+        "--compiled-batches",
+        type=lambda s: int(s.replace("_", "")),
+        nargs="+",
+        default=[1, 16, 4096, 1_000_000],
+        metavar="N",
+        help="batch sizes at which compiled trees race the raw booster (one thread each)",
+    )
+    b.add_argument("--no-compiled", action="store_true", help="skip the compiled-trees comparison")
     b.add_argument("--json", action="store_true")

@@ -1,7 +1,7 @@
 """The ``rmlite`` command: a thin layer over the public API.
 
 One small function per subcommand, in one module per command group (``data``, ``train``,
-``rl``, ``tune``, ``prefs``, ``monitor``, ``dashboard``, ``serve``, ``bench``); this module builds the
+``rl``, ``export``, ``tune``, ``prefs``, ``monitor``, ``dashboard``, ``serve``, ``bench``); this module builds the
 parser from them and runs the command. Heavy libraries load inside the commands that need
 them, so ``rmlite --help`` stays instant. Exit codes (see :mod:`rmlite.cli._errors`): 0
 success, 2 bad input, 75 store busy or disk full, 130 interrupted, 1 a bug.
@@ -14,7 +14,19 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
-from rmlite.cli import bench, completion, dashboard, data, monitor, prefs, rl, serve, train, tune
+from rmlite.cli import (
+    bench,
+    completion,
+    dashboard,
+    data,
+    export,
+    monitor,
+    prefs,
+    rl,
+    serve,
+    train,
+    tune,
+)
 from rmlite.cli._common import _Formatter
 from rmlite.cli._options import CommandParser, parse_args
 
@@ -59,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_commands(sub, command)
     train.add_commands(sub, command)
     rl.add_commands(sub, command)
+    export.add_commands(sub, command)
     tune.add_commands(sub, command)
     prefs.add_commands(sub, command)
     monitor.add_commands(sub, command)

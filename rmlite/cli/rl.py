@@ -254,7 +254,7 @@ def add_bench_commands(bench: Any) -> None:
     b = bench.add_parser(
         "wrapper",
         help="Per-step time of a 16-env vector env (Pendulum-v1 or MuJoCo) with and without the learned reward.",
-        description="Train the quickstart LightGBM reward model (100 trees) on random episodes of --env, then time its vector env with and without LearnedRewardVector (one batched prediction per step); targets: at most x1.25 on Pendulum-v1, x1.15 on MuJoCo envs.",
+        description="Train the quickstart LightGBM reward model (100 trees) on random episodes of --env, then time its vector env plain, with LearnedRewardVector predicting through the booster, and through compiled trees (rmlite[fast], the default path); one batched prediction per step; targets: the default path at most x1.25 the plain step on Pendulum-v1, x1.15 on MuJoCo envs.",
         epilog="Example:\n  rmlite bench wrapper --num-envs 16 --steps 1000\n  rmlite bench wrapper --env HalfCheetah-v5 --episodes 20 --max-steps 200",
         formatter_class=_Formatter,
     )

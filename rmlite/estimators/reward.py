@@ -361,6 +361,15 @@ class _RewardModel(BaseEstimator):
                 ensure_all_finite="allow-nan" if self.backend != "mlp" else True,
             )
         out = np.empty((len(self.members_), X.shape[0]), dtype=np.float64)
+        compiled = getattr(self, "_compiled", None)
+        if (
+            compiled is not None
+            and compiled[0] is self.members_  # not refitted since
+            and X.shape[0] <= compiled[1][0].max_rows  # where compiled trees win
+        ):
+            for i, trees in enumerate(compiled[1]):
+                out[i] = trees(X, n_jobs=self.n_jobs)
+            return out
         for i, model in enumerate(self.members_):
             if self.backend == "mlp":
                 out[i] = model.predict(X)
@@ -369,6 +378,29 @@ class _RewardModel(BaseEstimator):
 
                 out[i] = predict_gbm(self.backend, model, X, n_jobs=self.n_jobs)  # type: ignore[arg-type]
         return out
+
+    def use_compiled(self, cache_dir: PathLike | None = None, *, only_cached: bool = False) -> bool:
+        """Predict through compiled trees (Treelite + TL2cgen) from now on; True if it could.
+
+        Tree backends only; results equal the boosters' within float32 rounding. The
+        libraries are cached by content in ``cache_dir`` (rmlite uses ``<model>/.compiled``
+        for saved models) or the user cache (:func:`rmlite.models.compiled.user_cache_dir`).
+        Compiling takes seconds once per model; ``only_cached`` never compiles. Without
+        the compiler (``pip install 'rmlite[fast]'``) it logs one warning and returns False:
+        predictions keep using the boosters. Refitting drops the compiled trees.
+        """
+        check_is_fitted(self, "members_")
+        if self.backend == "mlp":
+            return False
+        from rmlite.models.compiled import compile_members
+
+        trees = compile_members(
+            self.backend, self.members_, self.n_features_in_, cache_dir, only_cached=only_cached
+        )
+        if trees is None:
+            return False
+        self._compiled = (self.members_, trees)
+        return True
 
     def _check_columns(self, X: Any) -> None:
         """Name the missing, unexpected or reordered columns of a data frame."""

@@ -20,6 +20,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -414,6 +415,15 @@ def predict(
 
     model = load_model(model_dir)
     frame = model_frame(store, model, dataset, require_target=False)
+    from rmlite.estimators.reward import RewardClassifier, RewardRegressor
+
+    if isinstance(model, RewardRegressor | RewardClassifier):
+        from rmlite.models.compiled import batch_plan
+
+        # Compiled trees where they win on this batch: cached, or worth compiling now.
+        plan = batch_plan(model.backend, len(frame))
+        if plan != "no":
+            model.use_compiled(Path(model_dir) / ".compiled", only_cached=plan == "cached")
     out: dict[str, Any] = {S.EPISODE: frame.groups, S.STEP: frame.steps}
     if frame.spec.target == "event":
         proba, std = model.predict_proba(frame.X, return_std=True)

@@ -31,6 +31,7 @@ from rmlite.data.features import (
 )
 from rmlite.data.store import LogStore
 from rmlite.exceptions import ParameterError, SchemaError
+from rmlite.models.compiled import batch_plan
 
 if TYPE_CHECKING:
     from rmlite.estimators.reward import RewardClassifier, RewardRegressor
@@ -57,6 +58,12 @@ class RewardFunction:
         threads gain little there, and next to an agent that trains in the same process
         they wait on each other (a 16-row LightGBM batch was 5x slower with 2 threads
         than with 1 on a busy 2-core machine). None keeps the model's own setting.
+    compiled
+        Predict LightGBM and XGBoost models through compiled trees (Treelite + TL2cgen,
+        the ``fast`` extra): 4-30x faster per step, equal within float32 rounding. The
+        first use compiles for a few seconds and caches the library in
+        ``<model>/.compiled/`` (or the user cache, see README "Fast inference"). Without
+        the compiler it logs one warning and uses the booster.
     """
 
     def __init__(
@@ -64,6 +71,7 @@ class RewardFunction:
         model: RewardRegressor | RewardClassifier | PathLike,
         pessimism: float = 0.0,
         n_jobs: int | None = 1,
+        compiled: bool = True,
     ) -> None:
         import copy
 
@@ -81,8 +89,8 @@ class RewardFunction:
                 "train), so its features cannot be rebuilt; train it with rmlite train or "
                 "rmlite.pipeline.train."
             )
+        model = copy.copy(model)  # shares the fitted members; the caller's model is unchanged
         if n_jobs is not None:
-            model = copy.copy(model)  # shares the fitted members; the caller's model is unchanged
             model.n_jobs = n_jobs
         self.model = model
         self.spec = FeatureSpec.from_dict(spec_dict)
@@ -106,17 +114,34 @@ class RewardFunction:
         self.pessimism = float(pessimism)
         self.event = self.spec.target == "event"
         self.single = int(getattr(model, "n_members", 1)) == 1
-        # Per-step batches of a LightGBM regressor skip Booster.predict's per-call setup.
+        # Per-step batches of a tree regressor skip Booster.predict's per-call setup:
+        # compiled trees, else LightGBM's single-row predictor.
         self._rows: list[Any] | None = None
+        self.compiled = False
+        if compiled:
+            self.use_compiled()
         from rmlite.estimators.reward import RewardRegressor
 
-        if isinstance(model, RewardRegressor) and model.backend == "lightgbm":
+        if self.compiled and isinstance(model, RewardRegressor):
+            self._rows = list(model._compiled[1])
+            for trees in self._rows:
+                trees.n_jobs = model.n_jobs
+        elif isinstance(model, RewardRegressor) and model.backend == "lightgbm":
             from rmlite.models.gbm import LightGBMRowPredictor, best_iteration
 
             self._rows = [
                 LightGBMRowPredictor(m, model.n_features_in_, best_iteration("lightgbm", m))
                 for m in model.members_
             ]
+
+    def use_compiled(self, only_cached: bool = False) -> bool:
+        """Switch to compiled trees (see ``compiled``); True if the model now uses them."""
+        from rmlite.estimators.reward import RewardClassifier, RewardRegressor
+
+        if not self.compiled and isinstance(self.model, RewardRegressor | RewardClassifier):
+            cache = Path(self.path) / ".compiled" if self.path is not None else None
+            self.compiled = self.model.use_compiled(cache, only_cached=only_cached)
+        return self.compiled
 
     @property
     def fingerprint(self) -> str:
@@ -234,7 +259,9 @@ def relabel(
     """
     say = progress or (lambda _m: None)
     started = time.perf_counter()
-    fn = RewardFunction(model, pessimism=pessimism, n_jobs=None)  # one big batch: all cores
+    # One big batch: all cores. Compiled trees where they win on such a batch: cached, or
+    # compiled when the dataset repays it (compiled.batch_plan, README "Fast inference").
+    fn = RewardFunction(model, pessimism=pessimism, n_jobs=None, compiled=False)
     if rescale is not None and not (len(rescale) == 2 and rescale[0] < rescale[1]):
         raise ParameterError(
             f"The 'rescale' parameter must be (low, high) with low < high. Got {rescale!r} instead."
@@ -257,7 +284,10 @@ def relabel(
             f"{dataset}: features {frame.feature_names[:6]}... do not match the model's "
             f"{names[:6]}...: is the dataset's obs/action size the one the model was trained on?"
         )
-    say(f"predicting {len(frame):,} rewards")
+    plan = batch_plan(str(getattr(fn.model, "backend", "")), len(frame))
+    if plan != "no":
+        fn.use_compiled(only_cached=plan == "cached")
+    say(f"predicting {len(frame):,} rewards" + (" (compiled trees)" if fn.compiled else ""))
     reward, _ = fn.predict_matrix(frame.X)
     rescale_info = None
     if rescale is not None:
