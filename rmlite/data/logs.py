@@ -577,7 +577,8 @@ def _value_reason(
     schema = frame.schema
     checks: list[tuple[pl.Expr, pl.Expr]] = []
     for canonical, col in integers.items():
-        if col is not None:
+        # Only integer columns can fall outside int64; text episode ids are kept as text.
+        if col is not None and schema[col].is_integer():
             checks.append(
                 (
                     pl.col(col).is_not_null() & pl.col(col).cast(pl.Int64, strict=False).is_null(),
