@@ -13,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from rmlite.cli import bench, dashboard, data, monitor, prefs, rl, train, tune
+from rmlite.cli import bench, dashboard, data, explain, monitor, prefs, rl, train, tune
 from rmlite.cli._common import EXIT_INTERNAL, _bad_input, _Formatter
 
 
@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     prefs.add_commands(sub, command)
     monitor.add_commands(sub, command)
     dashboard.add_commands(sub, command)
+    explain.add_commands(sub, command)
 
     p = sub.add_parser(
         "bench",
