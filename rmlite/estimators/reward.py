@@ -456,7 +456,13 @@ class _RewardModel(BaseEstimator):
         """Boosting rounds (tree backends) or epochs (MLP) each member ran; a list for
         ensembles. With early stopping it includes the rounds past the best one."""
         check_is_fitted(self, "members_")
-        counts = [self._member_rounds(m) for m in self.members_]
+        curves = self.curves_ or [{}] * len(self.members_)
+        # The learning curves count every round run; LightGBM keeps only the trees up to
+        # the best one in its booster.
+        counts = [
+            max((len(v) for v in c.values()), default=0) or self._member_rounds(m)
+            for m, c in zip(self.members_, curves, strict=True)
+        ]
         return counts[0] if len(counts) == 1 else counts
 
     @property

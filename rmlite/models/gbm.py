@@ -426,7 +426,7 @@ def gbm_importance(
     out = np.zeros(n_features, dtype=np.float64)
     # XGBoost names unnamed features f0, f1, ... and leaves out those no tree splits on.
     for name, value in kept.get_score(importance_type=native).items():
-        out[int(name[1:])] = float(value)  # type: ignore[arg-type]
+        out[int(name[1:])] = float(value)
     return out
 
 
