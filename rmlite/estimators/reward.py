@@ -243,7 +243,8 @@ class _RewardModel(BaseEstimator):
     def _validation_split(
         self, rng: np.random.Generator, rows: np.ndarray, groups: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Hold out a fraction of the episodes (rows without groups) for early stopping."""
+        """Hold out a fraction of the episodes (rows without groups) for early stopping
+        (and, for weighted classifiers, calibration)."""
         if not self._uses_validation():
             return rows, None
         if groups is not None:
@@ -621,6 +622,13 @@ class RewardRegressor(RegressorMixin, _RewardModel):
         MLP architecture and training (AdamW).
     backend_params
         Native parameters passed to the engine (``num_leaves``, ``max_depth``, ...).
+    importance_type
+        What :attr:`feature_importances_` measures on the tree backends: ``"gain"``
+        (default; total loss reduction of a feature's splits) or ``"split"`` (their number).
+
+    Fitted models also have ``n_iter_``, ``best_iteration_`` (with early stopping) and
+    ``evals_result_``; ``predict(X, pred_contrib=True)`` gives SHAP values, and
+    ``booster_`` the native booster of a one-member tree model (for ``shap.TreeExplainer``).
     """
 
     def fit(
