@@ -264,7 +264,7 @@ def sparse_event():  # type: ignore[no-untyped-def]
     return f.X, (f.y > -0.5).astype(int), f.groups
 
 
-@pytest.mark.parametrize("backend", [*TREES, "mlp"])
+@pytest.mark.parametrize("backend", [*TREES, pytest.param("mlp", marks=pytest.mark.slow)])
 def test_class_weight_raises_recall_and_stays_calibrated(sparse_event, backend: str) -> None:  # type: ignore[no-untyped-def]
     X, y, groups = sparse_event
     train_rows = groups % 3 != 0  # a third of the episodes held out
