@@ -254,6 +254,7 @@ class DaskRewardRegressor(RewardRegressor):
         weight_decay: float = 1e-4,
         batch_size: int = 256,
         backend_params: dict[str, Any] | None = None,
+        importance_type: str = "gain",
     ) -> None:
         super().__init__(
             backend,
@@ -272,6 +273,7 @@ class DaskRewardRegressor(RewardRegressor):
             weight_decay=weight_decay,
             batch_size=batch_size,
             backend_params=backend_params,
+            importance_type=importance_type,
         )
         self.client = client
         self.timeout = timeout
@@ -344,7 +346,13 @@ class DaskRewardRegressor(RewardRegressor):
         self.fit_seconds_ = time.perf_counter() - started
         return self
 
-    def predict(self, X: Any, return_std: bool = False, check_input: bool = True) -> Any:
+    def predict(
+        self,
+        X: Any,
+        return_std: bool = False,
+        check_input: bool = True,
+        pred_contrib: bool = False,
+    ) -> Any:
         """Predictions: a dask array for a dask array, else NumPy (as RewardRegressor)."""
         import dask.array as da
 
@@ -356,7 +364,9 @@ class DaskRewardRegressor(RewardRegressor):
                     X.shape[0], chunks=X.chunks[0]
                 )
             return predict_gbm_dask(self.backend, self.members_[0], X)  # type: ignore[arg-type]
-        return super().predict(X, return_std=return_std, check_input=check_input)
+        return super().predict(
+            X, return_std=return_std, check_input=check_input, pred_contrib=pred_contrib
+        )
 
     def to_local(self) -> RewardRegressor:
         """The same model as a plain :class:`~rmlite.RewardRegressor` (no client)."""

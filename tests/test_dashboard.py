@@ -385,6 +385,9 @@ def test_report_is_one_self_contained_file_that_renders(
         w.page.goto(out.as_uri())
         w.charts_drawn()
         assert w.page.locator("#chart-scatter .scatterlayer .point").count() > 0
+        # The report alone ranks the features (mean |SHAP|, rmlite explain's table).
+        w.page.wait_for_selector("#chart-importance svg.main-svg", timeout=15_000)
+        assert w.page.locator("#chart-importance .barlayer .point").count() == 4
         assert "report" in w.page.inner_text("#status")
         ARTIFACTS.mkdir(exist_ok=True)
         w.page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)

@@ -26,15 +26,13 @@ BACKENDS = ["lightgbm", "xgboost", "mlp"]
 # Small but enough to learn scikit-learn's 200-row check data (the MLP needs ~300 steps).
 FAST = {"n_estimators": 20, "max_epochs": 50, "batch_size": 32, "random_state": 0}
 
-_CLASS_WEIGHT = "predict_proba divides the class-weight odds shift back out to stay calibrated"
+# class_weight now moves predict towards the weighted class (predict_proba is calibrated
+# separately, by Platt scaling), so check_class_weight_classifiers passes.
 EXPECTED_FAILURES = {
-    ("RewardClassifier", "lightgbm"): {"check_class_weight_classifiers": _CLASS_WEIGHT},
     ("RewardClassifier", "xgboost"): {
-        "check_class_weight_classifiers": _CLASS_WEIGHT,
         "check_sample_weight_equivalence_on_dense_data": "XGBoost's weighted quantile sketch bins "
         "weighted rows and repeated rows slightly differently",
     },
-    ("RewardClassifier", "mlp"): {"check_class_weight_classifiers": _CLASS_WEIGHT},
 }
 MLP_SAMPLE_WEIGHT = (
     "stochastic mini-batches see repeated rows and weighted rows in different orders"

@@ -19,6 +19,7 @@ from rmlite.cli import (
     completion,
     dashboard,
     data,
+    explain,
     export,
     monitor,
     prefs,
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.add_commands(sub, command)
     serve.add_commands(sub, command)
     completion.add_commands(sub, command)
+    explain.add_commands(sub, command)
 
     p = sub.add_parser(
         "bench",

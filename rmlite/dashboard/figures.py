@@ -445,6 +445,43 @@ def drift(rows: Rows, title: str = "Drift per feature (PSI)") -> Figure:
     }
 
 
+# ------------------------------------------------------------------- explaining
+
+
+def importance(rows: Rows, title: str = "Feature importance (mean |SHAP|, hold-out)") -> Figure:
+    """Mean |SHAP| per feature, most important on top (rows of
+    :func:`rmlite.evaluation.explain.explain`)."""
+    rows = [r for r in rows if _finite(r.get("mean_abs_shap"))]
+    if not rows:
+        return empty(title, "no SHAP values: rmlite explain needs a LightGBM or XGBoost model")
+    shown = list(reversed(rows))  # plotly draws the first bar at the bottom
+    return {
+        "data": [
+            {
+                "type": "bar",
+                "orientation": "h",
+                "name": "mean |SHAP|",
+                "x": [r["mean_abs_shap"] for r in shown],
+                "y": [str(r["feature"]) for r in shown],
+                "marker": {"color": PALETTE[0]},
+                "customdata": [[r.get("mean_shap"), r.get("share")] for r in shown],
+                "hovertemplate": (
+                    "%{y}<br>mean |SHAP| %{x:.4g}<br>mean SHAP %{customdata[0]:.4g}<br>"
+                    "share %{customdata[1]:.1%}<extra></extra>"
+                ),
+            }
+        ],
+        "layout": layout(
+            title,
+            height=max(330, 60 + 22 * len(shown)),
+            margin={"l": 110, "r": 30, "t": 42, "b": 48},
+            xaxis={"title": {"text": "mean |SHAP| (reward units; log-odds for events)"}},
+            yaxis={"type": "category", "automargin": True},
+            showlegend=False,
+        ),
+    }
+
+
 # ----------------------------------------------------------------------- tuning
 
 

@@ -151,6 +151,7 @@ _PAGE = """<!doctype html>
   <div class="card"><div class="chart" id="chart-drift"></div></div>
   <div class="card"><h2>Alerts</h2><div class="scroll"><table id="alerts"></table></div></div>
   <div class="card"><div class="chart" id="chart-trials"></div></div>
+  <div class="card" id="card-importance" hidden><div class="chart" id="chart-importance"></div></div>
 </div>
 {data}
 <script>{script}</script>
@@ -161,7 +162,7 @@ _PAGE = """<!doctype html>
 _SCRIPT = r"""
 (function () {
   "use strict";
-  const CHARTS = ["accuracy", "curves", "scatter", "residuals", "drift", "trials"];
+  const CHARTS = ["accuracy", "curves", "scatter", "residuals", "drift", "trials", "importance"];
   const CONFIG = { displaylogo: false, responsive: true };
   const POLL_MS = Number(document.body.dataset.pollMs) || 0;
   const inline = document.getElementById("rmlite-data");
@@ -276,6 +277,8 @@ _SCRIPT = r"""
     ofEl.className = of && of.alarm ? "alarm" : "";
     for (const name of CHARTS) {
       const fig = (p.figures || {})[name];
+      const card = $("card-" + name);  // optional charts (importance: the report only)
+      if (card) card.hidden = !fig;
       if (fig) Plotly.react("chart-" + name, fig.data, fig.layout, CONFIG);
     }
   }

@@ -92,6 +92,9 @@ def build_report(
     figures["residuals"] = F.residuals(sample)
     figures["drift"] = F.drift(drift, title="Drift per feature (PSI) against training")
     figures["curves"] = F.learning_curves(window.curves, window.overfitting)
+    say("explaining the predictions (mean |SHAP| per feature)")
+    importance = _importance(store, model_dir, dataset, episodes=window.episodes)
+    figures["importance"] = F.importance(importance)
     alerts = [
         {
             "pass_id": None,
@@ -128,9 +131,23 @@ def build_report(
             window.drift.filter(pl.col("severity") == "alert").height if window.drift.height else 0
         ),
         "monitor_passes": monitoring["monitor_passes"].height,
+        "top_features": importance[:5],
         "generated_at": now,
     }
     return Report(html=html, summary=summary)
+
+
+def _importance(
+    store: LogStore, model_dir: str, dataset: str, episodes: Sequence[int]
+) -> list[dict[str, Any]]:
+    """Rows of :func:`rmlite.evaluation.explain.explain`; none for models without trees."""
+    from rmlite.evaluation.explain import explain
+    from rmlite.exceptions import ParameterError
+
+    try:
+        return explain(store, model_dir, dataset, top=20, episodes=episodes).to_dicts()
+    except ParameterError:  # the MLP, a preference model: no TreeSHAP
+        return []
 
 
 def write_report(

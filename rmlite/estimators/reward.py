@@ -37,19 +37,23 @@ from sklearn.utils._param_validation import (
 )
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import (
+    _check_n_features,
     _check_sample_weight,
     _get_feature_names,
+    check_array,
     check_is_fitted,
     validate_data,
 )
 
 from rmlite._typing import PathLike
+from rmlite.estimators._calibration import IDENTITY, apply_platt, logit, platt_scaling
 from rmlite.estimators._folder import _jsonable, load_members, write_model_folder
 from rmlite.estimators._params import PARAMETER_CONSTRAINTS
 from rmlite.exceptions import ParameterError, RmliteError, SchemaError
 from rmlite.models.device import resolve_device
 
 _LEARNING_RATE = {"lightgbm": 0.05, "xgboost": 0.05, "mlp": 1e-3}
+_CURVE_METRIC = {"regression": "l2", "binary": "binary_logloss"}
 
 
 class _RewardModel(BaseEstimator):
@@ -57,7 +61,10 @@ class _RewardModel(BaseEstimator):
 
     _objective = "regression"
 
-    _parameter_constraints: ClassVar[dict[str, list[Any]]] = PARAMETER_CONSTRAINTS
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **PARAMETER_CONSTRAINTS,
+        "importance_type": [StrOptions({"gain", "split"})],
+    }
 
     def __init__(
         self,
@@ -78,6 +85,7 @@ class _RewardModel(BaseEstimator):
         weight_decay: float = 1e-4,
         batch_size: int = 256,
         backend_params: dict[str, Any] | None = None,
+        importance_type: str = "gain",
     ) -> None:
         self.backend = backend
         self.device = device
@@ -95,6 +103,7 @@ class _RewardModel(BaseEstimator):
         self.weight_decay = weight_decay
         self.batch_size = batch_size
         self.backend_params = backend_params
+        self.importance_type = importance_type
 
     # ------------------------------------------------------------------ tags
 
@@ -235,16 +244,17 @@ class _RewardModel(BaseEstimator):
     def _validation_split(
         self, rng: np.random.Generator, rows: np.ndarray, groups: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Hold out a fraction of the episodes (rows without groups) for early stopping."""
-        uses_validation = self.early_stopping_rounds is not None
-        if not uses_validation:
+        """Hold out a fraction of the episodes (rows without groups) for early stopping
+        (and, for weighted classifiers, calibration)."""
+        if not self._uses_validation():
             return rows, None
         if groups is not None:
             episodes = np.unique(groups[rows])
             if len(episodes) < 2:
                 raise SchemaError(
-                    "early stopping needs a validation split of whole episodes, but groups "
-                    "holds a single episode; pass more episodes or set early_stopping_rounds=None."
+                    f"{self._validation_purpose()} needs a validation split of whole episodes, "
+                    f"but groups holds a single episode; pass more episodes or set "
+                    f"early_stopping_rounds=None."
                 )
             n_val = max(1, round(len(episodes) * self.validation_fraction))
             val_episodes = rng.choice(episodes, size=n_val, replace=False)
@@ -255,6 +265,13 @@ class _RewardModel(BaseEstimator):
                 in_val[: max(1, len(rows) // 10)] = True
                 in_val[-1] = False
         return rows[~in_val], rows[in_val]
+
+    def _uses_validation(self) -> bool:
+        """Whether fit holds validation episodes out of each member's training rows."""
+        return self.early_stopping_rounds is not None
+
+    def _validation_purpose(self) -> str:
+        return "early stopping"
 
     def _fit_member(
         self,
@@ -351,15 +368,7 @@ class _RewardModel(BaseEstimator):
         """
         check_is_fitted(self, "members_")
         if check_input:
-            self._check_columns(X)
-            X = validate_data(
-                self,
-                X,
-                reset=False,
-                dtype=np.float32,
-                order="C",
-                ensure_all_finite="allow-nan" if self.backend != "mlp" else True,
-            )
+            X = self._check_predict_input(X)
         out = np.empty((len(self.members_), X.shape[0]), dtype=np.float64)
         compiled = getattr(self, "_compiled", None)
         if (
@@ -402,6 +411,163 @@ class _RewardModel(BaseEstimator):
         self._compiled = (self.members_, trees)
         return True
 
+    def _check_predict_input(self, X: Any) -> np.ndarray:
+        """Validate X for predicting: the fitted width, float32, C order; names if it has any."""
+        finite: Any = "allow-nan" if self.backend != "mlp" else True
+        if (
+            getattr(self, "feature_spec_", None) is not None
+            and getattr(self, "feature_names_in_", None) is not None
+            and _get_feature_names(X) is None
+        ):
+            # A model trained by rmlite train is named after its FeatureSpec, and applied to
+            # the matrix that spec builds (model_frame): always in the fitted order, so a
+            # plain matrix is not the "fitted with feature names" mistake sklearn warns of.
+            X = check_array(X, dtype=np.float32, order="C", ensure_all_finite=finite)
+            _check_n_features(self, X, reset=False)
+            return np.asarray(X)
+        self._check_columns(X)
+        return np.asarray(
+            validate_data(
+                self, X, reset=False, dtype=np.float32, order="C", ensure_all_finite=finite
+            )
+        )
+
+    # ------------------------------------------------------------ explaining
+
+    @property
+    def feature_importances_(self) -> np.ndarray:
+        """Per-feature importance of the tree backends, the mean over ensemble members.
+
+        ``importance_type="gain"`` (the default): the total loss reduction of the splits on
+        each feature (LightGBM ``gain``, XGBoost ``total_gain``), in the training loss's
+        units; ``"split"``: how many splits use it. Not normalized (as LightGBM's), only the
+        trees kept by early stopping count. The MLP has none (an AttributeError, as for
+        scikit-learn estimators without it): use ``sklearn.inspection.permutation_importance``.
+        """
+        check_is_fitted(self, "members_")
+        if self.backend == "mlp":
+            raise AttributeError(
+                f"{type(self).__name__}(backend='mlp') has no feature_importances_ (it has no "
+                f"trees); use sklearn.inspection.permutation_importance."
+            )
+        from rmlite.models.gbm import gbm_importance
+
+        per_member = [
+            gbm_importance(self.backend, booster, self.n_features_in_, self.importance_type)  # type: ignore[arg-type]
+            for booster in self.members_
+        ]
+        return np.asarray(np.mean(per_member, axis=0))
+
+    @property
+    def booster_(self) -> Any:
+        """The native booster of a one-member tree model (``lightgbm.Booster`` /
+        ``xgboost.Booster``), for tools that take one: ``shap.TreeExplainer(model.booster_)``.
+
+        Its SHAP values are in the model's target units (scaled, when the feature spec
+        scales the target), and for events in log-odds before calibration. Ensembles have
+        one booster per member (``members_``): explain them with
+        ``predict(X, pred_contrib=True)``.
+        """
+        check_is_fitted(self, "members_")
+        if self.backend == "mlp":
+            raise AttributeError(
+                f"{type(self).__name__}(backend='mlp') has no booster_; explain it with "
+                f"shap.Explainer(model.predict, X_background) instead."
+            )
+        if len(self.members_) != 1:
+            raise AttributeError(
+                f"{type(self).__name__} has {len(self.members_)} members, one booster each "
+                f"(members_); no single booster_ stands for their mean. Use "
+                f"model.predict(X, pred_contrib=True) for the ensemble's SHAP values."
+            )
+        return self.members_[0]
+
+    def get_booster(self) -> Any:
+        """The native booster (XGBoost's sklearn name for :attr:`booster_`)."""
+        return self.booster_
+
+    @property
+    def n_iter_(self) -> int | list[int]:
+        """Boosting rounds (tree backends) or epochs (MLP) each member ran; a list for
+        ensembles. With early stopping it includes the rounds past the best one."""
+        check_is_fitted(self, "members_")
+        curves = self.curves_ or [{}] * len(self.members_)
+        # The learning curves count every round run; LightGBM keeps only the trees up to
+        # the best one in its booster.
+        counts = [
+            max((len(v) for v in c.values()), default=0) or self._member_rounds(m)
+            for m, c in zip(self.members_, curves, strict=True)
+        ]
+        return counts[0] if len(counts) == 1 else counts
+
+    @property
+    def best_iteration_(self) -> int | list[int]:
+        """Rounds (epochs) kept by early stopping: trees predicted with, or the epoch whose
+        weights were restored, counted from 1; a list for ensembles. Only where early
+        stopping ran (``early_stopping_rounds`` set)."""
+        check_is_fitted(self, "members_")
+        if self.early_stopping_rounds is None:
+            raise AttributeError(
+                f"{type(self).__name__} was fitted without early stopping "
+                f"(early_stopping_rounds=None): every round is kept, see n_iter_."
+            )
+        best = [self._member_best(m) for m in self.members_]
+        return best[0] if len(best) == 1 else best
+
+    @property
+    def evals_result_(self) -> dict[str, dict[str, list[float]]] | list[dict[str, Any]]:
+        """Metric per round on each watched set, LightGBM's layout:
+        ``{"train"|"valid"|"holdout": {metric: [...]}}`` (a list for ensembles).
+
+        ``valid`` is the early-stopping split, ``holdout`` the ``eval_set``. The metric is
+        the same on every backend: ``l2`` (mean squared error) for rewards,
+        ``binary_logloss`` for events.
+        """
+        check_is_fitted(self, "members_")
+        metric = _CURVE_METRIC[self._objective]
+        results = [
+            {name: {metric: list(values)} for name, values in curves.items() if values}
+            for curves in self.curves_
+        ]
+        if not any(results):
+            raise AttributeError(
+                f"{type(self).__name__} recorded no learning curve: set early_stopping_rounds "
+                f"or pass eval_set=(X, y) to fit."
+            )
+        return results[0] if len(results) == 1 else results
+
+    def _member_rounds(self, member: Any) -> int:
+        if self.backend == "mlp":
+            return len(member.history["train_loss"])
+        from rmlite.models.gbm import n_rounds
+
+        return n_rounds(self.backend, member)  # type: ignore[arg-type]
+
+    def _member_best(self, member: Any) -> int:
+        if self.backend == "mlp":
+            return int(member.best_epoch) + 1
+        from rmlite.models.gbm import best_iteration
+
+        return best_iteration(self.backend, member) or self._member_rounds(member)  # type: ignore[arg-type]
+
+    def _contributions(self, X: Any) -> np.ndarray:
+        """Mean SHAP values over the members, shape (n, d + 1), bias last."""
+        check_is_fitted(self, "members_")
+        if self.backend == "mlp":
+            raise ParameterError(
+                f"pred_contrib=True needs a tree backend (TreeSHAP); this "
+                f"{type(self).__name__} has backend='mlp'. Explain it with "
+                f"shap.Explainer(model.predict, X_background) instead."
+            )
+        from rmlite.models.gbm import gbm_contributions
+
+        X = self._check_predict_input(X)
+        total = np.zeros((X.shape[0], X.shape[1] + 1), dtype=np.float64)
+        for booster in self.members_:
+            total += gbm_contributions(self.backend, booster, X, n_jobs=self.n_jobs)  # type: ignore[arg-type]
+        # SHAP values are additive: the mean of the members' values explains the mean.
+        return total / len(self.members_)
+
     def _check_columns(self, X: Any) -> None:
         """Name the missing, unexpected or reordered columns of a data frame."""
         names = _get_feature_names(X)
@@ -438,7 +604,7 @@ class _RewardModel(BaseEstimator):
             path,
             {
                 "classes": _jsonable(getattr(self, "classes_", None)),
-                "odds_factor": getattr(self, "odds_factor_", None),
+                "calibration": _jsonable(getattr(self, "calibration_", None)),
             },
         )
 
@@ -490,6 +656,13 @@ class RewardRegressor(RegressorMixin, _RewardModel):
         MLP architecture and training (AdamW).
     backend_params
         Native parameters passed to the engine (``num_leaves``, ``max_depth``, ...).
+    importance_type
+        What :attr:`feature_importances_` measures on the tree backends: ``"gain"``
+        (default; total loss reduction of a feature's splits) or ``"split"`` (their number).
+
+    Fitted models also have ``n_iter_``, ``best_iteration_`` (with early stopping) and
+    ``evals_result_``; ``predict(X, pred_contrib=True)`` gives SHAP values, and
+    ``booster_`` the native booster of a one-member tree model (for ``shap.TreeExplainer``).
     """
 
     def fit(
@@ -509,12 +682,30 @@ class RewardRegressor(RegressorMixin, _RewardModel):
         self._fit(X, y, groups=groups, sample_weight=sample_weight, eval_set=eval_set)
         return self
 
-    def predict(self, X: Any, return_std: bool = False, check_input: bool = True) -> Any:
+    def predict(
+        self,
+        X: Any,
+        return_std: bool = False,
+        check_input: bool = True,
+        pred_contrib: bool = False,
+    ) -> Any:
         """Predicted rewards; with ``return_std``, also the ensemble members' spread.
 
         ``check_input=False`` skips input validation (as in scikit-learn's trees): only
         for a float32 C-contiguous matrix of the fitted width.
+
+        ``pred_contrib=True`` returns SHAP values instead (LightGBM's ``pred_contrib``,
+        XGBoost's ``pred_contribs``; tree backends): shape ``(n, n_features + 1)``, one
+        column per feature and the expected value (bias) last, the mean over ensemble
+        members; each row sums to ``predict(X)``. They are in the units the model was
+        fitted in: with a scaled target (``FeatureSpec(scaling=...)``) multiply by
+        ``target_scale`` (and add ``target_center`` to the bias) for reward units, as
+        :func:`rmlite.evaluation.explain.explain` does.
         """
+        if pred_contrib:
+            if return_std:
+                raise ParameterError("pred_contrib=True and return_std=True do not combine.")
+            return self._contributions(X)
         preds = self._member_predictions(X, check_input=check_input)
         mean = preds.mean(axis=0)
         if return_std:
@@ -531,8 +722,15 @@ class RewardClassifier(ClassifierMixin, _RewardModel):
     """Sparse reward events (for example success, or reward > threshold) as a binary classifier.
 
     Same parameters as :class:`RewardRegressor`, plus ``class_weight``: ``"balanced"``
-    reweights the rare class during training and then corrects the predicted odds by the
-    same factor (a prior-shift correction), so ``predict_proba`` stays calibrated.
+    (or ``{label: weight}``) weighs the rare events up during training, so the model
+    attends to them: ``predict`` (the weighted model's decision at 0.5) finds more of them,
+    as with scikit-learn's ``class_weight``. ``predict_proba`` stays calibrated: each member
+    holds ``validation_fraction`` of the episodes out of its training (its early-stopping
+    split) and fits Platt scaling on them, ``σ(a·z + b)`` over the model's log-odds ``z``
+    (``calibration_``, saved with the model). Platt scaling corrects whatever the fit, an
+    under-fitted model of few trees too, where dividing the odds by the weight would not.
+    Without ``class_weight`` nothing is calibrated (log-loss training is), and ``predict``
+    is ``predict_proba >= 0.5``.
     """
 
     _objective = "binary"
@@ -563,6 +761,7 @@ class RewardClassifier(ClassifierMixin, _RewardModel):
         weight_decay: float = 1e-4,
         batch_size: int = 256,
         backend_params: dict[str, Any] | None = None,
+        importance_type: str = "gain",
     ) -> None:
         super().__init__(
             backend,
@@ -581,6 +780,7 @@ class RewardClassifier(ClassifierMixin, _RewardModel):
             weight_decay=weight_decay,
             batch_size=batch_size,
             backend_params=backend_params,
+            importance_type=importance_type,
         )
         self.class_weight = class_weight
 
@@ -593,6 +793,7 @@ class RewardClassifier(ClassifierMixin, _RewardModel):
         eval_set: tuple[Any, Any] | None = None,
     ) -> RewardClassifier:
         """Fit on 0/1 (or two-valued) event labels; ``eval_set`` as in RewardRegressor."""
+        self.calibration_: list[tuple[float, float]] = []
         self._fit(X, y, groups=groups, sample_weight=sample_weight, eval_set=eval_set)
         return self
 
@@ -610,10 +811,6 @@ class RewardClassifier(ClassifierMixin, _RewardModel):
                 "RewardClassifier needs both classes in y; it holds only one class. For an "
                 "event target, pick an event_threshold that some rewards exceed."
             )
-        w_neg, w_pos = self._class_weights(encoded)
-        # Weighting the classes multiplies the learned odds by w_pos / w_neg; predict_proba
-        # divides it out again.
-        self.odds_factor_ = w_pos / w_neg
         return encoded.astype(np.float32)
 
     def _encode_eval_target(self, y: np.ndarray) -> np.ndarray:
@@ -640,6 +837,13 @@ class RewardClassifier(ClassifierMixin, _RewardModel):
         tags.classifier_tags.multi_class = False
         return tags
 
+    def _uses_validation(self) -> bool:
+        # Weighted models are calibrated on episodes they did not train on.
+        return self.early_stopping_rounds is not None or self.class_weight is not None
+
+    def _validation_purpose(self) -> str:
+        return "early stopping" if self.class_weight is None else "class_weight's calibration"
+
     def _fit_member(
         self,
         X: np.ndarray,
@@ -650,31 +854,62 @@ class RewardClassifier(ClassifierMixin, _RewardModel):
         member: int,
         watch: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> tuple[Any, dict[str, list[float]]]:
+        user_weight = weight
         if self.class_weight is not None:
             w_neg, w_pos = self._class_weights(y)
             base = np.ones(len(y)) if weight is None else weight
             weight = base * np.where(y == 1, w_pos, w_neg)
-        return super()._fit_member(X, y, weight, fit_idx, val_idx, member, watch)
+        model, curves = super()._fit_member(X, y, weight, fit_idx, val_idx, member, watch)
+        calibration = IDENTITY
+        if self.class_weight is not None and val_idx is not None:
+            # Platt scaling on the validation episodes (never trained on), with the
+            # user's weights but not the class weights: the world as it is.
+            z = logit(self._predict_member(model, X[val_idx]))
+            w_val = None if user_weight is None else user_weight[val_idx]
+            calibration = platt_scaling(z, y[val_idx], w_val)
+        self.calibration_.append(calibration)
+        return model, curves
+
+    def _predict_member(self, model: Any, X: np.ndarray) -> np.ndarray:
+        if self.backend == "mlp":
+            return np.asarray(model.predict(X))
+        from rmlite.models.gbm import predict_gbm
+
+        return predict_gbm(self.backend, model, X, n_jobs=self.n_jobs)  # type: ignore[arg-type]
+
+    def _calibrated(self, p: np.ndarray) -> np.ndarray:
+        """Each member's probabilities through its calibration map."""
+        calibration = getattr(self, "calibration_", None) or [IDENTITY] * len(p)
+        if all(tuple(c) == IDENTITY for c in calibration):
+            return p
+        return np.vstack(
+            [apply_platt(logit(row), a, b) for row, (a, b) in zip(p, calibration, strict=True)]
+        )
 
     def predict_proba(self, X: Any, return_std: bool = False, check_input: bool = True) -> Any:
         """Calibrated event probabilities, shape (n, 2); with ``return_std``, the spread.
 
         ``check_input=False`` skips input validation, as in :meth:`RewardRegressor.predict`.
         """
-        p = self._member_predictions(X, check_input=check_input)
-        # Prior-shift correction: training multiplied the odds by odds_factor_.
-        odds = p / np.clip(1.0 - p, 1e-12, None) / self.odds_factor_
-        p = odds / (1.0 + odds)
+        p = self._calibrated(self._member_predictions(X, check_input=check_input))
         mean = p.mean(axis=0)
         proba = np.column_stack([1.0 - mean, mean])
         if return_std:
             return proba, p.std(axis=0)
         return proba
 
-    def predict(self, X: Any) -> np.ndarray:
-        """Most likely class (threshold 0.5 on the calibrated probability)."""
-        proba = self.predict_proba(X)
-        return np.asarray(self.classes_[(proba[:, 1] >= 0.5).astype(int)])
+    def predict(self, X: Any, pred_contrib: bool = False) -> np.ndarray:
+        """Most likely class: the trained model's probability at 0.5, before calibration.
+
+        Without ``class_weight`` that is ``predict_proba(X)[:, 1] >= 0.5``; with it, the
+        weighted model's decision, which favours the rare class as the weights ask.
+        ``pred_contrib=True`` returns SHAP values of the log-odds before calibration
+        (tree backends; see :meth:`RewardRegressor.predict`).
+        """
+        if pred_contrib:
+            return self._contributions(X)
+        p = self._member_predictions(X).mean(axis=0)
+        return np.asarray(self.classes_[(p >= 0.5).astype(int)])
 
 
 # ---------------------------------------------------------------------- loading
@@ -716,7 +951,12 @@ def load_reward_model(
         if meta.get(key) is not None:
             setattr(model, f"{key}_", meta[key])
     if isinstance(model, RewardClassifier):
-        model.odds_factor_ = float(meta.get("odds_factor") or 1.0)
+        if meta.get("calibration") is not None:
+            model.calibration_ = [(float(a), float(b)) for a, b in meta["calibration"]]
+        else:
+            # Saved before Platt scaling: the prior-shift correction σ(z − log factor).
+            shift = -float(np.log(float(meta.get("odds_factor") or 1.0)))
+            model.calibration_ = [(1.0, shift)] * len(model.members_)
     return model
 
 

@@ -7,6 +7,8 @@
 - :mod:`~rmlite.evaluation.overfit` reads the overfitting verdict off learning curves;
 - :mod:`~rmlite.evaluation.reference` saves and loads the reference window beside a model;
 - :mod:`~rmlite.evaluation.frame` rebuilds a saved model's features from the store;
+- :mod:`~rmlite.evaluation.explain` ranks a tree model's features by mean |SHAP| on its
+  held-out episodes (``rmlite explain``);
 - :mod:`~rmlite.evaluation.epic` compares reward functions up to shaping (EPIC);
 - :mod:`~rmlite.evaluation.preference_metrics` judges preference-learned rewards against
   held-out pairs and the true rewards;

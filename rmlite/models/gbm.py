@@ -416,6 +416,70 @@ def predict_gbm(
     )
 
 
+IMPORTANCE_TYPES = ("gain", "split")
+"""``importance_type`` values: ``"gain"`` is the total loss reduction of a feature's splits
+(LightGBM ``gain``, XGBoost ``total_gain``); ``"split"`` the number of splits on it
+(LightGBM ``split``, XGBoost ``weight``)."""
+
+
+def gbm_importance(
+    backend: Backend, booster: Any, n_features: int, importance_type: str = "gain"
+) -> np.ndarray:
+    """Per-feature importance of one booster's kept trees (early stopping's best).
+
+    Unnormalized, as LightGBM's ``feature_importance``: total gain or split counts, zero
+    for features no tree uses.
+    """
+    if importance_type not in IMPORTANCE_TYPES:
+        raise ValueError(
+            f"importance_type must be one of {list(IMPORTANCE_TYPES)}; got {importance_type!r}."
+        )
+    n_trees = best_iteration(backend, booster)
+    if backend == "lightgbm":
+        values = booster.feature_importance(importance_type=importance_type, iteration=n_trees)
+        return np.asarray(values, dtype=np.float64)
+    kept = booster[:n_trees] if n_trees is not None else booster
+    native = "total_gain" if importance_type == "gain" else "weight"
+    out = np.zeros(n_features, dtype=np.float64)
+    # XGBoost names unnamed features f0, f1, ... and leaves out those no tree splits on.
+    for name, value in kept.get_score(importance_type=native).items():
+        out[int(name[1:])] = float(value)
+    return out
+
+
+def gbm_contributions(
+    backend: Backend, booster: Any, X: Float32Array, *, n_jobs: int | None = None
+) -> np.ndarray:
+    """SHAP values of one booster (TreeSHAP, the engines' own): shape (n, d + 1).
+
+    Column ``j < d`` is feature ``j``'s contribution, the last column the expected value
+    (the bias); each row sums to the raw prediction (the margin, log-odds for events).
+    """
+    n_trees = best_iteration(backend, booster)
+    if backend == "lightgbm":
+        kwargs: dict[str, Any] = {"pred_contrib": True}
+        if n_trees is not None:
+            kwargs["num_iteration"] = n_trees
+        if n_jobs:
+            kwargs["num_threads"] = n_jobs
+        return np.asarray(booster.predict(X, **kwargs), dtype=np.float64)
+    import xgboost as xgb
+
+    iteration_range = (0, n_trees) if n_trees is not None else (0, 0)
+    matrix = xgb.DMatrix(X, nthread=n_jobs or -1)
+    return np.asarray(
+        booster.predict(matrix, pred_contribs=True, iteration_range=iteration_range),
+        dtype=np.float64,
+    )
+
+
+def n_rounds(backend: Backend, booster: Any) -> int:
+    """Boosting rounds the booster ran (all of them, past early stopping's best too)."""
+    if backend == "lightgbm":
+        return int(booster.current_iteration())
+    return int(booster.num_boosted_rounds())
+
+
 class LightGBMRowPredictor:
     """LightGBM predictions for small batches through its single-row fast path.
 

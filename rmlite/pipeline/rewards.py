@@ -314,11 +314,14 @@ def train(
         eval_set=(frame.X[~in_train], frame.y[~in_train]),
     )
     timings["fit_s"] = time.perf_counter() - t
+    model.feature_spec_ = spec.to_dict()
+    model.feature_stats_ = frame.stats.to_dict()
+    # The FeatureSpec's names (obs_3, act_1, delta_3, ...), as scikit-learn sets them when
+    # fitted on a data frame: explanations and importances read them.
+    model.feature_names_in_ = np.asarray(frame.feature_names, dtype=object)
 
     say("scoring the hold-out episodes")
     metrics = {"holdout": score(model, frame, ~in_train), "train": score(model, frame, in_train)}
-    model.feature_spec_ = spec.to_dict()
-    model.feature_stats_ = frame.stats.to_dict()
     model.data_fingerprint_ = store.fingerprint(dataset)
     model.metrics_ = metrics
     model.dataset_ = dataset
