@@ -10,6 +10,9 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
+Command = Callable[..., argparse.ArgumentParser]
+"""``command(sub, name, ...)``: what ``build_parser`` hands each group's ``add_commands``."""
+
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
 
 

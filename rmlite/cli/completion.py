@@ -11,10 +11,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
 from typing import Any
 
-from rmlite.cli._common import EXIT_OK
+from rmlite.cli._common import EXIT_OK, Command
 
 SHELLS = ("bash", "zsh", "fish")
 
@@ -35,7 +34,7 @@ def cmd_completion(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_commands(sub: Any, command: Callable[..., argparse.ArgumentParser]) -> None:
+def add_commands(sub: Any, command: Command) -> None:
     """Register ``rmlite completion``."""
     p = command(
         "completion",

@@ -9,20 +9,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from rmlite.cli._common import (
     EXIT_INTERNAL,
     EXIT_OK,
+    Command,
     _console,
     _emit_json,
     _port,
     _Progress,
     progress_enabled,
 )
-
-Command = Callable[..., argparse.ArgumentParser]
 
 
 def _missing(exc: ImportError) -> int:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 from rmlite.cli._common import (
     EXIT_OK,
+    Command,
     _add_dataclass_flags,
     _bad_input,
     _cell,
@@ -24,8 +24,6 @@ from rmlite.cli._common import (
     _table,
     progress_enabled,
 )
-
-Command = Callable[..., argparse.ArgumentParser]
 
 PREVIEW_ROWS = 40
 """Rows ``rmlite sql`` prints before the count, as DuckDB's own CLI does (--all: every row)."""

@@ -7,12 +7,9 @@ command runs.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from typing import Any
 
-from rmlite.cli._common import EXIT_OK, _console, _emit_json, _table
-
-Command = Callable[..., argparse.ArgumentParser]
+from rmlite.cli._common import EXIT_OK, Command, _console, _emit_json, _table
 
 
 def cmd_explain(args: argparse.Namespace) -> int:

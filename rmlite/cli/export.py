@@ -7,12 +7,9 @@ command runs.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from typing import Any
 
-from rmlite.cli._common import EXIT_BAD_INPUT, EXIT_OK, _console, _emit_json
-
-Command = Callable[..., argparse.ArgumentParser]
+from rmlite.cli._common import EXIT_BAD_INPUT, EXIT_OK, Command, _console, _emit_json
 
 
 def cmd_export(args: argparse.Namespace) -> int:

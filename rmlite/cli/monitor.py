@@ -9,12 +9,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable
 from typing import Any
 
-from rmlite.cli._common import EXIT_OK, _console, _count, _emit_json
-
-Command = Callable[..., argparse.ArgumentParser]
+from rmlite.cli._common import EXIT_OK, Command, _console, _count, _emit_json
 
 EXIT_ALERTS = 3
 """Exit status of ``rmlite monitor --fail-on ...`` when a pass raised what it names."""

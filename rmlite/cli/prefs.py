@@ -13,6 +13,7 @@ from typing import Any
 
 from rmlite.cli._common import (
     EXIT_OK,
+    Command,
     _add_dataclass_flags,
     _bench_log,
     _cell,
@@ -28,8 +29,6 @@ from rmlite.cli._common import (
     _table,
     progress_enabled,
 )
-
-Command = Callable[..., argparse.ArgumentParser]
 
 
 def cmd_prefs_ingest(args: argparse.Namespace) -> int:

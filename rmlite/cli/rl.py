@@ -8,11 +8,11 @@ command runs.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from typing import Any
 
 from rmlite.cli._common import (
     EXIT_OK,
+    Command,
     _bench_log,
     _console,
     _count,
@@ -22,9 +22,6 @@ from rmlite.cli._common import (
     _seed,
     progress_enabled,
 )
-
-Command = Callable[..., argparse.ArgumentParser]
-
 
 # ---------------------------------------------------------------------- commands
 

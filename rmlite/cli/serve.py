@@ -9,12 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from typing import Any
 
-from rmlite.cli._common import EXIT_INTERNAL, EXIT_OK, _bench_log, _emit_json, _Formatter
-
-Command = Callable[..., argparse.ArgumentParser]
+from rmlite.cli._common import EXIT_INTERNAL, EXIT_OK, Command, _bench_log, _emit_json, _Formatter
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ from typing import Any
 
 from rmlite.cli._common import (
     EXIT_OK,
+    Command,
     _add_dataclass_flags,
     _cell,
     _check_backend,
@@ -28,8 +29,6 @@ from rmlite.cli._common import (
     _with_client,
     progress_enabled,
 )
-
-Command = Callable[..., argparse.ArgumentParser]
 
 
 def cmd_train(args: argparse.Namespace) -> int:

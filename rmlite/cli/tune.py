@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from rmlite.cli._common import (
     EXIT_OK,
+    Command,
     _add_dataclass_flags,
     _bench_log,
     _check_backend,
@@ -148,7 +148,7 @@ def cmd_bench_tune(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_commands(sub: Any, command: Callable[..., argparse.ArgumentParser]) -> None:
+def add_commands(sub: Any, command: Command) -> None:
     """Register ``rmlite tune``."""
     from rmlite.data.feature_spec import FeatureSpec
 
