@@ -11,7 +11,7 @@ from typing import Any
 
 import polars as pl
 import pytest
-from test_dashboard import ARTIFACTS, Watched, browser, free_port, get, rmlite  # noqa: F401
+from test_dashboard import ARTIFACTS, Watched, chromium_path, free_port, get, rmlite
 
 from rmlite import FeatureSpec, LogStore
 from rmlite.evaluation.monitor import monitor_pass
@@ -55,6 +55,18 @@ def projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             steps=60,
         ),
     }
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Debian Chromium driven by Playwright (as in test_dashboard)."""
+    executable = chromium_path()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=executable, args=["--no-sandbox"], headless=True)
+        yield b
+        b.close()
 
 
 @pytest.fixture

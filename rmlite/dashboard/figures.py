@@ -694,14 +694,8 @@ def drift_histograms(
             barmode="overlay",
             bargap=0,
             annotations=notes,
-            legend={
-                "orientation": "h",
-                "y": 1.0,
-                "x": 1.0,
-                "xanchor": "right",
-                "yanchor": "bottom",
-            },
-            margin={"l": 50, "r": 20, "t": 60, "b": 30},
+            legend={"orientation": "h", "y": -0.04, "x": 0, "yanchor": "top"},
+            margin={"l": 50, "r": 20, "t": 60, "b": 56},
             **axes,
         ),
     }

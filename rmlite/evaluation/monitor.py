@@ -394,7 +394,9 @@ def drift_limits(
                 draw_scores=scores,
             )
         )
-    together = dataset_limit({n: f for n, f in scores.items() if kinds.get(n) == "feature"}, t)
+    features = {n: f for n, f in scores.items() if kinds.get(n) == "feature"}
+    share = window_episodes / max(sizes.get("train", 1), 1)
+    together = dataset_limit(features, t, share)
     _LIMITS[key] = (limits, together)
     while len(_LIMITS) > _LIMITS_KEPT:
         _LIMITS.popitem(last=False)
@@ -458,7 +460,7 @@ def _alerts(
             f"the features moved together: PSI summed over {overall['features']} features is "
             f"{overall['score']:.1f}x what a same-size window of the reference gives on "
             f"average (alert at {overall['score_limit']:.1f}x, reached by "
-            f"{t.alert_alpha:.0%} of such windows); {overall['drifted']} features warn",
+            f"{t.alert_alpha / 2:.1%} of such windows); {overall['drifted']} features warn",
         )
     elif overall["alert"]:
         add(
