@@ -417,15 +417,15 @@ def by_severity(rows: Rows) -> list[Mapping[str, Any]]:
     """Drift rows with a finite PSI, most severe first, then by PSI over its alert limit."""
 
     def key(r: Mapping[str, Any]) -> tuple[int, float]:
-        limit = r.get("psi_alert") if _finite(r.get("psi_alert")) else PSI_ALERT
-        return (SEVERITY_RANK.get(str(r.get("severity")), 0), float(r["psi"]) / float(limit))
+        limit = _limit(r, "psi_alert", PSI_ALERT)
+        return (SEVERITY_RANK.get(str(r.get("severity")), 0), float(r["psi"]) / limit)
 
     return sorted((r for r in rows if _finite(r.get("psi"))), key=key, reverse=True)
 
 
 def _limit(row: Mapping[str, Any], key: str, default: float) -> float:
     value = row.get(key)
-    return float(value) if _finite(value) else default
+    return float(value) if isinstance(value, int | float) and _finite(value) else default
 
 
 def drift(
@@ -572,9 +572,9 @@ def drift_history(
     for name in shown:
         line, marks, tips = [], [], []
         for p in passes:
-            r = cell.get((name, p))
-            line.append(float(r["psi"]) if r else None)
-            severity = str(r.get("severity")) if r else ""
+            found = cell.get((name, p))
+            line.append(float(found["psi"]) if found else None)
+            severity = str(found.get("severity")) if found else ""
             marks.append({"alert": "●", "warn": "○"}.get(severity, ""))
             tips.append(severity or "not measured")
         z.append(line)

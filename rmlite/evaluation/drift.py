@@ -68,7 +68,7 @@ class Thresholds:
     warn_quantile: float = 0.95
     """A column warns when its PSI or Wasserstein passes this quantile of same-distribution
     windows of its size (and the fixed ``psi_warn`` / ``wasserstein``)."""
-    alert_alpha: float = 0.05
+    alert_alpha: float = 0.01
     """Share of same-distribution windows allowed to raise a drift alert (sample-size rule):
     half of it goes to the columns, each of the n tested alerting beyond its
     1 − alert_alpha / (2n) quantile (Bonferroni), half to the dataset score."""
@@ -246,7 +246,7 @@ def column_drift(
 
     t = thresholds or Thresholds()
     calibrated = limits is not None
-    applied = {**fixed_limits(t), "psi_expected": None}
+    applied: dict[str, Any] = {**fixed_limits(t), "psi_expected": None}
     applied.update(limits or {})
     ref, cur = _finite(reference), _finite(current)
     if len(ref) == 0 or len(cur) == 0:
@@ -279,7 +279,7 @@ def column_drift(
     }
 
 
-DRIFT_SCHEMA = {
+DRIFT_SCHEMA: dict[str, Any] = {
     "kind": pl.String,
     "name": pl.String,
     "psi": pl.Float64,
@@ -499,7 +499,7 @@ def dataset_limit(
 # --------------------------------------------------------------------- histograms
 
 
-HISTOGRAM_SCHEMA = {
+HISTOGRAM_SCHEMA: dict[str, Any] = {
     "kind": pl.String,
     "name": pl.String,
     "edges": pl.List(pl.Float64),
