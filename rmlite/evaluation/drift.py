@@ -69,9 +69,10 @@ class Thresholds:
     """A column warns when its PSI or Wasserstein passes this quantile of same-distribution
     windows of its size (and the fixed ``psi_warn`` / ``wasserstein``)."""
     alert_alpha: float = 0.01
-    """Share of same-distribution windows allowed to raise a drift alert (sample-size rule):
-    half of it goes to the columns, each of the n tested alerting beyond its
-    1 − alert_alpha / (2n) quantile (Bonferroni), half to the dataset score."""
+    """Sample-size rule: the share of same-distribution windows allowed to raise a column
+    alert (each of the n tested columns alerts beyond its 1 − alert_alpha / n quantile,
+    Bonferroni), and the share allowed to raise the dataset alert; so at most about twice
+    this share of such windows raise a drift alert."""
     rmse_warn: float = 1.25
     """Window RMSE over the training hold-out's RMSE at or above this: warn."""
     rmse_alert: float = 1.5
@@ -380,10 +381,10 @@ def bootstrap_limits(
     reference with replacement (steps within an episode are correlated, so they move
     together) and measures PSI and the normalized Wasserstein distance of the pooled rows
     against the whole reference, with the same bins as :func:`psi`. A column warns beyond
-    the ``warn_quantile`` of its draws, and alerts beyond the 1 − alert_alpha / (2 ·
-    ``columns``) quantile (``columns``: how many columns the window tests, default those
-    given): so at most about alert_alpha / 2 of same-distribution windows raise a column
-    alert (the other half is the dataset score's, :func:`dataset_limit`). Every limit is
+    the ``warn_quantile`` of its draws, and alerts beyond the 1 − alert_alpha / ``columns``
+    quantile (``columns``: how many columns the window tests, default those given): so at
+    most about ``alert_alpha`` of same-distribution windows raise a column alert (and as
+    many the dataset alert, :func:`dataset_limit`). Every limit is
     at least the fixed one (:func:`fixed_limits`): a large window never alerts below PSI
     0.1 / 0.25.
 
@@ -424,7 +425,7 @@ def bootstrap_limits(
     draws = max(t.bootstrap, 20)
     multiplicity = rng.multinomial(m, np.full(len(ids), 1 / len(ids)), size=draws)
     weights = multiplicity[:, row_episode].astype(np.float64)  # (draws, rows)
-    alert_level = 1 - t.alert_alpha / (2 * max(columns or len(reference), 1))
+    alert_level = 1 - t.alert_alpha / max(columns or len(reference), 1)
     out: dict[str, dict[str, float]] = {}
     for name, values in reference.items():
         x = np.asarray(values, dtype=np.float64).ravel()
@@ -480,7 +481,7 @@ def dataset_limit(
     thresholds: Thresholds | None = None,
     reference_share: float = 0.0,
 ) -> float:
-    """The dataset score (:func:`dataset_score`) that only alert_alpha / 2 of
+    """The dataset score (:func:`dataset_score`) that only ``alert_alpha`` of
     same-distribution windows reach, from the per-draw scores of :func:`bootstrap_limits`
     (``reference_share``: window episodes over reference episodes; the reference's own
     noise is added to the quantile as in :func:`bootstrap_limits`).
@@ -493,7 +494,7 @@ def dataset_limit(
     if not draw_scores:
         return float("inf")
     scores = np.sum(np.vstack(list(draw_scores.values())), axis=0)
-    return _tail(scores, 1 - t.alert_alpha / 2) + float(scores.mean()) * reference_share
+    return _tail(scores, 1 - t.alert_alpha) + float(scores.mean()) * reference_share
 
 
 # --------------------------------------------------------------------- histograms
