@@ -35,26 +35,30 @@ def build_project(root: Path, env: str, spec: FeatureSpec, episodes: int, steps:
     return root
 
 
+PROJECTS = {
+    # Two features: MountainCarContinuous position and velocity (no action).
+    "2": ("MountainCarContinuous-v0", FeatureSpec(action=False), 16, 60),
+    # 57: Walker2d-v5 obs, action, next_obs and their difference.
+    "57": ("Walker2d-v5", FeatureSpec(next_obs=True, delta=True), 40, 60),
+}
+
+
+class Projects(dict[str, Path]):
+    """Each project built on first use (the 57-feature one only by the slow tests)."""
+
+    def __init__(self, factory: pytest.TempPathFactory) -> None:
+        super().__init__()
+        self.factory = factory
+
+    def __missing__(self, key: str) -> Path:
+        env, spec, episodes, steps = PROJECTS[key]
+        self[key] = build_project(self.factory.mktemp(f"f{key}"), env, spec, episodes, steps)
+        return self[key]
+
+
 @pytest.fixture(scope="module")
-def projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Two features (MountainCarContinuous position and velocity, no action) and 57
-    (Walker2d-v5 obs, action, next_obs and their difference)."""
-    return {
-        "2": build_project(
-            tmp_path_factory.mktemp("two"),
-            "MountainCarContinuous-v0",
-            FeatureSpec(action=False),
-            episodes=16,
-            steps=60,
-        ),
-        "57": build_project(
-            tmp_path_factory.mktemp("walker"),
-            "Walker2d-v5",
-            FeatureSpec(next_obs=True, delta=True),
-            episodes=40,
-            steps=60,
-        ),
-    }
+def projects(tmp_path_factory: pytest.TempPathFactory) -> Projects:
+    return Projects(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +74,7 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def serve(projects: dict[str, Path]) -> Iterator[Any]:
+def serve(projects: Projects) -> Iterator[Any]:
     started: list[subprocess.Popen[str]] = []
 
     def start(key: str) -> str:
@@ -161,9 +165,9 @@ def check_drift_views(w: Watched, features: int, name: str) -> None:
     assert w.problems == []
 
 
-@pytest.mark.parametrize("features", [2, 57])
+@pytest.mark.parametrize("features", [2, pytest.param(57, marks=pytest.mark.slow)])
 def test_drift_views_render_and_fit_at_1400px(
-    serve: Any, browser: Any, projects: dict[str, Path], features: int
+    serve: Any, browser: Any, projects: Projects, features: int
 ) -> None:
     base = serve(str(features))
     w = Watched(browser, (base + "/", "data:"))
@@ -174,9 +178,8 @@ def test_drift_views_render_and_fit_at_1400px(
         w.close()
 
 
-def test_report_draws_the_drift_views(
-    browser: Any, projects: dict[str, Path], tmp_path: Path
-) -> None:
+@pytest.mark.slow
+def test_report_draws_the_drift_views(browser: Any, projects: Projects, tmp_path: Path) -> None:
     root = projects["57"]
     out = tmp_path / "report.html"
     done = rmlite("report", "--db", str(root / "project.duckdb"), "--model", str(root / "model"),

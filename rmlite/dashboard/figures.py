@@ -514,16 +514,12 @@ def drift(
         "data": data,
         "layout": layout(
             title,
-            height=max(300, 120 + 22 * len(shown)),
+            height=max(320, 150 + 22 * len(shown)),
             barmode="overlay",
-            margin={"l": 10, "r": 20, "t": 42, "b": 48},
-            legend={
-                "orientation": "h",
-                "y": 1.0,
-                "x": 1.0,
-                "xanchor": "right",
-                "yanchor": "bottom",
-            },
+            # The legend under the axis titles: the title and the "show all" button hold
+            # the top, and a right-hand legend would take width from long names.
+            margin={"l": 10, "r": 20, "t": 42, "b": 84},
+            legend={"orientation": "h", "x": 0, "y": 0, "yref": "container", "yanchor": "bottom"},
             yaxis={
                 "type": "category",
                 "categoryorder": "array",

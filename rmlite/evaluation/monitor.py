@@ -460,7 +460,7 @@ def _alerts(
             f"the features moved together: PSI summed over {overall['features']} features is "
             f"{overall['score']:.1f}x what a same-size window of the reference gives on "
             f"average (alert at {overall['score_limit']:.1f}x, reached by "
-            f"{t.alert_alpha:.0%} of such windows); {overall['drifted']} features warn",
+            f"{t.alert_alpha / 2:.1%} of such windows); {overall['drifted']} features warn",
         )
     elif overall["alert"]:
         add(
