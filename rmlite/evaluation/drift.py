@@ -348,6 +348,10 @@ def dataset_drift(table: pl.DataFrame, thresholds: Thresholds | None = None) -> 
 # ------------------------------------------------------------ the sample-size rule
 
 
+GRID = 256
+"""Points of the grid on which bootstrap draws' Wasserstein distances are integrated."""
+
+
 def _tail(draws: np.ndarray, level: float) -> float:
     """The ``level`` quantile of a non-negative statistic from its bootstrap draws, read off
     the gamma distribution with their mean and variance: smooth in ``level`` and defined
@@ -423,30 +427,42 @@ def bootstrap_limits(
     reference_share = m / len(ids)
     rng = np.random.default_rng(seed)
     draws = max(t.bootstrap, 20)
-    multiplicity = rng.multinomial(m, np.full(len(ids), 1 / len(ids)), size=draws)
-    weights = multiplicity[:, row_episode].astype(np.float64)  # (draws, rows)
+    multiplicity = rng.multinomial(m, np.full(len(ids), 1 / len(ids)), size=draws).astype(float)
+    n_episodes = len(ids)
     alert_level = 1 - t.alert_alpha / max(columns or len(reference), 1)
     out: dict[str, dict[str, float]] = {}
     for name, values in reference.items():
         x = np.asarray(values, dtype=np.float64).ravel()
         finite = np.isfinite(x)
-        x = x[finite]
+        x, episode = x[finite], row_episode[finite]
         if len(x) < 2:
             continue
-        w = weights[:, finite]
-        total = w.sum(axis=1, keepdims=True)
-        w = w / np.where(total > 0, total, 1.0)
+
+        def per_episode(
+            group: np.ndarray, groups: int, episode: np.ndarray = episode
+        ) -> np.ndarray:
+            # Rows of each episode in each group: a draw's counts are then one product.
+            flat = np.bincount(episode * groups + group, minlength=n_episodes * groups)
+            return flat.reshape(n_episodes, groups).astype(float)
+
         # PSI: the draw's bin shares against the reference's.
         categorical, cuts = _binning(x, t.bins)
-        index = _bin_index(categorical, cuts, x)
-        onehot = np.zeros((len(x), len(cuts) + 1))
-        onehot[np.arange(len(x)), index] = 1.0
-        psis = _psi_from_shares(onehot.mean(axis=0), w @ onehot)
-        # Wasserstein-1 = ∫ |F_draw − F_ref| dx over the sorted reference values.
+        bins = per_episode(_bin_index(categorical, cuts, x), len(cuts) + 1)
+        counts = multiplicity @ bins
+        shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
+        psis = _psi_from_shares(bins.sum(axis=0) / len(x), shares)
+        # Wasserstein-1 = ∫ |F_draw − F_ref| dx, on a grid of GRID groups of consecutive
+        # sorted reference values (the draws only reweight whole episodes).
         order = np.argsort(x, kind="stable")
-        step = np.diff(x[order])
-        f_ref = np.arange(1, len(x)) / len(x)
-        f_draw = np.cumsum(w[:, order], axis=1)[:, :-1]
+        groups = min(GRID, len(x))
+        group = np.empty(len(x), dtype=np.int64)
+        group[order] = np.arange(len(x)) * groups // len(x)
+        starts = np.searchsorted(group[order], np.arange(groups))
+        step = np.diff(x[order][starts])
+        cells = per_episode(group, groups)
+        cumulative = np.cumsum(multiplicity @ cells, axis=1)
+        f_draw = (cumulative / np.maximum(cumulative[:, -1:], 1.0))[:, :-1]
+        f_ref = (np.cumsum(cells.sum(axis=0)) / len(x))[:-1]
         scale = float(np.std(x))
         dists = np.abs(f_draw - f_ref) @ step / (scale if scale > 0 else 1.0)
         psi_offset = float(psis.mean()) * reference_share
