@@ -128,8 +128,14 @@ def tick_labels(page: Any, chart: str) -> list[str]:
     return page.locator(f"#chart-{chart} .yaxislayer-above .ytick text").all_text_contents()
 
 
-def check_drift_views(w: Watched, features: int, name: str) -> None:
+def check_drift_views(w: Watched, features: int, name: str, base: str | None = None) -> None:
     page = w.page
+    if base is not None:
+        # The limits drawn are the ones applied: raised above the fixed 0.1 for these
+        # small windows, and each bar's warn mark where its row says.
+        drift = get(base + "/api/data")["figures"]["drift"]
+        marks = next(t for t in drift["data"] if t["name"] == "warn limit")
+        assert max(marks["x"]) > 0.1, marks["x"]
     for chart in DRIFT_CHARTS:
         page.wait_for_selector(f"#chart-{chart} svg.main-svg", timeout=15_000)
     columns = features + 3  # and reward, prediction, residual
@@ -173,7 +179,7 @@ def test_drift_views_render_and_fit_at_1400px(
     w = Watched(browser, (base + "/", "data:"))
     try:
         w.page.goto(base + "/")
-        check_drift_views(w, features, f"drift-{features}-features")
+        check_drift_views(w, features, f"drift-{features}-features", base)
     finally:
         w.close()
 
