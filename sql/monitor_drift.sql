@@ -1,6 +1,5 @@
--- monitor_drift: drift statistics of each model's latest monitor pass per dataset, with the pass's model folder ($dataset NULL: all)
-SELECT d.pass_id, d.dataset, p.model_path, d.model_fingerprint, d.kind, d.name, d.psi, d.ks,
-       d.ks_pvalue, d.wasserstein, d.severity, d.created_at
+-- monitor_drift: drift statistics of each model's latest monitor pass per dataset, with the pass's model folder ($dataset NULL: all); every column of drift, the limits too where the store has them
+SELECT d.pass_id, d.dataset, p.model_path, d.* EXCLUDE (pass_id, dataset)
 FROM drift AS d
 JOIN monitor_passes AS p ON p.pass_id = d.pass_id
 WHERE ($dataset::VARCHAR IS NULL OR d.dataset = $dataset::VARCHAR)

@@ -175,3 +175,23 @@ CREATE TABLE IF NOT EXISTS episode_keys (
     PRIMARY KEY (dataset, episode_key),
     UNIQUE (dataset, episode_id)
 );
+
+-- The limits each column was judged by (the sample-size rule raises them for small windows;
+-- rmlite.evaluation.drift.LIMIT_COLUMNS). Added after the first release: NULL in old passes.
+ALTER TABLE drift ADD COLUMN IF NOT EXISTS psi_warn DOUBLE;
+ALTER TABLE drift ADD COLUMN IF NOT EXISTS psi_alert DOUBLE;
+ALTER TABLE drift ADD COLUMN IF NOT EXISTS psi_joint DOUBLE;
+ALTER TABLE drift ADD COLUMN IF NOT EXISTS wasserstein_warn DOUBLE;
+ALTER TABLE drift ADD COLUMN IF NOT EXISTS wasserstein_alert DOUBLE;
+
+-- Reference-vs-current histograms of each column of a pass: shares per bin, shared edges.
+CREATE TABLE IF NOT EXISTS drift_histograms (
+    pass_id   BIGINT NOT NULL,
+    kind      VARCHAR NOT NULL,
+    name      VARCHAR NOT NULL,
+    edges     DOUBLE[] NOT NULL,
+    reference DOUBLE[] NOT NULL,
+    current   DOUBLE[] NOT NULL,
+    PRIMARY KEY (pass_id, kind, name)
+);
+ALTER TABLE drift ADD COLUMN IF NOT EXISTS psi_expected DOUBLE;

@@ -45,8 +45,9 @@ def write_pass(
         psi = drift_psi * (i + 1)
         severity = "alert" if psi >= 0.25 else "warn" if psi >= 0.1 else "ok"
         store.sql(
-            "INSERT INTO drift VALUES ($pass_id, $dataset, $fp, 'feature', $name, $psi, 0.1, "
-            "0.5, 0.2, $severity, now()::TIMESTAMP)",
+            "INSERT INTO drift (pass_id, dataset, model_fingerprint, kind, name, psi, ks, "
+            "ks_pvalue, wasserstein, severity, created_at) VALUES ($pass_id, $dataset, $fp, "
+            "'feature', $name, $psi, 0.1, 0.5, 0.2, $severity, now()::TIMESTAMP)",
             {**key, "name": f"obs_{i}", "psi": psi, "severity": severity},
             write=True,
         )

@@ -44,6 +44,10 @@ def test_cli_tour_and_python_example_run(tmp_path: Path) -> None:
             command = command.replace("1_000_000", "5_000") + " --episode-length 500"
         elif command.startswith("rmlite bench models"):
             command = command.replace("1_000_000", "2_000") + " --n-estimators 5"
+        elif command.startswith("rmlite bench drift"):
+            command = command.replace("--windows 40", "--windows 2") + (
+                " --shift-windows 1 --sizes 5 --train-episodes 10 --no-fail"
+            )
         done = subprocess.run(
             command, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
         )

@@ -6,6 +6,7 @@ Registered by :func:`rmlite.cli.build_parser`. The benchmarks load only when the
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from rmlite.cli._common import EXIT_OK, _bench_log, _emit_json, _Formatter
@@ -44,8 +45,41 @@ def cmd_bench_models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+EXIT_TARGET_MISSED = 3
+"""``rmlite bench drift``: a target it prints was missed (``--no-fail``: exit 0 anyway)."""
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--sizes: expected episode counts separated by commas, like 5,10,20; got {text!r}"
+        ) from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"--sizes: every size must be at least 1; got {text!r}")
+    return sizes
+
+
+def cmd_bench_drift(args: argparse.Namespace) -> int:
+    from rmlite.bench.drift import bench_drift
+
+    result = bench_drift(
+        sizes=args.sizes,
+        windows=args.windows,
+        shift_windows=args.shift_windows,
+        train_episodes=args.train_episodes,
+        seed=args.seed,
+        log=(lambda m: print(m, file=sys.stderr, flush=True)) if args.json else _bench_log,
+    )
+    if args.json:
+        _emit_json(result)
+    met = result["false_alarms_met"]
+    return EXIT_OK if met or args.no_fail else EXIT_TARGET_MISSED
+
+
 def add_bench_commands(bench: Any) -> None:
-    """Register ``bench data`` and ``bench models`` under ``rmlite bench``."""
+    """Register ``bench data``, ``bench models`` and ``bench drift`` under ``rmlite bench``."""
     b = bench.add_parser(
         "data",
         help="Ingest and featurize a synthetic MuJoCo-shaped log; compare with DuckDB's own load and pandas.",
@@ -84,3 +118,25 @@ def add_bench_commands(bench: Any) -> None:
     )
     b.add_argument("--no-compiled", action="store_true", help="skip the compiled-trees comparison")
     b.add_argument("--json", action="store_true")
+    b = bench.add_parser(
+        "drift",
+        help="False alarms and detections of the drift rule on Pendulum-v1, by window size.",
+        description=(
+            "Train a reward model on random-policy Pendulum-v1 episodes, then score many "
+            "windows of fresh episodes: from the same policy (any drift alert is a false "
+            "alarm; target at most 5%%) and after notebook 04's shifts (gravity 15, a "
+            "swing-up policy; they should alert). Each window is judged by the sample-size "
+            "rule and by the fixed thresholds it replaced; prints a table of alert rates and "
+            "the time per pass. Exit status 3 when the false-alarm target is missed."
+        ),
+        epilog="Example:\n  rmlite bench drift --sizes 5,10,20,50 --windows 40",
+        formatter_class=_Formatter,
+    )
+    b.set_defaults(func=cmd_bench_drift)
+    b.add_argument("--sizes", type=_sizes, default=(5, 10, 20, 50), help="window sizes in episodes")
+    b.add_argument("--windows", type=int, default=40, help="same-policy windows per size")
+    b.add_argument("--shift-windows", type=int, default=10, help="windows per size and shift")
+    b.add_argument("--train-episodes", type=int, default=40, help="episodes the model sees")
+    b.add_argument("--seed", type=int, default=0, help="seeds rollouts and window draws")
+    b.add_argument("--no-fail", action="store_true", help="exit 0 even when a target is missed")
+    b.add_argument("--json", action="store_true", help="print the result as JSON (table on stderr)")

@@ -122,6 +122,7 @@ def add_commands(sub: Any, command: Command) -> None:
         metavar="NAME=VALUE",
         help="override a threshold (repeatable): psi_warn=0.1, psi_alert=0.25, "
         "wasserstein=0.1, ks_alpha=0.05, ks_max_rows=1000, min_episodes=10, drift_share=0.5, "
-        "bins=10, rmse_warn=1.25, rmse_alert=1.5, r2_drop=0.05, overfit_band=1.1,1.5, "
-        "overfit_min_gap=0.01, overfit_min_rise=0.05",
+        "bins=10, bootstrap=200 (0: fixed limits, not sized to the window), "
+        "warn_quantile=0.95, alert_alpha=0.01, rmse_warn=1.25, rmse_alert=1.5, r2_drop=0.05, "
+        "overfit_band=1.1,1.5, overfit_min_gap=0.01, overfit_min_rise=0.05",
     )

@@ -193,6 +193,8 @@ class Snapshot:
     runs: pl.DataFrame
     monitoring: dict[str, pl.DataFrame]
     samples: dict[int, pl.DataFrame] = field(default_factory=dict)
+    history: dict[tuple[int, ...], pl.DataFrame] = field(default_factory=dict)
+    histograms: dict[int, pl.DataFrame] = field(default_factory=dict)
 
 
 class StoreReader:
@@ -296,6 +298,29 @@ class StoreReader:
                     return None
             return snap.samples[pass_id]
 
+    def drift_history(self, snap: Snapshot, pass_ids: Sequence[int]) -> pl.DataFrame | None:
+        """Drift rows of some passes (the heat-map's), cached per snapshot and pass set."""
+        key = tuple(pass_ids)
+        with self._lock:
+            if key not in snap.history:
+                try:
+                    snap.history[key] = self.store.drift_history(key)
+                except StoreLockedError:
+                    self._busy = self._busy_note()
+                    return None
+            return snap.history[key]
+
+    def histograms(self, snap: Snapshot, pass_id: int) -> pl.DataFrame | None:
+        """A pass's reference-vs-current histograms (cached per pass)."""
+        with self._lock:
+            if pass_id not in snap.histograms:
+                try:
+                    snap.histograms[pass_id] = self.store.drift_histograms(pass_id)
+                except StoreLockedError:
+                    self._busy = self._busy_note()
+                    return None
+            return snap.histograms[pass_id]
+
     def model_meta(self, model_path: str) -> dict[str, Any] | None:
         """``model.json`` of a recorded model folder, cached until the file changes."""
         folder = resolve_model_path(model_path, self.path)
@@ -363,6 +388,8 @@ class StoreReader:
             meta_for=self.model_meta,
             trials=history,
             store_path=self.path,
+            history_for=lambda ids: self.drift_history(snap, ids),
+            histograms_for=lambda pass_id: self.histograms(snap, pass_id),
         )
         return {
             "store": self.path,
@@ -391,6 +418,8 @@ def empty_figures() -> dict[str, Any]:
         "residuals": F.residuals([]),
         "curves": F.empty("Learning curves", "no model yet: rmlite train --out DIR"),
         "drift": F.drift([]),
+        "drift_history": F.drift_history([]),
+        "drift_histograms": F.drift_histograms([]),
         "trials": F.trials([]),
     }
 
@@ -485,6 +514,47 @@ def _recorded_paths(runs: pl.DataFrame, monitoring: Mapping[str, pl.DataFrame]) 
     return out
 
 
+def model_pass_ids(
+    passes: pl.DataFrame,
+    dataset: str | None,
+    model: str | None,
+    limit: int = F.DRIFT_HISTORY_PASSES,
+) -> list[int]:
+    """The newest ``limit`` monitor passes of a model (on a dataset, when one is chosen),
+    oldest first: the drift-over-time heat-map's columns."""
+    if not passes.height or model is None:
+        return []
+    chosen = _of(passes, dataset, model)
+    return sorted(int(p) for p in chosen["pass_id"].sort().tail(limit).to_list())
+
+
+def _frame(frame: pl.DataFrame | None) -> pl.DataFrame:
+    return frame if frame is not None else pl.DataFrame()
+
+
+def drift_figures(
+    drift_rows: Sequence[Mapping[str, Any]],
+    *,
+    history_rows: Sequence[Mapping[str, Any]] = (),
+    histogram_rows: Sequence[Mapping[str, Any]] = (),
+    where: str = "",
+    title: str = "Drift per feature",
+) -> dict[str, Any]:
+    """The drift charts of a pass: bars (top-k, and all of them when there are more),
+    the heat-map over passes and the histograms of the most drifted columns."""
+    figures = {
+        "drift": F.drift(drift_rows, title=f"{title}{where}"),
+        "drift_history": F.drift_history(history_rows),
+        "drift_histograms": F.drift_histograms(
+            histogram_rows, drift_rows, title=f"Reference vs current{where}"
+        ),
+    }
+    if len(F.by_severity(drift_rows)) > F.DRIFT_TOP:
+        figures["drift_all"] = F.drift(drift_rows, title=f"{title}{where}", top=None)
+        figures["drift_history_all"] = F.drift_history(history_rows, top=None)
+    return figures
+
+
 def _of(frame: pl.DataFrame, dataset: str | None, model: str | None) -> pl.DataFrame:
     if not frame.height:
         return frame
@@ -562,6 +632,8 @@ def build_payload(
     store_path: str,
     window: Mapping[str, Any] | None = None,
     keep_model: bool = False,
+    history_for: Callable[[Sequence[int]], pl.DataFrame | None] | None = None,
+    histograms_for: Callable[[int], pl.DataFrame | None] | None = None,
 ) -> dict[str, Any]:
     """Tables and figures for one dataset (None: all) and one model folder.
 
@@ -569,6 +641,9 @@ def build_payload(
     episodes it scored). ``sample_for(pass_id)`` gives the predicted-vs-true sample of a
     monitor pass and ``meta_for(model_path)`` a model's ``model.json`` (None: missing).
     ``keep_model``: draw ``model`` even when no run or pass of the store names it.
+    ``history_for(pass_ids)`` gives the drift rows of those passes (the drift-over-time
+    heat-map reads the model's newest :data:`~rmlite.dashboard.figures.DRIFT_HISTORY_PASSES`)
+    and ``histograms_for(pass_id)`` a pass's reference-vs-current histograms.
     """
     # Training records the folder as given (often relative), monitoring resolves it: one
     # model must be one choice, so every model_path becomes the folder's real path.
@@ -610,6 +685,7 @@ def build_payload(
         if alerts.height
         else []
     )
+    history_ids = model_pass_ids(passes, dataset, model)
     model_meta = meta_for(model) if model else None
     overfit, problem = None, None
     if model_meta is not None:
@@ -648,7 +724,14 @@ def build_payload(
                 else "no model yet: rmlite train --out DIR",
             )
         ),
-        "drift": F.drift(drift_rows, title=f"Drift per feature (PSI){where}"),
+        **drift_figures(
+            drift_rows,
+            history_rows=rows(_frame(history_for(history_ids) if history_for else None)),
+            histogram_rows=rows(
+                _frame(histograms_for(pass_id) if histograms_for and pass_id is not None else None)
+            ),
+            where=where,
+        ),
         "trials": F.trials(trials),
     }
     dataset_rows = (

@@ -15,6 +15,7 @@ Examples
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -398,49 +399,300 @@ def learning_curves(
 # ------------------------------------------------------------------------ drift
 
 
-def drift(rows: Rows, title: str = "Drift per feature (PSI)") -> Figure:
-    """PSI of each feature (and reward, prediction, residual) in one monitor pass,
-    coloured by severity, with the warn and alert thresholds."""
+DRIFT_TOP = 25
+"""Columns the drift charts show by default, most severe first ("show all" draws the rest)."""
+
+SEVERITY_RANK = {"alert": 2, "warn": 1, "ok": 0}
+
+DRIFT_HISTORY_PASSES = 60
+"""Monitor passes the drift-over-time heat-map reads at most (the newest)."""
+
+
+def drift_label(row: Mapping[str, Any]) -> str:
+    """A column's name on the drift charts: the feature's name, or its kind in brackets."""
+    return str(row["name"]) if row.get("kind") == "feature" else f"[{row.get('kind')}]"
+
+
+def by_severity(rows: Rows) -> list[Mapping[str, Any]]:
+    """Drift rows with a finite PSI, most severe first, then by PSI over its alert limit."""
+
+    def key(r: Mapping[str, Any]) -> tuple[int, float]:
+        limit = _limit(r, "psi_alert", PSI_ALERT)
+        return (SEVERITY_RANK.get(str(r.get("severity")), 0), float(r["psi"]) / limit)
+
+    return sorted((r for r in rows if _finite(r.get("psi"))), key=key, reverse=True)
+
+
+def _limit(row: Mapping[str, Any], key: str, default: float) -> float:
+    value = row.get(key)
+    return float(value) if isinstance(value, int | float) and _finite(value) else default
+
+
+def drift(
+    rows: Rows,
+    title: str = "Drift per feature",
+    top: int | None = DRIFT_TOP,
+) -> Figure:
+    """PSI and Wasserstein distance of each column of one pass, side by side, as horizontal
+    bars coloured by severity, most severe first (``top`` of them; None: all), with each
+    column's warn and alert limits marked on its own bar (the sample-size rule gives every
+    column its own; old passes, the fixed 0.1 / 0.25)."""
+    ranked = by_severity(rows)
+    if not ranked:
+        return empty(title, "no drift measured yet: run rmlite monitor")
+    shown = ranked[:top] if top else ranked
+    if len(shown) < len(ranked):
+        title = f"{title} · the {len(shown)} most severe of {len(ranked)}"
+    labels = [drift_label(r) for r in shown]
+    data: list[dict[str, Any]] = []
+    for severity in ("alert", "warn", "ok"):
+        part = [r for r in shown if r.get("severity") == severity]
+        if not part:
+            continue
+        for axis, key in (("x", "psi"), ("x2", "wasserstein")):
+            data.append(
+                {
+                    "type": "bar",
+                    "orientation": "h",
+                    "name": severity,
+                    "legendgroup": severity,
+                    "showlegend": axis == "x",
+                    "x": [r.get(key) if _finite(r.get(key)) else None for r in part],
+                    "y": [drift_label(r) for r in part],
+                    "xaxis": axis,
+                    "marker": {"color": SEVERITY_COLOR[severity]},
+                    "customdata": [
+                        [
+                            r.get("kind"),
+                            r.get("psi"),
+                            _limit(r, "psi_warn", PSI_WARN),
+                            _limit(r, "psi_alert", PSI_ALERT),
+                            r.get("wasserstein"),
+                            _limit(r, "wasserstein_warn", 0.1),
+                            _limit(r, "wasserstein_alert", 0.1),
+                            _limit(r, "psi_joint", PSI_WARN),
+                        ]
+                        for r in part
+                    ],
+                    "hovertemplate": (
+                        "<b>%{y}</b> (%{customdata[0]}): " + severity + "<br>"
+                        "PSI %{customdata[1]:.3f} (warn %{customdata[2]:.3f}, alert "
+                        "%{customdata[3]:.3f})<br>Wasserstein / std %{customdata[4]:.3f} "
+                        "(warn %{customdata[5]:.3f}; alert with PSI ≥ %{customdata[7]:.3f}: "
+                        "%{customdata[6]:.3f})<extra></extra>"
+                    ),
+                }
+            )
+    marks = (
+        ("warn limit", "psi_warn", "wasserstein_warn", SEVERITY_COLOR["warn"], PSI_WARN),
+        ("alert limit", "psi_alert", "wasserstein_alert", SEVERITY_COLOR["alert"], PSI_ALERT),
+    )
+    for name, psi_key, w_key, color, default in marks:
+        for axis, key, fallback in (("x", psi_key, default), ("x2", w_key, 0.1)):
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "markers",
+                    "name": name,
+                    "legendgroup": name,
+                    "showlegend": axis == "x",
+                    "x": [_limit(r, key, fallback) for r in shown],
+                    "y": labels,
+                    "xaxis": axis,
+                    "marker": {
+                        "symbol": "line-ns",
+                        "size": 16,
+                        "line": {"color": color, "width": 3},
+                    },
+                    "hovertemplate": f"%{{y}}: {name} %{{x:.3f}}<extra></extra>",
+                }
+            )
+    psis = [float(r["psi"]) for r in shown] + [_limit(r, "psi_alert", PSI_ALERT) for r in shown]
+    low = min(min(psis), PSI_WARN / 10)
+    high = max(psis)
+    return {
+        "data": data,
+        "layout": layout(
+            title,
+            height=max(320, 150 + 22 * len(shown)),
+            barmode="overlay",
+            # The legend under the axis titles: the title and the "show all" button hold
+            # the top, and a right-hand legend would take width from long names.
+            margin={"l": 10, "r": 20, "t": 42, "b": 84},
+            legend={"orientation": "h", "x": 0, "y": 0, "yref": "container", "yanchor": "bottom"},
+            yaxis={
+                "type": "category",
+                "categoryorder": "array",
+                "categoryarray": labels,
+                "autorange": "reversed",
+                "automargin": True,
+                "tickfont": {"size": 11},
+            },
+            xaxis={
+                "domain": [0, 0.55],
+                "type": "log",
+                "dtick": 1,
+                "range": [math.log10(low * 0.8), math.log10(high * 1.5)],
+                "title": {"text": "PSI (log scale)"},
+            },
+            xaxis2={
+                "domain": [0.62, 1],
+                "anchor": "y",
+                "rangemode": "tozero",
+                "title": {"text": "Wasserstein / reference std"},
+            },
+        ),
+    }
+
+
+def drift_history(
+    rows: Rows, title: str = "Drift over passes (PSI)", top: int | None = DRIFT_TOP
+) -> Figure:
+    """Heat-map of PSI per monitor pass (columns, oldest left) and per column (rows, the
+    ``top`` most drifted over all passes first); alert cells marked ●, warn cells ○."""
     rows = [r for r in rows if _finite(r.get("psi"))]
     if not rows:
-        return empty(title, "no drift measured yet: run rmlite monitor")
-    labels = [f"{r['name']}" if r.get("kind") == "feature" else f"{r['kind']}" for r in rows]
+        return empty(title, "no drift history yet: each rmlite monitor pass adds a column")
+    passes = sorted({int(r["pass_id"]) for r in rows})
+    worst: dict[str, tuple[int, float]] = {}
+    for r in rows:
+        label = drift_label(r)
+        score = (SEVERITY_RANK.get(str(r.get("severity")), 0), float(r["psi"]))
+        worst[label] = max(worst.get(label, score), score)
+    names = sorted(worst, key=lambda n: worst[n], reverse=True)
+    shown = names[:top] if top else names
+    if len(shown) < len(names):
+        title = f"{title} · the {len(shown)} most drifted of {len(names)}"
+    cell = {(drift_label(r), int(r["pass_id"])): r for r in rows}
+    z, text, hover = [], [], []
+    for name in shown:
+        line, marks, tips = [], [], []
+        for p in passes:
+            found = cell.get((name, p))
+            line.append(float(found["psi"]) if found else None)
+            severity = str(found.get("severity")) if found else ""
+            marks.append({"alert": "●", "warn": "○"}.get(severity, ""))
+            tips.append(severity or "not measured")
+        z.append(line)
+        text.append(marks)
+        hover.append(tips)
+    top_psi = max(float(r["psi"]) for r in rows)
     return {
         "data": [
             {
-                "type": "bar",
-                "name": "PSI",
-                "x": labels,
-                "y": [r["psi"] for r in rows],
-                "marker": {
-                    "color": [SEVERITY_COLOR.get(r.get("severity", "ok"), "#64748b") for r in rows]
-                },
-                "customdata": [
-                    [
-                        r.get("kind"),
-                        r.get("severity"),
-                        r.get("ks"),
-                        r.get("ks_pvalue"),
-                        r.get("wasserstein"),
-                    ]
-                    for r in rows
-                ],
-                "hovertemplate": (
-                    "%{x} (%{customdata[0]})<br>PSI %{y:.3f}: %{customdata[1]}<br>"
-                    "KS %{customdata[2]:.3f} (p %{customdata[3]:.2g})<br>"
-                    "Wasserstein / std %{customdata[4]:.3f}<extra></extra>"
-                ),
+                "type": "heatmap",
+                "z": z,
+                "x": [f"pass {p}" for p in passes],
+                "y": shown,
+                "text": text,
+                "customdata": hover,
+                "texttemplate": "%{text}",
+                "textfont": {"color": "#0f172a", "size": 10},
+                "colorscale": [[0, "#f8fafc"], [0.2, "#fde68a"], [0.5, "#f97316"], [1, "#b91c1c"]],
+                "zmin": 0,
+                "zmax": max(PSI_ALERT * 2, min(top_psi, 2.0)),
+                "colorbar": {"title": {"text": "PSI"}, "thickness": 12},
+                "hovertemplate": "%{y} · %{x}<br>PSI %{z:.3f}: %{customdata}<extra></extra>",
+                "xgap": 1,
+                "ygap": 1,
             }
         ],
         "layout": layout(
             title,
-            xaxis={"title": {"text": "feature"}, "type": "category"},
-            yaxis={"title": {"text": "PSI"}, "rangemode": "tozero"},
+            height=max(300, 130 + 20 * len(shown)),
+            margin={"l": 10, "r": 20, "t": 42, "b": 60},
+            xaxis={"type": "category", "automargin": True, "title": {"text": "monitor pass"}},
+            yaxis={
+                "type": "category",
+                "autorange": "reversed",
+                "automargin": True,
+                "tickfont": {"size": 11},
+            },
             showlegend=False,
-            shapes=[
-                _hline(PSI_WARN, SEVERITY_COLOR["warn"]),
-                _hline(PSI_ALERT, SEVERITY_COLOR["alert"]),
-            ],
+        ),
+    }
+
+
+def drift_histograms(
+    histograms: Rows, drift_rows: Rows = (), title: str = "Reference vs current", top: int = 6
+) -> Figure:
+    """Small multiples: each of the ``top`` most severe columns' reference and current
+    histograms (shares per bin on shared edges), three to a row."""
+    order = [drift_label(r) for r in by_severity(drift_rows)]
+    by_label = {drift_label(h): h for h in histograms if h.get("edges")}
+    chosen = [n for n in order if n in by_label][:top] or list(by_label)[:top]
+    if not chosen:
+        return empty(title, "no histograms for this pass (passes recorded before they were kept)")
+    columns = min(3, len(chosen))
+    lines = math.ceil(len(chosen) / columns)
+    gap_x, gap_y = 0.06, 0.16
+    width = (1 - gap_x * (columns - 1)) / columns
+    height = (1 - gap_y * (lines - 1)) / lines
+    data: list[dict[str, Any]] = []
+    axes: dict[str, Any] = {}
+    notes = []
+    for i, name in enumerate(chosen):
+        h = by_label[name]
+        edges = [float(e) for e in h["edges"]]
+        centers = [(a + b) / 2 for a, b in itertools.pairwise(edges)]
+        widths = [b - a for a, b in itertools.pairwise(edges)]
+        suffix = "" if i == 0 else str(i + 1)
+        col, line = i % columns, i // columns
+        x0 = col * (width + gap_x)
+        y1 = 1 - line * (height + gap_y)
+        axes[f"xaxis{suffix}"] = {
+            "domain": [x0, x0 + width],
+            "anchor": f"y{suffix}",
+            "nticks": 5,
+            "tickfont": {"size": 10},
+        }
+        axes[f"yaxis{suffix}"] = {
+            "domain": [y1 - height, y1],
+            "anchor": f"x{suffix}",
+            "tickformat": ".0%",
+            "nticks": 4,
+            "tickfont": {"size": 10},
+        }
+        for series, color in (("reference", "#94a3b8"), ("current", PALETTE[0])):
+            data.append(
+                {
+                    "type": "bar",
+                    "name": series,
+                    "legendgroup": series,
+                    "showlegend": i == 0,
+                    "x": centers,
+                    "width": widths,
+                    "y": list(h[series]),
+                    "xaxis": f"x{suffix}",
+                    "yaxis": f"y{suffix}",
+                    "marker": {"color": color, "opacity": 0.55 if series == "current" else 0.8},
+                    "hovertemplate": f"{name} · {series}<br>%{{x:.3g}}: %{{y:.1%}}<extra></extra>",
+                }
+            )
+        notes.append(
+            {
+                "text": f"<b>{name}</b>",
+                "showarrow": False,
+                "xref": "paper",
+                "yref": "paper",
+                "x": x0,
+                "y": y1,
+                "xanchor": "left",
+                "yanchor": "bottom",
+                "font": {"size": 11},
+            }
+        )
+    return {
+        "data": data,
+        "layout": layout(
+            title,
+            height=120 + 200 * lines,
+            barmode="overlay",
+            bargap=0,
+            annotations=notes,
+            legend={"orientation": "h", "y": -0.04, "x": 0, "yanchor": "top"},
+            margin={"l": 50, "r": 20, "t": 60, "b": 56},
+            **axes,
         ),
     }
 

@@ -111,6 +111,10 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.empty { color: #94a3b8; font-style: italic; }
 td.wrap { white-space: normal; min-width: 280px; }
 .sev-alert { color: #dc2626; font-weight: 600; } .sev-warn { color: #b45309; font-weight: 600; }
+.toggle { float: right; position: relative; z-index: 2; font: inherit; font-size: 12px;
+          padding: 3px 10px; border: 1px solid #cbd5e1; border-radius: 4px; background: #f8fafc;
+          color: #1e293b; cursor: pointer; }
+.toggle:hover { background: #e2e8f0; }
 #overfitting { font-size: 13px; margin: 6px 0 0; color: #334155; }
 #overfitting.alarm { color: #dc2626; font-weight: 600; }
 """
@@ -148,7 +152,16 @@ _PAGE = """<!doctype html>
   <div class="card"><div class="chart" id="chart-curves"></div><p id="overfitting"></p></div>
   <div class="card"><div class="chart" id="chart-scatter"></div></div>
   <div class="card"><div class="chart" id="chart-residuals"></div></div>
-  <div class="card"><div class="chart" id="chart-drift"></div></div>
+</div>
+<div class="grid two">
+  <div class="card"><button type="button" class="toggle" id="drift-toggle" hidden></button>
+    <div class="chart" id="chart-drift"></div></div>
+  <div class="card"><div class="chart" id="chart-drift_histograms"></div></div>
+</div>
+<div class="grid">
+  <div class="card"><div class="chart" id="chart-drift_history"></div></div>
+</div>
+<div class="grid two">
   <div class="card"><h2>Alerts</h2><div class="scroll"><table id="alerts"></table></div></div>
   <div class="card"><div class="chart" id="chart-trials"></div></div>
   <div class="card" id="card-importance" hidden><div class="chart" id="chart-importance"></div></div>
@@ -162,7 +175,11 @@ _PAGE = """<!doctype html>
 _SCRIPT = r"""
 (function () {
   "use strict";
-  const CHARTS = ["accuracy", "curves", "scatter", "residuals", "drift", "trials", "importance"];
+  const CHARTS = ["accuracy", "curves", "scatter", "residuals", "drift", "drift_histograms",
+    "drift_history", "trials", "importance"];
+  const EXPANDABLE = ["drift", "drift_history"];  // top-k by default, every column on demand
+  let showAll = false;
+  let last = null;
   const CONFIG = { displaylogo: false, responsive: true };
   const POLL_MS = Number(document.body.dataset.pollMs) || 0;
   const inline = document.getElementById("rmlite-data");
@@ -275,13 +292,32 @@ _SCRIPT = r"""
     const ofEl = $("overfitting");
     ofEl.textContent = of ? (of.message || "overfitting: " + of.status) : "";
     ofEl.className = of && of.alarm ? "alarm" : "";
+    last = p;
+    draw();
+  }
+
+  function draw() {
+    const figures = (last && last.figures) || {};
+    const toggle = $("drift-toggle");
+    const all = figures.drift_all;
+    toggle.hidden = !all;
+    if (all) {
+      const n = new Set(all.data.flatMap((t) => t.y || [])).size;
+      toggle.textContent = showAll ? "show the most severe only" : "show all " + n + " columns";
+    }
     for (const name of CHARTS) {
-      const fig = (p.figures || {})[name];
+      const wide = EXPANDABLE.includes(name) && showAll ? figures[name + "_all"] : null;
+      const fig = wide || figures[name];
       const card = $("card-" + name);  // optional charts (importance: the report only)
       if (card) card.hidden = !fig;
       if (fig) Plotly.react("chart-" + name, fig.data, fig.layout, CONFIG);
     }
   }
+
+  $("drift-toggle").addEventListener("click", () => {
+    showAll = !showAll;
+    draw();
+  });
 
   if (inline) {
     document.body.classList.add("report");

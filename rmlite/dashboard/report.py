@@ -19,7 +19,7 @@ import polars as pl
 
 from rmlite._typing import PathLike
 from rmlite.dashboard import figures as F
-from rmlite.dashboard.data import build_payload, dumps, read_model_meta, rows
+from rmlite.dashboard.data import build_payload, drift_figures, dumps, read_model_meta, rows
 from rmlite.dashboard.page import render_report
 from rmlite.data.store import LogStore
 from rmlite.exceptions import RmliteError
@@ -79,6 +79,7 @@ def build_report(
         trials=history,
         store_path=store.path,
         window={"at": now, "metrics": metrics},
+        history_for=store.drift_history,
     )
     sample = rows(window.sample)
     drift = rows(window.drift)
@@ -90,7 +91,16 @@ def build_report(
         else F.scatter(sample, title=f"Predicted vs true · {n:,} transitions")
     )
     figures["residuals"] = F.residuals(sample)
-    figures["drift"] = F.drift(drift, title="Drift per feature (PSI) against training")
+    # The window's own drift; the heat-map keeps the store's passes of this model.
+    window_drift = drift_figures(
+        drift,
+        histogram_rows=rows(window.histograms),
+        title=f"Drift against training · {len(window.episodes)} episodes",
+    )
+    window_drift.pop("drift_history")
+    window_drift.pop("drift_history_all", None)
+    figures.pop("drift_all", None)
+    figures.update(window_drift)
     figures["curves"] = F.learning_curves(window.curves, window.overfitting)
     say("explaining the predictions (mean |SHAP| per feature)")
     importance = _importance(store, model_dir, dataset, episodes=window.episodes)

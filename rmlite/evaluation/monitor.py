@@ -30,7 +30,9 @@ True
 from __future__ import annotations
 
 import logging
+import os
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,12 +45,23 @@ import polars as pl
 from rmlite._typing import PathLike
 from rmlite.data import schema as S
 from rmlite.data.store import LogStore
-from rmlite.evaluation.drift import Thresholds, dataset_drift, drift_table
+from rmlite.evaluation.drift import (
+    HISTOGRAM_SCHEMA,
+    Thresholds,
+    bootstrap_limits,
+    dataset_drift,
+    dataset_limit,
+    dataset_score,
+    drift_table,
+    histogram_table,
+)
 from rmlite.evaluation.frame import model_frame
 from rmlite.evaluation.metrics import event_metrics, regression_metrics
 from rmlite.evaluation.overfit import overfitting
 from rmlite.evaluation.reference import (
+    EPISODE_COLUMN,
     PREDICTION_COLUMN,
+    REFERENCE_FILE,
     SPLIT_COLUMN,
     TARGET_COLUMN,
     load_reference,
@@ -81,8 +94,10 @@ class WindowResult:
     metrics: dict[str, float]
     """Against the logged ground truth (empty when the window has no rewards)."""
     drift: pl.DataFrame
-    """kind, name, psi, ks, ks_pvalue, wasserstein, severity: one row per tested column."""
+    """kind, name, psi, ks, ks_pvalue, wasserstein, severity and the limits applied
+    (:data:`~rmlite.evaluation.drift.LIMIT_COLUMNS`): one row per tested column."""
     dataset_drift: dict[str, Any]
+    """features, drifted, share, alert, episodes, and ``rule``: how the limits were set."""
     sample: pl.DataFrame
     """episode_id, step, y_true, y_pred: up to :data:`SAMPLE_ROWS` rows."""
     alerts: list[dict[str, Any]]
@@ -90,6 +105,8 @@ class WindowResult:
     overfitting: dict[str, Any]
     curves: list[dict[str, list[float]]]
     thresholds: Thresholds = field(default_factory=Thresholds)
+    histograms: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=HISTOGRAM_SCHEMA))
+    """kind, name, edges, reference, current: per-column histograms of both windows."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -230,17 +247,37 @@ def evaluate_window(
             ref_cols["residual"] = residual.to_numpy()
             current["residual"] = (pred_t - true_t)[known_t]
             kinds["residual"] = "residual"
-    drift = drift_table(ref_cols, current, kinds, t)
+    groups = {name: "holdout" if name == "residual" else "train" for name in ref_cols}
+    limits, together, rule = drift_limits(
+        model_dir,
+        {"train": ref_train, "holdout": ref_hold},
+        ref_cols,
+        groups,
+        kinds,
+        len(episodes),
+        t,
+    )
+    drift = drift_table(ref_cols, current, kinds, t, limits)
     if len(episodes) < t.min_episodes:
+        # Columns under the fixed rule (all of them, or those whose reference split has
+        # too few episodes to resample) never alert on a small window.
+        fixed = [n for n in ref_cols if limits is None or n not in limits]
         drift = drift.with_columns(
-            pl.when(pl.col("severity") == "alert")
+            pl.when((pl.col("severity") == "alert") & pl.col("name").is_in(fixed))
             .then(pl.lit("warn"))
             .otherwise(pl.col("severity"))
             .alias("severity")
         )
     overall = dataset_drift(drift, t)
     overall["episodes"] = len(episodes)
-    overall["alert"] = overall["alert"] and len(episodes) >= t.min_episodes
+    if limits is None:
+        overall["alert"] = overall["alert"] and len(episodes) >= t.min_episodes
+    else:
+        overall["score"] = dataset_score(drift)
+        overall["score_limit"] = together
+        overall["alert"] = overall["score"] >= together
+    overall["rule"] = rule
+    histograms = histogram_table(ref_cols, current, kinds)
 
     holdout = (getattr(model, "metrics_", None) or {}).get("holdout") or {}
     train_metrics = (getattr(model, "metrics_", None) or {}).get("train") or {}
@@ -283,7 +320,100 @@ def evaluate_window(
         overfitting=fit,
         curves=getattr(model, "curves_", []) or [],
         thresholds=t,
+        histograms=histograms,
     )
+
+
+_LIMITS: OrderedDict[tuple[Any, ...], tuple[dict[str, dict[str, float]], float]] = OrderedDict()
+"""Sample-size limits already computed, per model reference, window size and thresholds."""
+
+_LIMITS_KEPT = 256
+
+MIN_RESAMPLED_EPISODES = 5
+"""A reference split with fewer episodes (a hold-out of 2) says too little about how
+episodes vary: its columns keep the fixed limits. (Measured: a 2-episode hold-out made
+the residual alert on every same-policy window of 5 episodes.)"""
+
+
+def drift_limits(
+    model_dir: PathLike,
+    reference: dict[str, pl.DataFrame],
+    columns: dict[str, np.ndarray],
+    groups: dict[str, str],
+    kinds: dict[str, str],
+    window_episodes: int,
+    t: Thresholds,
+) -> tuple[dict[str, dict[str, float]] | None, float, str]:
+    """(limits per column, the dataset score's limit, the rule in words) for a window of
+    ``window_episodes``.
+
+    The sample-size rule (:func:`~rmlite.evaluation.drift.bootstrap_limits`) for each
+    column, resampling the episodes of its reference split (``groups``: ``train`` or
+    ``holdout``); computed once per model, window size and thresholds, then kept in memory.
+    ``None`` (the fixed rule) when ``t.bootstrap`` is 0 or the reference has no episode
+    ids (models saved before they were kept).
+    """
+    if t.bootstrap == 0:
+        return None, float("inf"), "fixed thresholds (bootstrap=0)"
+    if any(EPISODE_COLUMN not in frame.columns for frame in reference.values() if frame.height):
+        return (
+            None,
+            float("inf"),
+            (
+                f"fixed thresholds: this model's {REFERENCE_FILE} has no episode ids (saved by an "
+                f"older rmlite); retrain it for thresholds that know the window's size"
+            ),
+        )
+    path = Path(model_dir) / REFERENCE_FILE
+    stamp = os.stat(path).st_mtime_ns if path.is_file() else 0
+    key = (
+        os.path.realpath(model_dir),
+        stamp,
+        int(window_episodes),
+        tuple(sorted(t.to_dict().items(), key=lambda kv: kv[0])),
+        tuple(columns),
+    )
+    sizes = {
+        split: frame[EPISODE_COLUMN].n_unique()
+        for split, frame in reference.items()
+        if frame.height
+    }
+    rule = (
+        f"sample-size rule: {t.bootstrap} draws of {window_episodes} episodes from the "
+        + " and the ".join(f"{n} {split}" for split, n in sizes.items())
+        + " episodes of the reference"
+        + "".join(
+            f"; {split} columns keep the fixed limits ({n} episodes are too few to resample)"
+            for split, n in sizes.items()
+            if n < MIN_RESAMPLED_EPISODES
+        )
+    )
+    if key in _LIMITS:
+        _LIMITS.move_to_end(key)
+        return (*_LIMITS[key], rule)
+    limits: dict[str, dict[str, float]] = {}
+    scores: dict[str, np.ndarray] = {}
+    for split, frame in reference.items():
+        names = [n for n in columns if groups.get(n) == split]
+        if not names or sizes.get(split, 0) < MIN_RESAMPLED_EPISODES:
+            continue  # too few episodes to stand for the population: the fixed rule
+        limits.update(
+            bootstrap_limits(
+                {n: columns[n] for n in names},
+                frame[EPISODE_COLUMN].to_numpy(),
+                window_episodes,
+                t,
+                columns=len(columns),
+                draw_scores=scores,
+            )
+        )
+    features = {n: f for n, f in scores.items() if kinds.get(n) == "feature"}
+    share = window_episodes / max(sizes.get("train", 1), 1)
+    together = dataset_limit(features, t, share)
+    _LIMITS[key] = (limits, together)
+    while len(_LIMITS) > _LIMITS_KEPT:
+        _LIMITS.popitem(last=False)
+    return limits, together, rule
 
 
 def _alerts(
@@ -331,10 +461,21 @@ def _alerts(
             "drift",
             row["name"],
             f"{row['kind']} {row['name']!r} drifted: PSI {row['psi']:.3f}, Wasserstein "
-            f"{row['wasserstein']:.3f} reference std (alert: PSI >= {t.psi_alert}, or PSI >= "
-            f"{t.psi_warn} with Wasserstein >= {t.wasserstein})",
+            f"{row['wasserstein']:.3f} reference std (alert: PSI >= {row['psi_alert']:.3g}, "
+            f"or PSI >= {row['psi_joint']:.3g} with Wasserstein >= "
+            f"{row['wasserstein_alert']:.3g})",
         )
-    if overall["alert"]:
+    if overall["alert"] and "score" in overall:
+        add(
+            "alert",
+            "drift",
+            "dataset",
+            f"the features moved together: PSI summed over {overall['features']} features is "
+            f"{overall['score']:.1f}x what a same-size window of the reference gives on "
+            f"average (alert at {overall['score_limit']:.1f}x, reached by "
+            f"{t.alert_alpha / 2:.1%} of such windows); {overall['drifted']} features warn",
+        )
+    elif overall["alert"]:
         add(
             "alert",
             "drift",
@@ -411,6 +552,7 @@ def monitor_pass(
         window.drift,
         alerts,
         window.sample,
+        window.histograms,
     )
     for alert in window.alerts:
         log.warning("%s [%s] %s: %s", dataset, alert["source"], alert["severity"], alert["message"])

@@ -20,6 +20,9 @@ REFERENCE_FILE = "reference.parquet"
 """The reference window saved in a model folder (written by ``rmlite train``)."""
 
 TARGET_COLUMN, PREDICTION_COLUMN, SPLIT_COLUMN = "__target", "__prediction", "__split"
+EPISODE_COLUMN = "__episode"
+"""The episode of each reference row: the sample-size drift rule resamples whole episodes.
+Reference windows saved before it existed lack it (monitoring then uses the fixed rule)."""
 
 
 def reference_sample(
@@ -29,6 +32,7 @@ def reference_sample(
     feature_names: Sequence[str],
     in_train: np.ndarray,
     *,
+    groups: np.ndarray | None = None,
     rows: int = 5000,
     seed: int = 0,
 ) -> pl.DataFrame:
@@ -37,7 +41,8 @@ def reference_sample(
     Up to ``rows`` training rows (features as the model sees them, the target and the
     prediction, both in reward units) with ``__split = "train"``, and up to ``rows``
     hold-out rows with ``__split = "holdout"``: residuals are compared with the hold-out's,
-    since training residuals are optimistic.
+    since training residuals are optimistic. ``groups`` (each row's episode) is kept as
+    ``__episode`` so that drift thresholds can resample whole episodes.
     """
     rng = np.random.default_rng(seed)
     parts = []
@@ -51,6 +56,11 @@ def reference_sample(
                 pl.Series(TARGET_COLUMN, np.asarray(y_true, dtype=np.float64)[index]),
                 pl.Series(PREDICTION_COLUMN, np.asarray(y_pred, dtype=np.float64)[index]),
                 pl.lit(split).alias(SPLIT_COLUMN),
+                *(
+                    [pl.Series(EPISODE_COLUMN, np.asarray(groups, dtype=np.int64)[index])]
+                    if groups is not None
+                    else []
+                ),
             )
         )
     return pl.concat(parts)
@@ -76,7 +86,7 @@ def save_reference(
     y_true, y_pred = target_predictions(model, frame)
     path = Path(folder) / REFERENCE_FILE
     reference_sample(
-        frame.X, y_true, y_pred, frame.feature_names, in_train, seed=seed
+        frame.X, y_true, y_pred, frame.feature_names, in_train, groups=frame.groups, seed=seed
     ).write_parquet(path)
     return path
 

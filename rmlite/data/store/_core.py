@@ -216,14 +216,18 @@ class LogStore:
         drift: pl.DataFrame,
         alerts: pl.DataFrame,
         samples: pl.DataFrame,
+        histograms: pl.DataFrame | None = None,
     ) -> int:
-        """Write one monitor pass and its metrics, drift, alerts and samples; return pass_id.
+        """Write one monitor pass and its metrics, drift, alerts, samples and (optionally)
+        reference-vs-current histograms; return pass_id.
 
         One transaction: a pass lands whole or not at all. ``pass_row`` keys: dataset,
         model_path, model_fingerprint, reference, first_ingest_id, last_ingest_id, episodes,
         rows, alerts, started_at. The frames have the columns the ``insert_*`` files select.
         """
-        return _monitor.record_monitor_pass(self, pass_row, metrics, drift, alerts, samples)
+        return _monitor.record_monitor_pass(
+            self, pass_row, metrics, drift, alerts, samples, histograms
+        )
 
     def record_run(self, run: Mapping[str, Any]) -> int:
         """Append one row to the ``runs`` table; return its ``run_id``.
@@ -257,6 +261,15 @@ class LogStore:
     def monitor_samples(self, pass_id: int) -> pl.DataFrame:
         """The (episode_id, step, y_true, y_pred) sample a monitor pass kept."""
         return _monitor.monitor_samples(self, pass_id)
+
+    def drift_history(self, pass_ids: Sequence[int]) -> pl.DataFrame:
+        """Every drift row of the given monitor passes, oldest pass first (empty frame when
+        none): the dashboard's drift-over-time view. One read-only open."""
+        return _monitor.drift_history(self, pass_ids)
+
+    def drift_histograms(self, pass_id: int) -> pl.DataFrame:
+        """The (kind, name, edges, reference, current) histograms a monitor pass kept."""
+        return _monitor.drift_histograms(self, pass_id)
 
     def relabel_into(
         self, source: str, target: str, predicted: pa.Table, provenance: Mapping[str, Any]

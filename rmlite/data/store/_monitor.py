@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import polars as pl
@@ -33,6 +33,7 @@ def record_monitor_pass(
     drift: pl.DataFrame,
     alerts: pl.DataFrame,
     samples: pl.DataFrame,
+    histograms: pl.DataFrame | None = None,
 ) -> int:
     """The work of :meth:`LogStore.record_monitor_pass`."""
     keys = {
@@ -45,6 +46,9 @@ def record_monitor_pass(
         "staged_alerts": (alerts, "insert_alerts"),
         "staged_samples": (samples, "insert_monitor_samples"),
     }
+    if histograms is not None:
+        staged["staged_histograms"] = (histograms, "insert_drift_histograms")
+    only_pass_id = ("insert_monitor_samples", "insert_drift_histograms")
     with store.connect(write=True) as con:
         # Registered outside the transaction: an aborted transaction refuses unregister.
         for name, (frame, _query) in staged.items():
@@ -54,7 +58,7 @@ def record_monitor_pass(
                 pass_id = int(_run(con, sql("insert_monitor_pass"), dict(pass_row))[0][0])
                 for _frame, query in staged.values():
                     params: dict[str, Any] = {"pass_id": pass_id}
-                    if query != "insert_monitor_samples":
+                    if query not in only_pass_id:
                         params.update(keys)
                     _run(con, sql(query), params)
         finally:
@@ -89,3 +93,27 @@ def monitor_samples(store: Store, pass_id: int) -> pl.DataFrame:
                 }
             )
         return con.sql(sql("monitor_samples"), params={"pass_id": int(pass_id)}).pl()
+
+
+def drift_history(store: Store, pass_ids: Sequence[int]) -> pl.DataFrame:
+    """The work of :meth:`LogStore.drift_history`."""
+    with store.connect() as con:
+        if not pass_ids or not has_tables(con, "drift"):
+            return pl.DataFrame()
+        return con.sql(sql("drift_history"), params={"pass_ids": [int(p) for p in pass_ids]}).pl()
+
+
+def drift_histograms(store: Store, pass_id: int) -> pl.DataFrame:
+    """The work of :meth:`LogStore.drift_histograms`."""
+    with store.connect() as con:
+        if not has_tables(con, "drift_histograms"):
+            return pl.DataFrame(
+                schema={
+                    "kind": pl.String,
+                    "name": pl.String,
+                    "edges": pl.List(pl.Float64),
+                    "reference": pl.List(pl.Float64),
+                    "current": pl.List(pl.Float64),
+                }
+            )
+        return con.sql(sql("drift_histograms"), params={"pass_id": int(pass_id)}).pl()
