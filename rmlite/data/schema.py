@@ -154,6 +154,7 @@ TABLES: Final = (
     "drift",
     "alerts",
     "monitor_samples",
+    "drift_histograms",
 )
 """Tables of the store. ``transitions`` holds the logs; the others are bookkeeping
 (``runs``: one row per training run with its parameters and metrics; ``relabels``: one row
@@ -309,6 +310,8 @@ TABLE_DOCS: Final[dict[str, str]] = {
     "drift": "Drift of a monitor pass against the training window, one row per column.",
     "alerts": "Thresholds a monitor pass crossed, with the reason.",
     "monitor_samples": "A sample of predicted vs logged rewards kept by a monitor pass.",
+    "drift_histograms": "Reference-vs-current histograms of the columns of a monitor pass "
+    "(shares per bin over shared edges), for the dashboard.",
 }
 """What each table of the store holds (its ``COMMENT ON TABLE``)."""
 
@@ -429,6 +432,22 @@ COLUMN_DOCS: Final[dict[str, dict[str, str]]] = {
         "wasserstein": "Wasserstein distance in reference standard deviations.",
         "severity": "ok, warn or alert.",
         "created_at": _AT.capitalize() + ".",
+        "psi_warn": "The PSI this column warned at, for this window's size (NULL before "
+        "the sample-size rule).",
+        "psi_alert": "The PSI this column alerted at, for this window's size.",
+        "psi_joint": "The PSI at which this column alerts together with a Wasserstein "
+        "distance at or above wasserstein_alert.",
+        "wasserstein_warn": "The Wasserstein distance this column warned at.",
+        "wasserstein_alert": "The Wasserstein distance this column alerted at.",
+        "psi_expected": "The PSI a same-distribution window of this size gives on average.",
+    },
+    "drift_histograms": {
+        "pass_id": "The monitor pass (monitor_passes.pass_id).",
+        "kind": "feature, or reward / prediction / residual.",
+        "name": "The column.",
+        "edges": "Bin edges shared by both histograms.",
+        "reference": "Share of the reference window in each bin.",
+        "current": "Share of the pass's window in each bin.",
     },
     "alerts": {
         "pass_id": "The monitor pass (monitor_passes.pass_id).",
