@@ -211,3 +211,18 @@ def test_bench_drift_meets_its_targets(tmp_path: Path) -> None:
     assert all(r["rate"] == 1.0 for r in shifted if r["windows"] == "swing-up"), shifted
     gravity = {r["episodes"]: r["rate"] for r in shifted if r["windows"] == "gravity"}
     assert gravity[50] >= 0.6 and gravity[50] >= gravity[10], gravity
+
+
+def test_drift_chart_axis_holds_when_every_psi_is_zero() -> None:
+    # A window identical to the reference (or a constant column) has PSI exactly 0: the
+    # log axis must still get finite bounds (rmlite quickstart crashed on a math domain error).
+    import math
+
+    from rmlite.dashboard import figures as F
+
+    rows = [
+        {"kind": "feature", "name": name, "psi": 0.0, "wasserstein": w, "severity": "ok"}
+        for name, w in (("obs_0", 0.0), ("obs_1", 0.2))
+    ]
+    low, high = F.drift(rows)["layout"]["xaxis"]["range"]
+    assert math.isfinite(low) and math.isfinite(high) and low < high

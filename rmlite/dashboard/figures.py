@@ -508,8 +508,10 @@ def drift(
                 }
             )
     psis = [float(r["psi"]) for r in shown] + [_limit(r, "psi_alert", PSI_ALERT) for r in shown]
-    low = min(min(psis), PSI_WARN / 10)
-    high = max(psis)
+    # A log axis: a PSI of exactly 0 (identical windows, a constant column) sets no bound.
+    positive = [x for x in psis if x > 0 and math.isfinite(x)]
+    low = min([*positive, PSI_WARN / 10])
+    high = max([*positive, PSI_ALERT])
     return {
         "data": data,
         "layout": layout(
