@@ -141,7 +141,8 @@ def test_config_file_sets_the_store_and_command_defaults(tmp_path: Path, log_fil
     # $RMLITE_DB beats the file, --db beats both.
     other = str(tmp_path / "other.duckdb")
     by_env = run("datasets", "--json", cwd=deep, env={"RMLITE_DB": other})
-    assert by_env.returncode == 2 and "other.duckdb" in by_env.stderr
+    # Under --json the error is a JSON object on stdout (rmlite.cli._errors).
+    assert by_env.returncode == 2 and "other.duckdb" in json.loads(by_env.stdout)["error"]
     by_flag = run("datasets", "--json", "--db", str(project / "data" / "store.duckdb"),
                   cwd=deep, env={"RMLITE_DB": other})  # fmt: skip
     assert by_flag.returncode == 0 and json.loads(by_flag.stdout)[0]["dataset"] == "pend"
