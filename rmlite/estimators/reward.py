@@ -52,6 +52,9 @@ from rmlite.estimators._params import PARAMETER_CONSTRAINTS
 from rmlite.exceptions import ParameterError, RmliteError, SchemaError
 from rmlite.models.device import resolve_device
 
+_PLATT_MIN_CLASS = 10
+"""Fewest validation events (and non-events) that Platt scaling is fitted on."""
+
 _LEARNING_RATE = {"lightgbm": 0.05, "xgboost": 0.05, "mlp": 1e-3}
 _CURVE_METRIC = {"regression": "l2", "binary": "binary_logloss"}
 
@@ -862,11 +865,19 @@ class RewardClassifier(ClassifierMixin, _RewardModel):
         model, curves = super()._fit_member(X, y, weight, fit_idx, val_idx, member, watch)
         calibration = IDENTITY
         if self.class_weight is not None and val_idx is not None:
-            # Platt scaling on the validation episodes (never trained on), with the
-            # user's weights but not the class weights: the world as it is.
-            z = logit(self._predict_member(model, X[val_idx]))
-            w_val = None if user_weight is None else user_weight[val_idx]
-            calibration = platt_scaling(z, y[val_idx], w_val)
+            y_val = y[val_idx]
+            n_pos = int((y_val == 1).sum())
+            if min(n_pos, len(y_val) - n_pos) < _PLATT_MIN_CLASS:
+                # Too few events (or non-events) to fit a slope: Platt's fit would flatten
+                # every probability to the prior. Undo the class weights' odds shift
+                # instead, which keeps the ranking.
+                calibration = (1.0, -float(np.log(w_pos / w_neg)))
+            else:
+                # Platt scaling on the validation episodes (never trained on), with the
+                # user's weights but not the class weights: the world as it is.
+                z = logit(self._predict_member(model, X[val_idx]))
+                w_val = None if user_weight is None else user_weight[val_idx]
+                calibration = platt_scaling(z, y_val, w_val)
         self.calibration_.append(calibration)
         return model, curves
 
