@@ -495,3 +495,13 @@ def test_cli_bad_input_exits_2(tmp_path, pendulum_log):
     assert out.returncode == 2 and "has no preference pairs" in out.stderr
     help_text = run("bench", "prefs", "--help", cwd=tmp_path)
     assert help_text.returncode == 0 and "--pairs" in help_text.stdout
+
+
+def test_synthetic_teacher_never_compares_a_segment_with_itself() -> None:
+    # The store refuses self-comparisons; with few segment starts the draws collide often.
+    from rmlite.evaluation.teacher import synthetic_preferences
+
+    episode, step = np.repeat([0, 1], 30), np.tile(np.arange(30), 2)
+    prefs = synthetic_preferences(episode, step, step / 30.0, n_pairs=500, segment_length=25)
+    same = (prefs["episode_a"] == prefs["episode_b"]) & (prefs["start_a"] == prefs["start_b"])
+    assert prefs.height == 500 and not same.any()

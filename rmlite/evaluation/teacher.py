@@ -103,6 +103,12 @@ def synthetic_preferences(
     rng = np.random.default_rng(seed)
     a = starts[rng.integers(0, len(starts), size=n_pairs)]
     b = starts[rng.integers(0, len(starts), size=n_pairs)]
+    # A segment is never compared with itself (the store refuses such pairs): redraw B for
+    # those pairs, which leaves every other pair as the seed drew it.
+    same = a == b
+    while same.any() and len(starts) > 1:
+        b[same] = starts[rng.integers(0, len(starts), size=int(same.sum()))]
+        same = a == b
     c = np.concatenate([[0.0], np.cumsum(np.nan_to_num(reward))])
     diff = (c[a + L] - c[a]) - (c[b + L] - c[b])
     if temperature > 0:
