@@ -56,19 +56,19 @@ def store_digest(path: str | os.PathLike[str]) -> dict[str, tuple[int, int]]:
         return {}
     con = duckdb.connect(path, read_only=True)
     try:
-        tables = [
-            r[0]
-            for r in con.execute(
-                "SELECT table_name FROM information_schema.tables ORDER BY table_name"
-            ).fetchall()
-        ]
+        # Base tables only: the per-dataset views (schema "data") and the legacy views show
+        # the same rows again.
+        tables = con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT internal "
+            "ORDER BY schema_name, table_name"
+        ).fetchall()
         out = {}
-        for table in tables:
+        for schema, table in tables:
             # Names come from the catalog, not from input.
             n, h = con.execute(
-                f'SELECT count(*), coalesce(sum(hash(t)::HUGEINT), 0) FROM "{table}" AS t'
+                f'SELECT count(*), coalesce(sum(hash(t)::HUGEINT), 0) FROM "{schema}"."{table}" AS t'
             ).fetchall()[0]
-            out[table] = (int(n), int(h))
+            out[table if schema == "main" else f"{schema}.{table}"] = (int(n), int(h))
         return out
     finally:
         con.close()

@@ -12,7 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rmlite.evaluation import drift, metrics, overfit
-from rmlite.evaluation.drift import Thresholds, column_drift, dataset_drift, drift_table, psi
+from rmlite.evaluation.drift import (
+    LIMIT_COLUMNS,
+    Thresholds,
+    column_drift,
+    dataset_drift,
+    drift_table,
+    psi,
+)
 from rmlite.evaluation.metrics import calibration_curve, expected_calibration_error
 from rmlite.evaluation.overfit import explain_overfitting, overfitting
 from rmlite.evaluation.reference import (
@@ -112,7 +119,11 @@ def test_drift_table_and_dataset_share(rng) -> None:
     cur = {name: values + rng.normal(scale=0.01, size=3000) for name, values in cur.items()}
     ref["reward"], cur["reward"] = rng.normal(size=3000), rng.normal(size=3000)
     table = drift_table(ref, cur, {"reward": "reward"})
-    assert table.columns == ["kind", "name", "psi", "ks", "ks_pvalue", "wasserstein", "severity"]
+    # Each row also carries the limits it was judged by (the sample-size drift rule).
+    assert table.columns == [
+        "kind", "name", "psi", "ks", "ks_pvalue", "wasserstein", "severity",
+        *LIMIT_COLUMNS, "psi_expected",
+    ]  # fmt: skip
     severity = dict(zip(table["name"], table["severity"], strict=True))
     assert severity == {"x0": "alert", "x1": "alert", "x2": "ok", "x3": "ok", "reward": "ok"}
     overall = dataset_drift(table)

@@ -191,7 +191,14 @@ def _normalize(raw: pl.DataFrame, name: str) -> pl.DataFrame:
             f"{hint} Segments are half-open step ranges [start, stop) of an episode."
         )
     exprs: list[pl.Expr] = []
-    episodes = {col: logs.episode_expr(raw, col, name) for col in ("episode_a", "episode_b")}
+    # Float episode columns are whole numbers or row errors, as the segment bounds are;
+    # integer and text ids go as in logs.
+    episodes = {
+        col: _integer(raw, col, name)
+        if raw.schema[col].is_float()
+        else logs.episode_expr(raw, col, name)
+        for col in ("episode_a", "episode_b")
+    }
     text = [col for col in episodes if raw.schema[col] in (pl.String, pl.Categorical, pl.Binary)]
     if len(text) == 1:
         raise IngestError(
