@@ -20,6 +20,7 @@ onnxmltools; onnxruntime to run the graph).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -180,12 +181,23 @@ def _mlp_member(g: _Graph, model: Any, X: str) -> str:
     return f
 
 
-def _prior_shift(g: _Graph, p: str, odds_factor: float) -> str:
-    """RewardClassifier's correction of a class-weighted member: odds divided by the factor."""
-    one = g.const("one", np.float32(1.0))
-    rest = g.op("Max", [g.op("Sub", [one, p]), g.const("tiny", np.float32(1e-12))])
-    odds = g.op("Div", [g.op("Div", [p, rest]), g.const("odds_factor", np.float32(odds_factor))])
-    return g.op("Div", [odds, g.op("Add", [one, odds])], "calibrated")
+def _platt(g: _Graph, p: str, a: float, b: float, k: int) -> str:
+    """RewardClassifier's calibration of member ``k``: ``σ(a·logit(p) + b)`` (Platt scaling)."""
+    eps = 1e-7  # float32: keeps logit(p) finite where a member says 0 or 1
+    q = g.op(
+        "Clip",
+        [p, g.const(f"clip_lo_{k}", np.float32(eps)), g.const(f"clip_hi_{k}", np.float32(1 - eps))],
+    )
+    one = g.const(f"one_{k}", np.float32(1.0))
+    z = g.op("Sub", [g.op("Log", [q]), g.op("Log", [g.op("Sub", [one, q])])])
+    f = g.op(
+        "Add",
+        [
+            g.op("Mul", [z, g.const(f"platt_a_{k}", np.float32(a))]),
+            g.const(f"platt_b_{k}", np.float32(b)),
+        ],
+    )
+    return g.op("Sigmoid", [f], "calibrated")
 
 
 def _activation(g: _Graph, name: str, h: str) -> str:
@@ -212,7 +224,7 @@ def reward_graph(
     stats: FittedStats,
     *,
     metadata: dict[str, Any] | None = None,
-    odds_factor: float | None = None,
+    calibration: Sequence[tuple[float, float]] | None = None,
 ) -> Any:
     """One ONNX model from raw (obs, action, next_obs[, step]) to the reward (see module doc).
 
@@ -229,10 +241,10 @@ def reward_graph(
         The model's feature spec and fitted statistics (no lags).
     metadata
         Strings stored in the model's ``metadata_props`` (JSON for non-strings).
-    odds_factor
-        For an event model (binary members): its ``odds_factor_``; the output is then the
-        event probability, each member's corrected as ``RewardClassifier.predict_proba``
-        does, and no target scaling applies.
+    calibration
+        For an event model (binary members): its ``calibration_``, one Platt map ``(a, b)``
+        per member; the output is then the event probability, each member's calibrated as
+        ``RewardClassifier.predict_proba`` does, and no target scaling applies.
     """
     onnx = _onnx()
     if spec.lags:
@@ -245,10 +257,13 @@ def reward_graph(
             outputs.append(_mlp_member(g, member, X))
         else:
             outputs.append(_tree_member(g, backend, member, n_features, X, k))
-    if odds_factor is not None:
-        outputs = [_prior_shift(g, p, odds_factor) for p in outputs]
+    if calibration is not None:
+        outputs = [
+            p if tuple(ab) == (1.0, 0.0) else _platt(g, p, float(ab[0]), float(ab[1]), k)
+            for k, (p, ab) in enumerate(zip(outputs, calibration, strict=True))
+        ]
     mean = outputs[0] if len(outputs) == 1 else g.op("Mean", outputs, "ensemble_mean")
-    if odds_factor is not None:  # an event probability: no target scaling
+    if calibration is not None:  # an event probability: no target scaling
         g.nodes.append(onnx.helper.make_node("Identity", [mean], ["reward"]))
     else:  # back to the logged scale: scaling (standard, min-max, robust) was preprocessing
         scale = g.const("target_scale", np.float32(stats.target_scale))

@@ -102,7 +102,14 @@ def export_onnx(
         spec,
         stats,
         metadata=_metadata(model, spec, stats),
-        odds_factor=float(model.odds_factor_) if isinstance(model, RewardClassifier) else None,
+        calibration=(
+            [
+                (float(a), float(b))
+                for a, b in (model.calibration_ or [(1.0, 0.0)] * len(model.members_))
+            ]
+            if isinstance(model, RewardClassifier)
+            else None
+        ),
     )
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
