@@ -286,6 +286,36 @@ def read_member_files(folder: Path, meta: dict[str, Any]) -> dict[str, bytes]:
     return out
 
 
+_RECORDS = (
+    "feature_spec",
+    "feature_stats",
+    "data_fingerprint",
+    "metrics",
+    "dataset",
+    "train_episodes",
+)
+"""What a model folder records about the data and spec it was trained on (``<key>_``)."""
+
+
+def restore_fitted(model: Any, folder: Path, meta: dict[str, Any], blobs: dict[str, bytes]) -> None:
+    """Set the fitted state every model folder holds: width and feature names, the device,
+    the members (from the checked bytes ``blobs``), learning curves and the training records."""
+    from rmlite.models.device import resolve_device
+
+    model.n_features_in_ = int(meta["n_features_in"])
+    if meta.get("feature_names"):
+        model.feature_names_in_ = np.asarray(meta["feature_names"], dtype=object)
+    model.device_ = meta.get("device_used", "cpu")
+    if model.device_ == "cuda":
+        model.device_ = resolve_device("auto")
+    model.members_ = load_members(model.backend, folder, meta, blobs)
+    model.curves_ = meta.get("curves", [])
+    model.fit_seconds_ = meta.get("fit_seconds", 0.0)
+    for key in _RECORDS:
+        if meta.get(key) is not None:
+            setattr(model, f"{key}_", meta[key])
+
+
 def load_members(
     backend: str, folder: Path, meta: dict[str, Any], blobs: dict[str, bytes]
 ) -> list[Any]:

@@ -46,7 +46,7 @@ from sklearn.utils._param_validation import (
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from rmlite._typing import Float64Array, Int64Array, PathLike
-from rmlite.estimators._folder import _jsonable, load_members, write_model_folder
+from rmlite.estimators._folder import _jsonable, restore_fitted, write_model_folder
 from rmlite.estimators._params import PARAMETER_CONSTRAINTS
 from rmlite.exceptions import ParameterError, RmliteError, SchemaError
 from rmlite.models.device import resolve_device
@@ -570,28 +570,10 @@ def load_preference_model(
         model.get_params(deep=False),
         caller_name="PreferenceRewardModel",
     )
-    model.n_features_in_ = int(meta["n_features_in"])
-    if meta.get("feature_names"):
-        model.feature_names_in_ = np.asarray(meta["feature_names"], dtype=object)
-    model.device_ = meta.get("device_used", "cpu")
-    if model.device_ == "cuda":
-        model.device_ = resolve_device("auto")
     # Trees predict with every round (best_iteration None), as they were fitted.
     for member in meta["members"]:
         member.pop("best_iteration", None)
-    model.members_ = load_members(model.backend, folder, meta, blobs)
-    model.curves_ = meta.get("curves", [])
-    model.fit_seconds_ = meta.get("fit_seconds", 0.0)
-    for key in (
-        "feature_spec",
-        "feature_stats",
-        "data_fingerprint",
-        "metrics",
-        "dataset",
-        "train_episodes",
-    ):
-        if meta.get(key) is not None:
-            setattr(model, f"{key}_", meta[key])
+    restore_fitted(model, folder, meta, blobs)
     return model
 
 

@@ -47,7 +47,7 @@ from sklearn.utils.validation import (
 
 from rmlite._typing import PathLike
 from rmlite.estimators._calibration import IDENTITY, apply_platt, logit, platt_scaling
-from rmlite.estimators._folder import _jsonable, load_members, write_model_folder
+from rmlite.estimators._folder import _jsonable, restore_fitted, write_model_folder
 from rmlite.estimators._params import PARAMETER_CONSTRAINTS
 from rmlite.exceptions import ParameterError, RmliteError, SchemaError
 from rmlite.models.device import resolve_device
@@ -940,27 +940,9 @@ def load_reward_model(
     validate_parameter_constraints(
         model._parameter_constraints, model.get_params(deep=False), caller_name=cls.__name__
     )
-    model.n_features_in_ = int(meta["n_features_in"])
-    if meta.get("feature_names"):
-        model.feature_names_in_ = np.asarray(meta["feature_names"], dtype=object)
+    restore_fitted(model, folder, meta, blobs)
     if meta.get("classes") is not None:
         model.classes_ = np.asarray(meta["classes"])
-    model.device_ = meta.get("device_used", "cpu")
-    if model.device_ == "cuda":
-        model.device_ = resolve_device("auto")
-    model.members_ = load_members(model.backend, folder, meta, blobs)
-    model.curves_ = meta.get("curves", [])
-    model.fit_seconds_ = meta.get("fit_seconds", 0.0)
-    for key in (
-        "feature_spec",
-        "feature_stats",
-        "data_fingerprint",
-        "metrics",
-        "dataset",
-        "train_episodes",
-    ):
-        if meta.get(key) is not None:
-            setattr(model, f"{key}_", meta[key])
     if isinstance(model, RewardClassifier):
         if meta.get("calibration") is not None:
             model.calibration_ = [(float(a), float(b)) for a, b in meta["calibration"]]
