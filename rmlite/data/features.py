@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
@@ -158,6 +159,81 @@ def build_features(
         Drop rows whose target is unknown (missing rewards). ``False`` keeps them with
         ``y = NaN``, for prediction.
     """
+    raw = build_raw(table, spec, stats=stats, require_target=require_target)
+    if stats is None:
+        train = raw.train_rows(train_episodes)
+        stats = StatsPart.of(raw, train, spec).finish(spec, raw.names, raw.obs_dim, raw.act_dim)
+    return raw.finish(spec, stats)
+
+
+@dataclass
+class RawFeatures:
+    """Features and target of some whole episodes before the fitted statistics apply.
+
+    ``X`` still holds NaN where inputs are missing, ``y`` is the unscaled float64 target
+    of the kept rows; ``reward`` and ``episode`` cover every row of the table (the
+    bootstrap value is fitted on rewards of rows that have no target too).
+    """
+
+    X: Float32Array
+    y: Float64Array
+    groups: Int64Array
+    steps: Int64Array
+    tail: Float32Array
+    reward: Float64Array
+    episode: Int64Array
+    names: list[str]
+    obs_dim: int
+    act_dim: int
+
+    def train_rows(self, train_episodes: Iterable[int] | None) -> BoolArray:
+        """Which kept rows belong to the training episodes (all when None)."""
+        if train_episodes is None:
+            return np.ones(len(self.y), dtype=bool)
+        train = np.isin(self.groups, np.fromiter(train_episodes, dtype=np.int64))
+        if not train.any():
+            raise SchemaError("train_episodes selects none of the dataset's episodes.")
+        return train
+
+    def finish(self, spec: FeatureSpec, stats: FittedStats) -> FeatureFrame:
+        """Apply fitted statistics: impute inputs, scale the target, add the bootstrap."""
+        X = impute(self.X, spec, stats, self.groups, self.names)
+        return FeatureFrame(
+            X=np.ascontiguousarray(X),
+            y=finish_target(self, spec, stats),
+            feature_names=list(stats.feature_names),
+            groups=self.groups,
+            steps=self.steps,
+            tail=self.tail,
+            stats=stats,
+            spec=spec,
+        )
+
+
+def finish_target(raw: RawFeatures, spec: FeatureSpec, stats: FittedStats) -> Float32Array:
+    """The target as models train on it: scaled, the bootstrap tail added, float32."""
+    y = raw.y
+    if spec.target != "event":
+        y = stats.transform_target(y)
+        if spec.target == "return" and spec.truncation == "bootstrap":
+            y = y + raw.tail * stats.bootstrap_value / stats.target_scale
+    return y.astype(np.float32)
+
+
+def build_raw(
+    table: pa.Table | pl.DataFrame,
+    spec: FeatureSpec,
+    *,
+    stats: FittedStats | None = None,
+    require_target: bool = True,
+) -> RawFeatures:
+    """The part of :func:`build_features` that needs no fitted statistics.
+
+    Episodes must be whole in ``table``: shifts, lags and return-to-go look only within
+    an episode, so features built chunk by chunk of whole episodes equal those built on
+    the whole log (the streaming path relies on it). ``stats``, when given, only checks
+    that the table has the dimensions they were fitted on.
+    """
     spec.validate()
     if isinstance(table, pl.DataFrame):
         table = table.to_arrow()
@@ -269,41 +345,17 @@ def build_features(
     assert X.shape[1] == len(names)
     if idx is None:
         idx = rows
-
-    groups = episode[idx]
-    steps = step[idx]
-    y_kept = y[idx]
-    tail_kept = tail[idx].astype(np.float32)
-    if stats is None:
-        train = (
-            np.ones(m, dtype=bool)
-            if train_episodes is None
-            else np.isin(groups, np.fromiter(train_episodes, dtype=np.int64))
-        )
-        if not train.any():
-            raise SchemaError("train_episodes selects none of the dataset's episodes.")
-        # The bootstrap value is a training statistic too: hide held-out rewards (NaN).
-        train_reward = (
-            reward
-            if train_episodes is None
-            else np.where(np.isin(episode, groups[train]), reward, np.nan)
-        )
-        stats = _fit_stats(X, y_kept, train, spec, names, obs_dim, act_dim, train_reward, episode)
-
-    X = _impute(X, spec, stats, groups, names)
-    if spec.target != "event":
-        y_kept = stats.transform_target(y_kept)
-        if spec.target == "return" and spec.truncation == "bootstrap":
-            y_kept = y_kept + tail_kept * stats.bootstrap_value / stats.target_scale
-    return FeatureFrame(
-        X=np.ascontiguousarray(X),
-        y=y_kept.astype(np.float32),
-        feature_names=list(stats.feature_names),
-        groups=groups,
-        steps=steps,
-        tail=tail_kept,
-        stats=stats,
-        spec=spec,
+    return RawFeatures(
+        X=X,
+        y=y[idx],
+        groups=episode[idx],
+        steps=step[idx],
+        tail=tail[idx].astype(np.float32),
+        reward=reward,
+        episode=episode,
+        names=names,
+        obs_dim=obs_dim,
+        act_dim=act_dim,
     )
 
 
@@ -392,7 +444,7 @@ def features_from_arrays(
         )
     X = _assemble(plan, n)
     # Each row its own group: forward-filling across rows would mix unrelated transitions.
-    return _impute(X, spec, stats, np.arange(n, dtype=np.int64), names)
+    return impute(X, spec, stats, np.arange(n, dtype=np.int64), names)
 
 
 @functools.cache
@@ -477,56 +529,162 @@ def _source_blocks(
     return blocks
 
 
-def _fit_stats(
-    X: Float32Array,
-    y: Float64Array,
-    train: BoolArray,
-    spec: FeatureSpec,
-    names: list[str],
-    obs_dim: int,
-    act_dim: int,
-    reward: Float64Array,
-    episode: Int64Array,
-) -> FittedStats:
-    stats = FittedStats(
-        feature_names=list(names), obs_dim=obs_dim, action_dim=act_dim, train_rows=int(train.sum())
-    )
-    all_train = bool(train.all())
-    Xt = X if all_train else X[train]
-    if spec.missing != "drop":
-        if spec.missing == "median":
-            step = max(1, len(Xt) // _MEDIAN_ROWS)
-            fill = np.nanmedian(Xt[::step], axis=0)
+_QUANTILE_ROWS = 4_000_000
+
+
+@dataclass
+class StatsPart:
+    """What the fitted statistics need from some training rows, mergeable with other parts.
+
+    The streaming path fits one part per chunk of whole episodes and merges them; the
+    Dask path one per partition, merged in a tree. One part over all training rows gives
+    exactly what :func:`build_features` fits in memory. How exact the merged statistics
+    are:
+
+    - imputation means, the bootstrap value, min/max scaling: sums and counts in float64
+      (the same numbers up to float64 rounding of the summation order, below float32's
+      resolution, so the float32 features almost always agree to the bit);
+    - standard scaling: Chan et al.'s pairwise update of (count, mean, M2), as stable as
+      a two-pass variance;
+    - medians (``missing="median"``) and robust scaling's quartiles: from a systematic
+      sample of every ``sample_step``-th training row (the in-memory path samples the
+      same way, at most 1M rows for medians; 4M values for quartiles), exact below that.
+    """
+
+    rows: int = 0
+    x_sum: Float64Array | None = None
+    x_count: Int64Array | None = None
+    x_sample: list[Float32Array] = field(default_factory=list)
+    y_n: int = 0
+    y_mean: float = 0.0
+    y_m2: float = 0.0
+    y_min: float = math.inf
+    y_max: float = -math.inf
+    y_sample: list[Float64Array] = field(default_factory=list)
+    r_sum: float = 0.0
+    r_n: int = 0
+
+    @classmethod
+    def of(
+        cls,
+        raw: RawFeatures,
+        train: BoolArray,
+        spec: FeatureSpec,
+        *,
+        median_step: int | None = None,
+        quantile_step: int = 1,
+        offset: int = 0,
+    ) -> StatsPart:
+        """The part of the kept rows ``train`` of ``raw``.
+
+        ``median_step`` / ``quantile_step``: keep every k-th training row for medians and
+        quartiles, counting from ``offset`` (the training rows before this part), so that
+        the parts of a chunked pass sample the rows one whole pass would.
+        """
+        part = cls(rows=int(train.sum()))
+        if spec.missing != "drop":
+            n_cols = raw.X.shape[1]
+            part.x_sum = np.zeros(n_cols, dtype=np.float64)
+            part.x_count = np.zeros(n_cols, dtype=np.int64)
+            # Row blocks: np.nanmean would copy the whole matrix to zero its NaNs.
+            train_rows = np.flatnonzero(train)
+            for lo in range(0, len(train_rows), _CHUNK * 16):
+                block = raw.X[train_rows[lo : lo + _CHUNK * 16]]
+                part.x_sum += np.nansum(block, axis=0, dtype=np.float64)
+                part.x_count += (~np.isnan(block)).sum(axis=0)
+            if spec.missing == "median":
+                step = median_step or max(1, part.rows // _MEDIAN_ROWS)
+                first = (-offset) % step
+                part.x_sample = [raw.X[train_rows[first::step]]]
+        yt = raw.y[train]
+        yt = yt[np.isfinite(yt)]
+        if spec.target != "event" and len(yt):
+            part.y_n = len(yt)
+            part.y_mean = float(yt.mean())
+            part.y_m2 = float(((yt - part.y_mean) ** 2).sum())
+            part.y_min, part.y_max = float(yt.min()), float(yt.max())
+            if spec.scaling == "robust":
+                part.y_sample = [yt[(-offset) % quantile_step :: quantile_step]]
+        if spec.target == "return" and spec.truncation == "bootstrap":
+            # The bootstrap value is a training statistic too: rewards of training episodes
+            # only, rows without a target included.
+            in_train = np.isin(raw.episode, raw.groups[train])
+            r = raw.reward[in_train]
+            r = r[np.isfinite(r)]
+            part.r_sum, part.r_n = float(r.sum()), len(r)
+        return part
+
+    def merge(self, other: StatsPart) -> StatsPart:
+        """The part of both parts' rows."""
+        out = StatsPart(rows=self.rows + other.rows)
+        if self.x_sum is not None and other.x_sum is not None:
+            assert self.x_count is not None and other.x_count is not None
+            out.x_sum = self.x_sum + other.x_sum
+            out.x_count = self.x_count + other.x_count
         else:
-            fill = np.nanmean(Xt, axis=0, dtype=np.float64)
-        # A column with no value at all in training falls back to 0.
-        stats.fill_values = [float(v) if math.isfinite(v) else 0.0 for v in fill]
-        if spec.missing_indicator:
-            has_nan = np.isnan(Xt).any(axis=0)
-            stats.indicator_columns = [f"{names[j]}_missing" for j in np.flatnonzero(has_nan)]
-            stats.feature_names = names + stats.indicator_columns
-    yt = y[train]
-    yt = yt[np.isfinite(yt)]
-    if spec.target != "event" and len(yt):
-        if spec.scaling == "standard":
-            stats.target_center, stats.target_scale = float(yt.mean()), float(yt.std())
-        elif spec.scaling == "minmax":
-            lo, hi = float(yt.min()), float(yt.max())
-            stats.target_center, stats.target_scale = lo, hi - lo
-        elif spec.scaling == "robust":
-            q1, med, q3 = np.quantile(yt, [0.25, 0.5, 0.75])
-            stats.target_center, stats.target_scale = float(med), float(q3 - q1)
-        if not stats.target_scale > 0:  # a constant target: center only
-            stats.target_scale = 1.0
-    if spec.target == "return" and spec.truncation == "bootstrap":
-        r = reward[np.isfinite(reward)]
-        stats.bootstrap_value = float(r.mean() / (1.0 - spec.gamma)) if len(r) else 0.0
-    return stats
+            out.x_sum = self.x_sum if self.x_sum is not None else other.x_sum
+            out.x_count = self.x_count if self.x_count is not None else other.x_count
+        out.x_sample = self.x_sample + other.x_sample
+        # Chan, Golub & LeVeque (1979): M2 = M2_a + M2_b + delta^2 n_a n_b / n.
+        n = self.y_n + other.y_n
+        if n:
+            delta = other.y_mean - self.y_mean
+            out.y_n = n
+            out.y_mean = self.y_mean + delta * other.y_n / n
+            out.y_m2 = self.y_m2 + other.y_m2 + delta * delta * self.y_n * other.y_n / n
+        out.y_min, out.y_max = min(self.y_min, other.y_min), max(self.y_max, other.y_max)
+        out.y_sample = self.y_sample + other.y_sample
+        out.r_sum, out.r_n = self.r_sum + other.r_sum, self.r_n + other.r_n
+        return out
+
+    def finish(
+        self, spec: FeatureSpec, names: list[str], obs_dim: int, act_dim: int
+    ) -> FittedStats:
+        """The fitted statistics of all merged rows."""
+        if self.rows == 0:
+            raise SchemaError("train_episodes selects none of the dataset's episodes.")
+        stats = FittedStats(
+            feature_names=list(names), obs_dim=obs_dim, action_dim=act_dim, train_rows=self.rows
+        )
+        if spec.missing != "drop" and self.x_sum is not None and self.x_count is not None:
+            if spec.missing == "median":
+                sample = np.concatenate(self.x_sample) if self.x_sample else np.empty((0, 0))
+                with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+                    fill = np.nanmedian(sample, axis=0)
+            else:
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    fill = self.x_sum / self.x_count
+            # A column with no value at all in training falls back to 0.
+            stats.fill_values = [float(v) if math.isfinite(v) else 0.0 for v in fill]
+            if spec.missing_indicator:
+                has_nan = self.x_count < self.rows
+                stats.indicator_columns = [f"{names[j]}_missing" for j in np.flatnonzero(has_nan)]
+                stats.feature_names = names + stats.indicator_columns
+        if spec.target != "event" and self.y_n:
+            if spec.scaling == "standard":
+                stats.target_center = self.y_mean
+                stats.target_scale = math.sqrt(self.y_m2 / self.y_n)
+            elif spec.scaling == "minmax":
+                stats.target_center, stats.target_scale = self.y_min, self.y_max - self.y_min
+            elif spec.scaling == "robust":
+                q1, med, q3 = np.quantile(np.concatenate(self.y_sample), [0.25, 0.5, 0.75])
+                stats.target_center, stats.target_scale = float(med), float(q3 - q1)
+            if not stats.target_scale > 0:  # a constant target: center only
+                stats.target_scale = 1.0
+        if spec.target == "return" and spec.truncation == "bootstrap":
+            stats.bootstrap_value = self.r_sum / self.r_n / (1.0 - spec.gamma) if self.r_n else 0.0
+        return stats
 
 
-def _impute(
+def impute(
     X: Float32Array, spec: FeatureSpec, stats: FittedStats, groups: Int64Array, names: list[str]
 ) -> Float32Array:
+    """Fill missing inputs as fitted (in place where no indicator columns are added).
+
+    ``groups`` holds each row's episode: forward-filling never crosses episodes, so rows
+    may be imputed a chunk of whole episodes at a time.
+    """
     if spec.missing == "drop" or stats.fill_values is None:
         return X
     nan_cols = np.flatnonzero(np.isnan(X).any(axis=0))

@@ -46,6 +46,7 @@ from sklearn.utils.validation import (
 )
 
 from rmlite._typing import PathLike
+from rmlite.data.matrix_file import MatrixFile
 from rmlite.estimators._calibration import IDENTITY, apply_platt, logit, platt_scaling
 from rmlite.estimators._folder import _jsonable, restore_fitted, write_model_folder
 from rmlite.estimators._params import PARAMETER_CONSTRAINTS
@@ -148,15 +149,20 @@ class _RewardModel(BaseEstimator):
         eval_set: tuple[Any, Any] | None = None,
     ) -> _RewardModel:
         self.check_params()
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            dtype=np.float32,
-            order="C",
-            ensure_all_finite="allow-nan" if self.backend != "mlp" else True,
-            y_numeric=self._objective == "regression",
-        )
+        if isinstance(X, MatrixFile):
+            # A matrix on disk (the streaming path): checked a chunk at a time by the
+            # engines as they read it; here only its shape and the targets.
+            y = self._check_streamed(X, y)
+        else:
+            X, y = validate_data(
+                self,
+                X,
+                y,
+                dtype=np.float32,
+                order="C",
+                ensure_all_finite="allow-nan" if self.backend != "mlp" else True,
+                y_numeric=self._objective == "regression",
+            )
         y = self._encode_target(y)
         weight = None
         if sample_weight is not None:
@@ -189,15 +195,35 @@ class _RewardModel(BaseEstimator):
         self.fit_seconds_ = time.perf_counter() - started
         return self
 
+    def _check_streamed(self, X: MatrixFile, y: Any) -> np.ndarray:
+        """Shape and target checks of a :class:`MatrixFile` X; sets ``n_features_in_``."""
+        y = np.asarray(y)
+        if y.ndim != 1 or len(y) != len(X):
+            raise SchemaError(
+                f"y must hold one target per row of X ({len(X):,} rows); got shape {y.shape}."
+            )
+        if len(X) < 2 or X.n_cols < 1:
+            raise SchemaError(f"X ({X!r}) must have at least 2 rows and 1 column.")
+        if self._objective == "regression" and not np.isfinite(y).all():
+            raise SchemaError("y holds NaN or infinite targets; drop those rows.")
+        self.n_features_in_ = X.n_cols
+        if hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        return y
+
     def _check_eval_set(
         self, eval_set: tuple[Any, Any] | None, n_features: int
-    ) -> tuple[np.ndarray, np.ndarray] | None:
+    ) -> tuple[Any, np.ndarray] | None:
         """Validate ``eval_set=(X, y)``: rows watched for a learning curve, never fitted."""
         if eval_set is None:
             return None
         if not isinstance(eval_set, tuple | list) or len(eval_set) != 2:
             raise ParameterError("eval_set must be a pair (X_holdout, y_holdout).")
-        X_eval = np.ascontiguousarray(np.asarray(eval_set[0], dtype=np.float32))
+        X_eval = (
+            eval_set[0]
+            if isinstance(eval_set[0], MatrixFile)
+            else np.ascontiguousarray(np.asarray(eval_set[0], dtype=np.float32))
+        )
         y_eval = self._encode_eval_target(np.asarray(eval_set[1]).ravel())
         if X_eval.ndim != 2 or X_eval.shape[1] != n_features or len(X_eval) != len(y_eval):
             raise ParameterError(
@@ -288,6 +314,9 @@ class _RewardModel(BaseEstimator):
     ) -> tuple[Any, dict[str, list[float]]]:
         lr = self.learning_rate if self.learning_rate is not None else _LEARNING_RATE[self.backend]
         seed = None if self.random_state is None else int(self.random_state) + member
+        if isinstance(X, MatrixFile):
+            # A view of a file reads its rows in order; a resample's rows are a multiset.
+            fit_idx = np.sort(fit_idx)
         full = len(fit_idx) == len(y) and (fit_idx == np.arange(len(y))).all()
         X_fit = X if full else X[fit_idx]
         y_fit = y if full else y[fit_idx]
@@ -370,6 +399,18 @@ class _RewardModel(BaseEstimator):
         width that rmlite built itself, as the per-step Gymnasium wrappers do.
         """
         check_is_fitted(self, "members_")
+        if isinstance(X, MatrixFile):
+            if X.n_cols != self.n_features_in_:
+                raise SchemaError(
+                    f"X has {X.n_cols} features, but {type(self).__name__} is expecting "
+                    f"{self.n_features_in_} features as input."
+                )
+            # A chunk at a time: the predictions (a float64 per row and member) are all
+            # that is held whole.
+            parts = [
+                self._member_predictions(chunk, check_input=False) for chunk in X.iter_chunks()
+            ]
+            return np.concatenate(parts, axis=1) if parts else np.empty((len(self.members_), 0))
         if check_input:
             X = self._check_predict_input(X)
         out = np.empty((len(self.members_), X.shape[0]), dtype=np.float64)
@@ -881,7 +922,9 @@ class RewardClassifier(ClassifierMixin, _RewardModel):
         self.calibration_.append(calibration)
         return model, curves
 
-    def _predict_member(self, model: Any, X: np.ndarray) -> np.ndarray:
+    def _predict_member(self, model: Any, X: Any) -> np.ndarray:
+        if isinstance(X, MatrixFile):
+            return np.concatenate([self._predict_member(model, c) for c in X.iter_chunks()])
         if self.backend == "mlp":
             return np.asarray(model.predict(X))
         from rmlite.models.gbm import predict_gbm

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +29,7 @@ from typing import Any, Literal
 import numpy as np
 
 from rmlite._typing import Float32Array
+from rmlite.data.matrix_file import MatrixFile
 from rmlite.exceptions import ParameterError
 from rmlite.models.device import DeviceError
 
@@ -211,16 +213,18 @@ def _fit_lightgbm(
     params = dict(params)
     if objective_fn is not None:
         params["objective"] = objective_fn
-    train_set = lgb.Dataset(X, label=y, weight=sample_weight, free_raw_data=True)
+    train_set = lgb.Dataset(_lgb_data(X), label=y, weight=sample_weight, free_raw_data=True)
     valid_sets, valid_names = [], []
     if record_train:
         valid_sets.append(train_set)
         valid_names.append("train")
     if watch is not None:
-        valid_sets.append(lgb.Dataset(watch[0], label=watch[1], reference=train_set))
+        valid_sets.append(lgb.Dataset(_lgb_data(watch[0]), label=watch[1], reference=train_set))
         valid_names.append("holdout")
     if X_val is not None and y_val is not None:
-        valid_sets.append(lgb.Dataset(X_val, label=y_val, weight=w_val, reference=train_set))
+        valid_sets.append(
+            lgb.Dataset(_lgb_data(X_val), label=y_val, weight=w_val, reference=train_set)
+        )
         valid_names.append("valid")
     evals: dict[str, dict[str, list[float]]] = {}
     callbacks: list[Any] = [lgb.record_evaluation(evals)] if valid_sets else []
@@ -330,17 +334,42 @@ def _fit_xgboost(
             "device='cpu'."
         )
     # QuantileDMatrix bins once, straight from the float32 matrix: less memory than DMatrix.
-    train_set = xgb.QuantileDMatrix(X, label=y, weight=sample_weight)
-    evals: list[tuple[Any, str]] = []
-    if record_train:
-        evals.append((train_set, "train"))
-    if watch is not None:
-        evals.append((xgb.QuantileDMatrix(watch[0], label=watch[1], ref=train_set), "holdout"))
-    # XGBoost's early stopping watches the last set: "valid" stays last.
-    if X_val is not None and y_val is not None:
-        evals.append(
-            (xgb.QuantileDMatrix(X_val, label=y_val, weight=w_val, ref=train_set), "valid")
+    # A matrix on disk goes through XGBoost's external memory instead (pages on disk).
+    with contextlib.ExitStack() as stack:
+        train_set = _xgb_matrix(stack, X, y, sample_weight, params)
+        evals: list[tuple[Any, str]] = []
+        if record_train:
+            evals.append((train_set, "train"))
+        if watch is not None:
+            evals.append(
+                (_xgb_matrix(stack, watch[0], watch[1], None, params, ref=train_set), "holdout")
+            )
+        # XGBoost's early stopping watches the last set: "valid" stays last.
+        if X_val is not None and y_val is not None:
+            evals.append((_xgb_matrix(stack, X_val, y_val, w_val, params, ref=train_set), "valid"))
+        return _train_xgboost(
+            xgb,
+            params,
+            train_set,
+            num_boost_round,
+            evals,
+            objective_fn,
+            on_iteration,
+            early_stopping_rounds,
         )
+
+
+def _train_xgboost(
+    xgb: Any,
+    params: dict[str, Any],
+    train_set: Any,
+    num_boost_round: int,
+    evals: list[tuple[Any, str]],
+    objective_fn: Callable[..., Any] | None,
+    on_iteration: Callable[[int, dict[str, float]], bool | None] | None,
+    early_stopping_rounds: int | None,
+) -> tuple[Any, dict[str, list[float]]]:
+    """``xgb.train`` with rmlite's callbacks; the learning curves as :data:`CURVES` names them."""
     history: dict[str, dict[str, list[float]]] = {}
     callbacks: list[Any] = []
     if on_iteration is not None:
@@ -359,6 +388,85 @@ def _fit_xgboost(
         callbacks=callbacks,
     )
     return booster, {name: _first_metric(history.get(name, {})) for name in CURVES}
+
+
+# ------------------------------------------------------------- matrices on disk
+
+
+def _lgb_data(X: Any) -> Any:
+    """LightGBM's input for X: the array itself, or a ``lightgbm.Sequence`` over a
+    :class:`MatrixFile`, so that only LightGBM's binned copy (a byte per value) is held."""
+    if not isinstance(X, MatrixFile):
+        return X
+    import lightgbm as lgb
+
+    class _Rows(lgb.Sequence):
+        """Row access to the file, with the last chunk read kept: LightGBM samples rows
+        for its bins one by one, in increasing order, then reads batches of rows."""
+
+        def __init__(self, matrix: MatrixFile) -> None:
+            self.matrix = matrix
+            self.batch_size = matrix.chunk_rows()
+            self._cached: tuple[int, Float32Array] = (-1, np.empty((0, 0), np.float32))
+
+        def __len__(self) -> int:
+            return len(self.matrix)
+
+        def __getitem__(self, idx: Any) -> Any:
+            if isinstance(idx, int | np.integer):
+                start = (int(idx) // self.batch_size) * self.batch_size
+                if self._cached[0] != start:
+                    self._cached = (start, self.matrix.read(start, start + self.batch_size))
+                # Sampled rows feed LightGBM's bin boundaries, which it takes as float64.
+                return self._cached[1][int(idx) - start].astype(np.float64)
+            if isinstance(idx, slice):
+                return self.matrix[idx]
+            return self.matrix.take(np.asarray(idx)).to_numpy()
+
+    return _Rows(X)
+
+
+def _xgb_matrix(
+    stack: contextlib.ExitStack,
+    X: Any,
+    y: np.ndarray,
+    weight: np.ndarray | None,
+    params: Mapping[str, Any],
+    ref: Any = None,
+) -> Any:
+    """A ``QuantileDMatrix`` of an array, or an ``ExtMemQuantileDMatrix`` streamed from a
+    :class:`MatrixFile` (XGBoost's external memory: its pages go to a temporary folder)."""
+    import xgboost as xgb
+
+    if not isinstance(X, MatrixFile):
+        return xgb.QuantileDMatrix(X, label=y, weight=weight, ref=ref)
+    cache = stack.enter_context(tempfile.TemporaryDirectory(prefix="rmlite-xgb-"))
+    chunk = X.chunk_rows()
+
+    class _Chunks(xgb.DataIter):
+        def __init__(self) -> None:
+            self._lo = 0
+            super().__init__(cache_prefix=os.path.join(cache, "pages"))
+
+        def next(self, input_data: Callable[..., None]) -> bool:
+            if self._lo >= len(X):
+                return False
+            hi = min(self._lo + chunk, len(X))
+            input_data(
+                data=X.read(self._lo, hi),
+                label=y[self._lo : hi],
+                weight=None if weight is None else weight[self._lo : hi],
+            )
+            self._lo = hi
+            return True
+
+        def reset(self) -> None:
+            self._lo = 0
+
+    kwargs: dict[str, Any] = {"ref": ref}
+    if "max_bin" in params:
+        kwargs["max_bin"] = params["max_bin"]
+    return xgb.ExtMemQuantileDMatrix(_Chunks(), **kwargs)
 
 
 class _XgbHook:

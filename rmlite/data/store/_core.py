@@ -353,8 +353,18 @@ class LogStore:
         *,
         train_episodes: Iterable[Any] | None = None,
         stats: FittedStats | None = None,
+        require_target: bool = True,
+        stream_to: PathLike | None = None,
+        chunk_rows: int | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> FeatureFrame:
         """Features and target of a dataset as one contiguous float32 matrix.
+
+        With ``stream_to``, for datasets whose matrix does not fit in memory, the matrix
+        is built a chunk of whole episodes at a time into ``stream_to/X.f32`` and ``X``
+        is a :class:`~rmlite.data.matrix_file.MatrixFile` (the estimators train and
+        predict on it chunk by chunk). The features are the same as in memory; see
+        :class:`~rmlite.data.features.StatsPart` for how exact the fitted statistics are.
 
         Parameters
         ----------
@@ -368,7 +378,23 @@ class LogStore:
         stats
             Statistics fitted earlier (for example on training episodes, applied now to
             hold-out ones); ``train_episodes`` is then ignored.
+        require_target
+            Drop rows without a target (``False`` keeps them with ``y = NaN``, to predict).
+        stream_to
+            A folder for the on-disk matrix (the caller removes it when done).
+        chunk_rows
+            Transitions per chunk when streaming (default 500,000).
+        progress
+            Called with a short message per chunk when streaming.
         """
         return _transitions.features(
-            self, dataset, spec, train_episodes=train_episodes, stats=stats
+            self,
+            dataset,
+            spec,
+            train_episodes=train_episodes,
+            stats=stats,
+            require_target=require_target,
+            stream_to=stream_to,
+            chunk_rows=chunk_rows,
+            progress=progress,
         )

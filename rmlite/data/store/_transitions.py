@@ -303,14 +303,38 @@ def features(
     *,
     train_episodes: Iterable[Any] | None = None,
     stats: FittedStats | None = None,
+    require_target: bool = True,
+    stream_to: PathLike | None = None,
+    chunk_rows: int | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> FeatureFrame:
     """The work of :meth:`LogStore.features`."""
     spec = spec or FeatureSpec()
     if train_episodes is not None and stats is None:
         train_episodes = episode_keys(store, dataset, train_episodes)
+    if stream_to is not None:
+        from rmlite.data.store._feature_stream import DEFAULT_CHUNK_ROWS, stream_features
+
+        return stream_features(
+            store,
+            dataset,
+            spec,
+            stream_to,
+            train_episodes=train_episodes,
+            stats=stats,
+            require_target=require_target,
+            chunk_rows=chunk_rows or DEFAULT_CHUNK_ROWS,
+            progress=progress,
+        )
     table = read_arrow(store, dataset, spec.columns_needed())
     try:
-        return build_features(table, spec, train_episodes=train_episodes, stats=stats)
+        return build_features(
+            table,
+            spec,
+            train_episodes=train_episodes,
+            stats=stats,
+            require_target=require_target,
+        )
     except SchemaError as exc:
         raise SchemaError(f"dataset {dataset!r}: {exc}") from exc
 
