@@ -51,6 +51,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             seed=args.seed,
             out=args.out,
             progress=progress,
+            stream=args.stream,
+            chunk_rows=args.chunk_rows,
         )
     finally:
         progress.stop()
@@ -148,22 +150,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from rmlite.data.store import LogStore
-    from rmlite.pipeline import predict
+    from rmlite.pipeline.rewards import predict_to_file
 
-    frame = predict(LogStore(args.db), args.model, args.dataset, return_std=args.return_std)
-    if args.out.endswith(".csv"):
-        frame.write_csv(args.out)
-    else:
-        frame.write_parquet(args.out)
-    summary = {
-        "rows": frame.height,
-        "out": args.out,
-        "mean": float(frame["prediction"].cast(float).mean() or 0.0),  # type: ignore[arg-type]
-    }
+    # Chunk by chunk into the file: a dataset of any size, memory of one chunk.
+    summary = predict_to_file(
+        LogStore(args.db), args.model, args.dataset, args.out, return_std=args.return_std
+    )
     if args.json:
         _emit_json(summary)
     else:
-        _console().print(f"{frame.height:,} predictions written to {args.out}")
+        _console().print(f"{summary['rows']:,} predictions written to {args.out}")
     return EXIT_OK
 
 
@@ -275,6 +271,20 @@ def add_commands(sub: Any, command: Command) -> None:
         action="append",
         metavar="KEY=VALUE",
         help="native backend parameter, repeatable (--param num_leaves=63)",
+    )
+    p.add_argument(
+        "--stream",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="build the features on disk a chunk of episodes at a time and train from there "
+        "(for logs larger than memory); default: when the matrix would take more than a "
+        "quarter of the free memory",
+    )
+    p.add_argument(
+        "--chunk-rows",
+        type=_count,
+        default=None,
+        help="transitions per chunk when streaming (default 500000)",
     )
     dask_flags = p.add_mutually_exclusive_group()
     dask_flags.add_argument(

@@ -124,9 +124,20 @@ class MatrixFile:
         if not len(rows):
             return np.empty((0, self.n_cols), dtype=np.float32)
         first, last = int(rows[0]), int(rows[-1])
-        # One covering read, then a gather: the rows of a view come in episode runs, so
-        # the read holds few rows that are not wanted.
-        return self._read_file_rows(first, last + 1)[rows - first]
+        span = self.chunk_rows()
+        if last + 1 - first <= max(span, 4 * len(rows)):
+            # One covering read, then a gather: the rows of a view come in episode runs,
+            # so the read holds few rows that are not wanted.
+            return self._read_file_rows(first, last + 1)[rows - first]
+        # Rows scattered over a long range (a sample): covering blocks of bounded size.
+        out = np.empty((len(rows), self.n_cols), dtype=np.float32)
+        bounds = np.arange(first, last + 1 + span, span)
+        cuts = np.searchsorted(rows, bounds)
+        for a, b in zip(cuts[:-1].tolist(), cuts[1:].tolist(), strict=True):
+            if b > a:
+                hi_row = int(rows[b - 1]) + 1
+                out[a:b] = self._read_file_rows(int(rows[a]), hi_row)[rows[a:b] - rows[a]]
+        return out
 
     def iter_chunks(self, chunk_rows: int | None = None) -> Iterator[Float32Array]:
         """This view's rows in order, ``chunk_rows`` at a time."""

@@ -16,9 +16,11 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,9 +30,9 @@ import polars as pl
 
 from rmlite._typing import PathLike
 from rmlite.data import schema as S
-from rmlite.data.features import FeatureFrame, FeatureSpec
+from rmlite.data.features import FeatureFrame, FeatureSpec, feature_names
 from rmlite.data.store import LogStore, default_path
-from rmlite.evaluation.frame import model_frame
+from rmlite.evaluation.frame import model_frame, model_frame_chunks
 from rmlite.exceptions import ParameterError, SchemaError
 
 QUICKSTART_ENV = "Pendulum-v1"
@@ -175,6 +177,8 @@ class TrainResult:
     holdout_episodes: list[int]
     cv: dict[str, Any] | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    streamed: bool = False
+    """Whether the features were built on disk and the model trained from there."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (without the model object)."""
@@ -186,6 +190,7 @@ class TrainResult:
             "train_episodes": len(self.train_episodes),
             "holdout_episodes": len(self.holdout_episodes),
             "timings": self.timings,
+            "streamed": self.streamed,
             "params": self.model.get_params(),
         }
 
@@ -243,6 +248,8 @@ def train(
     seed: int = 0,
     out: PathLike | None = None,
     progress: Callable[[str], None] | None = None,
+    stream: bool | None = None,
+    chunk_rows: int | None = None,
 ) -> TrainResult:
     """Train a reward model on a dataset and validate it on held-out episodes.
 
@@ -263,6 +270,16 @@ def train(
         Seeds the episode split (and the model, unless ``params`` sets random_state).
     out
         Folder to save the model in; None saves nothing.
+    stream
+        Build the feature matrix on disk a chunk of episodes at a time and train from it
+        (LightGBM through ``lightgbm.Sequence``, XGBoost's external memory, the MLP on
+        shuffled chunks), so that memory holds the engine's own copy and a chunk, not the
+        matrix. ``None`` (default) streams when the matrix would take more than a quarter
+        of the memory available (:func:`should_stream`); on data that fits, both paths
+        give the same model. The matrix file lives in a temporary folder (``TMPDIR``)
+        removed at the end.
+    chunk_rows
+        Transitions per chunk when streaming (default 500,000).
     """
     say = progress or (lambda _m: None)
     spec = spec or FeatureSpec()
@@ -287,9 +304,89 @@ def train(
     model = make_estimator(spec.target, params)
     model.check_params()  # bad parameters fail before any work
 
-    say("building features")
+    if stream is None:
+        stream = should_stream(info["transitions"], spec, info["obs_dim"], info["action_dim"])
+    with contextlib.ExitStack() as scratch:
+        folder = None
+        if stream:
+            folder = scratch.enter_context(tempfile.TemporaryDirectory(prefix="rmlite-features-"))
+        return _train_on(
+            store,
+            dataset,
+            spec,
+            params,
+            model,
+            train_eps,
+            hold_eps,
+            cv,
+            seed,
+            out,
+            say,
+            timings,
+            started,
+            folder,
+            chunk_rows,
+        )
+
+
+def should_stream(transitions: int, spec: FeatureSpec, obs_dim: int, action_dim: int) -> bool:
+    """Whether a dataset's feature matrix is too big to build in memory.
+
+    True when ``transitions x features x 4`` bytes exceed a quarter of the memory
+    available now (the in-memory path peaks near 2.6 times the matrix, and the engine
+    needs its own copy), or the ``RMLITE_STREAM_BYTES`` threshold when that is set.
+
+    Examples
+    --------
+    >>> should_stream(1_000, FeatureSpec(), 17, 6)
+    False
+    """
+    width = len(feature_names(spec, obs_dim, action_dim))
+    threshold = os.environ.get("RMLITE_STREAM_BYTES")
+    limit = int(threshold) if threshold else available_memory() // 4
+    return transitions * width * 4 > limit
+
+
+def available_memory() -> int:
+    """Bytes of memory available to this process now (Linux's MemAvailable; else total)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def _train_on(
+    store: LogStore,
+    dataset: str,
+    spec: FeatureSpec,
+    params: dict[str, Any],
+    model: Any,
+    train_eps: np.ndarray,
+    hold_eps: np.ndarray,
+    cv: int,
+    seed: int,
+    out: PathLike | None,
+    say: Callable[[str], None],
+    timings: dict[str, float],
+    started: float,
+    folder: str | None,
+    chunk_rows: int | None,
+) -> TrainResult:
+    """The rest of :func:`train`, with the features in memory or (``folder``) on disk."""
+    say("building features" + (" (streamed to disk)" if folder else ""))
     t = time.perf_counter()
-    frame = store.features(dataset, spec, train_episodes=train_eps)
+    frame = store.features(
+        dataset,
+        spec,
+        train_episodes=train_eps,
+        stream_to=folder,
+        chunk_rows=chunk_rows,
+        progress=say if folder else None,
+    )
     timings["features_s"] = time.perf_counter() - t
     in_train = np.isin(frame.groups, train_eps)
     if not in_train.any() or in_train.all():
@@ -357,6 +454,7 @@ def train(
         holdout_episodes=[int(e) for e in hold_eps],
         cv=cv_result,
         timings=timings,
+        streamed=folder is not None,
     )
 
 
@@ -411,31 +509,108 @@ def evaluate(store: LogStore, model_dir: PathLike, dataset: str) -> dict[str, An
 
 
 def predict(
-    store: LogStore, model_dir: PathLike, dataset: str, *, return_std: bool = False
+    store: LogStore,
+    model_dir: PathLike,
+    dataset: str,
+    *,
+    return_std: bool = False,
+    chunk_rows: int | None = None,
 ) -> pl.DataFrame:
-    """Predicted rewards (or returns, or event probabilities) per transition, with keys."""
-    from rmlite.estimators.loading import load_model
+    """Predicted rewards (or returns, or event probabilities) per transition, with keys.
 
-    model = load_model(model_dir)
-    frame = model_frame(store, model, dataset, require_target=False)
+    The features are built and predicted a chunk of whole episodes at a time (see
+    :func:`predict_chunks`), so only the predictions are held whole; for a dataset whose
+    predictions themselves do not fit, write them with :func:`predict_to_file`.
+    """
+    parts = list(
+        predict_chunks(store, model_dir, dataset, return_std=return_std, chunk_rows=chunk_rows)
+    )
+    return pl.concat(parts) if len(parts) > 1 else parts[0]
+
+
+def predict_chunks(
+    store: LogStore,
+    model_dir: PathLike,
+    dataset: str,
+    *,
+    return_std: bool = False,
+    chunk_rows: int | None = None,
+) -> Iterator[pl.DataFrame]:
+    """Predictions per transition a chunk of whole episodes at a time, in episode order.
+
+    Each chunk holds about ``chunk_rows`` transitions (default 500,000): episode id (as
+    ingested), step, ``prediction`` (and ``prediction_std``).
+    """
+    from rmlite.estimators.loading import load_model
     from rmlite.estimators.reward import RewardClassifier, RewardRegressor
 
+    model = load_model(model_dir)
     if isinstance(model, RewardRegressor | RewardClassifier):
         from rmlite.models.compiled import batch_plan
 
-        # Compiled trees where they win on this batch: cached, or worth compiling now.
-        plan = batch_plan(model.backend, len(frame))
+        # Compiled trees where they win on batches of this size: cached, or worth
+        # compiling now.
+        info = store.datasets().filter(pl.col("dataset") == dataset)
+        rows = int(info["transitions"][0]) if info.height else 0
+        plan = batch_plan(model.backend, min(rows, chunk_rows or rows) or 1)
         if plan != "no":
             model.use_compiled(Path(model_dir) / ".compiled", only_cached=plan == "cached")
-    out: dict[str, Any] = {S.EPISODE: frame.groups, S.STEP: frame.steps}
-    if frame.spec.target == "event":
-        proba, std = model.predict_proba(frame.X, return_std=True)
-        out["prediction"] = proba[:, 1]
-    else:
-        mean, std = model.predict(frame.X, return_std=True)  # type: ignore[call-arg]
-        # Back to reward units: scaling was part of the training preprocessing.
-        out["prediction"] = frame.stats.inverse_transform_target(mean)
-        std = std * frame.stats.target_scale
-    if return_std:
-        out["prediction_std"] = std
-    return store.label_episodes(dataset, pl.DataFrame(out))  # the ids as ingested
+    for frame in model_frame_chunks(
+        store, model, dataset, require_target=False, chunk_rows=chunk_rows
+    ):
+        out: dict[str, Any] = {S.EPISODE: frame.groups, S.STEP: frame.steps}
+        if frame.spec.target == "event":
+            proba, std = model.predict_proba(frame.X, return_std=True)
+            out["prediction"] = proba[:, 1]
+        else:
+            mean, std = model.predict(frame.X, return_std=True)  # type: ignore[call-arg]
+            # Back to reward units: scaling was part of the training preprocessing.
+            out["prediction"] = frame.stats.inverse_transform_target(mean)
+            std = std * frame.stats.target_scale
+        if return_std:
+            out["prediction_std"] = std
+        yield store.label_episodes(dataset, pl.DataFrame(out))  # the ids as ingested
+
+
+def predict_to_file(
+    store: LogStore,
+    model_dir: PathLike,
+    dataset: str,
+    out: PathLike,
+    *,
+    return_std: bool = False,
+    chunk_rows: int | None = None,
+) -> dict[str, Any]:
+    """Write :func:`predict_chunks` to Parquet (or ``.csv``) as they come; a summary back.
+
+    The file appears whole or not at all: chunks go to ``<out>.partial``, renamed at the
+    end.
+    """
+    import pyarrow.parquet as pq
+
+    path = os.fspath(out)
+    partial = path + ".partial"
+    rows, total = 0, 0.0
+    writer = None
+    try:
+        with open(partial, "wb") as fh:
+            for chunk in predict_chunks(
+                store, model_dir, dataset, return_std=return_std, chunk_rows=chunk_rows
+            ):
+                if path.endswith(".csv"):
+                    chunk.write_csv(fh, include_header=rows == 0)
+                else:
+                    table = chunk.to_arrow()
+                    if writer is None:
+                        writer = pq.ParquetWriter(fh, table.schema)
+                    writer.write_table(table)
+                rows += chunk.height
+                total += float(chunk["prediction"].cast(pl.Float64).sum() or 0.0)
+            if writer is not None:
+                writer.close()
+        os.replace(partial, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(partial)
+        raise
+    return {"rows": rows, "out": path, "mean": total / rows if rows else 0.0}

@@ -346,6 +346,33 @@ class LogStore:
         """Check a dataset's log: numbering, episode ends, next_obs, non-finite values."""
         return _transitions.check(self, dataset, next_obs_tolerance)
 
+    def feature_chunks(
+        self,
+        dataset: str,
+        spec: FeatureSpec,
+        stats: FittedStats,
+        *,
+        require_target: bool = True,
+        chunk_rows: int | None = None,
+    ) -> Iterator[FeatureFrame]:
+        """Features of a dataset with fitted statistics, a chunk of whole episodes at a time.
+
+        For applying a model to a dataset of any size (predict, relabel, evaluate): each
+        chunk is a :class:`FeatureFrame` of about ``chunk_rows`` transitions (default
+        500,000), in episode order, equal to the matching rows of :meth:`features` with
+        ``stats``. The store stays open read-only while the iterator runs.
+        """
+        from rmlite.data.store._feature_stream import DEFAULT_CHUNK_ROWS, feature_chunks
+
+        return feature_chunks(
+            self,
+            dataset,
+            spec,
+            stats,
+            require_target=require_target,
+            chunk_rows=chunk_rows or DEFAULT_CHUNK_ROWS,
+        )
+
     def features(
         self,
         dataset: str,

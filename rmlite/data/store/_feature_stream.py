@@ -194,6 +194,29 @@ def stream_features(
     )
 
 
+def feature_chunks(
+    store: Store,
+    dataset: str,
+    spec: FeatureSpec,
+    stats: FittedStats,
+    *,
+    require_target: bool = True,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> Iterator[FeatureFrame]:
+    """The work of :meth:`LogStore.feature_chunks`."""
+    spec.validate()
+    if not isinstance(chunk_rows, int) or chunk_rows < 1:
+        raise SchemaError(f"The 'chunk_rows' parameter must be an int >= 1. Got {chunk_rows!r}.")
+    with store.connect() as con:
+        require(store, con, dataset)
+        episodes = con.sql(sql("episodes"), params={"dataset": dataset}).pl()
+    chunks = episode_chunks(
+        episodes[S.EPISODE].to_numpy(), episodes["length"].to_numpy(), chunk_rows
+    )
+    for raw in _raw_chunks(store, dataset, spec, chunks, stats, require_target):
+        yield raw.finish(spec, stats)
+
+
 def _raw_chunks(
     store: Store,
     dataset: str,
