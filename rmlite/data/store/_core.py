@@ -370,7 +370,7 @@ class LogStore:
             spec,
             stats,
             require_target=require_target,
-            chunk_rows=chunk_rows or DEFAULT_CHUNK_ROWS,
+            chunk_rows=DEFAULT_CHUNK_ROWS if chunk_rows is None else chunk_rows,
         )
 
     def features(

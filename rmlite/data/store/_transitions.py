@@ -323,7 +323,7 @@ def features(
             train_episodes=train_episodes,
             stats=stats,
             require_target=require_target,
-            chunk_rows=chunk_rows or DEFAULT_CHUNK_ROWS,
+            chunk_rows=DEFAULT_CHUNK_ROWS if chunk_rows is None else chunk_rows,
             progress=progress,
         )
     table = read_arrow(store, dataset, spec.columns_needed())
