@@ -7,6 +7,7 @@ One store, one ``rmlite dashboard`` and one browser serve every test of the modu
 
 from __future__ import annotations
 
+import doctest
 import json
 import subprocess
 import sys
@@ -275,3 +276,15 @@ def test_report_carries_the_model_and_dataset_views(
     html = small.read_text()
     assert json.loads(done.stdout)["bytes"] < 1_000_000
     assert 'src="https://cdn.plot.ly/plotly-' in html and 'integrity="sha256-' in html
+
+
+def test_doctests_and_a_plotly_choice_that_does_not_exist(tmp_path: Path) -> None:
+    from rmlite.dashboard import data, figures, views
+    from rmlite.dashboard.report import build_report
+    from rmlite.exceptions import ParameterError
+
+    for module in (figures, views, data):
+        assert doctest.testmod(module).failed == 0, module.__name__
+    with pytest.raises(ParameterError, match="plotly must be 'inline' or 'cdn'; got 'web'"):
+        build_report(LogStore(tmp_path / "s.duckdb"), tmp_path, "d", plotly="web")
+    assert not (tmp_path / "s.duckdb").exists()

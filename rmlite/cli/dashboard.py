@@ -103,8 +103,10 @@ def add_commands(sub: Any, command: Command) -> None:
         "dashboard",
         cmd_dashboard,
         "Serve a live dashboard of the store: datasets, runs, accuracy over time, "
-        "predicted vs true, learning curves, drift, alerts, tuning trials. Read-only; "
-        "it updates as new logs, runs and monitor passes land.",
+        "predicted vs true, learning curves, drift, alerts, tuning trials; a model page "
+        "(episode returns, reward traces, uncertainty, importance), a dataset page and a "
+        "run comparison, each with its selection in the URL. Read-only; it updates as new "
+        "logs, runs and monitor passes land.",
         "rmlite dashboard --db project.duckdb --port 8050   # then open http://127.0.0.1:8050/\n"
         "  rmlite dashboard --db project.duckdb --host 0.0.0.0 --allowed-host dash.example.org",
     )

@@ -146,7 +146,8 @@ def accuracy(
             "domain": [x0, x0 + width],
             "anchor": f"y{suffix}",
             "type": "date",
-            "nticks": 5,
+            "nticks": 4,
+            "tickangle": 0,
             "tickfont": {"size": 10},
             # The panels share one time axis: its labels under the lowest of each column.
             "showticklabels": i + columns >= len(names),
@@ -221,9 +222,9 @@ def accuracy(
         "data": data,
         "layout": layout(
             title,
-            height=90 + 150 * lines,
+            height=110 + 150 * lines,
             annotations=notes,
-            margin={"l": 60, "r": 20, "t": 64, "b": 64},
+            margin={"l": 60, "r": 20, "t": 64, "b": 84},
             legend={"orientation": "h", "x": 0, "y": 0, "yref": "container", "yanchor": "bottom"},
             **axes,
         ),
