@@ -288,3 +288,68 @@ def test_doctests_and_a_plotly_choice_that_does_not_exist(tmp_path: Path) -> Non
     with pytest.raises(ParameterError, match="plotly must be 'inline' or 'cdn'; got 'web'"):
         build_report(LogStore(tmp_path / "s.duckdb"), tmp_path, "d", plotly="web")
     assert not (tmp_path / "s.duckdb").exists()
+
+
+def test_two_hundred_columns_stay_legible(browser: Any, tmp_path: Path) -> None:
+    """Drift of 200 features (and the three model columns) over 12 passes, drawn from
+    made-up rows into the report page: the 25 worst by default, all 203 on demand, every
+    name whole, nothing past 1,400 px."""
+    import numpy as np
+
+    from rmlite.dashboard.data import drift_figures, dumps
+    from rmlite.dashboard.page import render_report
+
+    rng = np.random.default_rng(0)
+    names = [f"next_obs_{i}_long_feature_name" for i in range(200)]
+    kinds = ["feature"] * 200 + ["reward", "prediction", "residual"]
+    history = []
+    for pass_id in range(1, 13):
+        psi = rng.gamma(1.0, 0.03 * pass_id / 6, size=len(kinds))
+        for name, kind, p in zip(
+            [*names, "reward", "prediction", "residual"], kinds, psi, strict=True
+        ):
+            severity = "alert" if p >= 0.25 else "warn" if p >= 0.1 else "ok"
+            history.append({"pass_id": pass_id, "kind": kind, "name": name, "psi": float(p),
+                            "wasserstein": float(p) * 2, "severity": severity})  # fmt: skip
+    latest = [r for r in history if r["pass_id"] == 12]
+    payload = {"figures": drift_figures(latest, history_rows=history), "report": "200 columns"}
+    out = tmp_path / "wide.html"
+    out.write_text(render_report("200 columns", dumps(payload)))
+    w = Watched(browser, (out.as_uri(), "data:"))
+    try:
+        page = w.page
+        page.goto(out.as_uri())
+        drawn(page, "drift", "drift_history")
+        labels = page.locator("#chart-drift .yaxislayer-above .ytick text").all_text_contents()
+        assert len(labels) == 25 and all(label in (*names, "[reward]", "[prediction]",
+                                                   "[residual]") for label in labels)  # fmt: skip
+        heat = page.locator("#chart-drift_history .xaxislayer-above .xtick text")
+        assert heat.count() == 12
+        assert overflowing(page) == []
+        page.locator("#drift-toggle").click()
+        page.wait_for_function(
+            "document.querySelectorAll('#chart-drift .yaxislayer-above .ytick').length === 203"
+        )
+        assert page.locator("#chart-drift_history .yaxislayer-above .ytick text").count() == 203
+        assert overflowing(page) == []
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "drift-200-features-1400.png"), full_page=True)
+        assert w.problems == []
+    finally:
+        w.close()
+
+
+def test_page_queries_only_select(server: str, project: Path) -> None:
+    """Hostile or stale query values fall back to a default view; none reaches SQL."""
+    hostile = "1; DROP TABLE runs; --"
+    for query in (
+        {"page": "../../etc", "since": hostile},
+        {"page": "model", "episode": hostile, "model": str(project / "ensemble")},
+        {"page": "compare", "runs": f"{hostile},99999999999999999999999"},
+        {"page": "dataset", "dataset": hostile},
+    ):
+        data = get(server + "/api/data?" + urllib.parse.urlencode(query), timeout=30)
+        assert data["page"] in ("overview", "model", "compare", "dataset"), data["page"]
+        assert data["since"] is None and "page_error" not in data, data.get("page_error")
+    assert get(server + "/api/data?page=compare&runs=x")["compare_page"]["runs"] == [1, 2]
+    assert LogStore(project / "project.duckdb").runs().height == 2

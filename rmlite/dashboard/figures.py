@@ -592,7 +592,9 @@ def drift(
                 "type": "category",
                 "categoryorder": "array",
                 "categoryarray": labels,
-                "autorange": "reversed",
+                # A fixed range, most severe on top: autorange pads a category axis for the
+                # limit marks' size, which left rows of blank space at 200 columns.
+                "range": [len(labels) - 0.5, -0.5],
                 "automargin": True,
                 "tickfont": {"size": 11},
             },
