@@ -72,7 +72,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     progress = _Progress(enabled=progress_enabled(args))
     try:
         summary = write_report(
-            LogStore(args.db), args.model, args.dataset, args.out, progress=progress
+            LogStore(args.db),
+            args.model,
+            args.dataset,
+            args.out,
+            progress=progress,
+            plotly=args.plotly,
         )
     except ImportError as exc:
         return _missing(exc)
@@ -86,7 +91,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             f"{summary['out']}: {args.model} on {args.dataset} ({shown}; "
             f"{len(summary['alerts'])} alert(s); overfitting "
             f"{(summary['overfitting'] or {}).get('status', 'unknown')}), "
-            f"{summary['bytes'] / 1e6:.1f} MB, self-contained"
+            f"{summary['bytes'] / 1e6:.1f} MB, "
+            + ("self-contained" if args.plotly == "inline" else "plotly.js from the CDN")
         )
     return EXIT_OK
 
@@ -97,8 +103,10 @@ def add_commands(sub: Any, command: Command) -> None:
         "dashboard",
         cmd_dashboard,
         "Serve a live dashboard of the store: datasets, runs, accuracy over time, "
-        "predicted vs true, learning curves, drift, alerts, tuning trials. Read-only; "
-        "it updates as new logs, runs and monitor passes land.",
+        "predicted vs true, learning curves, drift, alerts, tuning trials; a model page "
+        "(episode returns, reward traces, uncertainty, importance), a dataset page and a "
+        "run comparison, each with its selection in the URL. Read-only; it updates as new "
+        "logs, runs and monitor passes land.",
         "rmlite dashboard --db project.duckdb --port 8050   # then open http://127.0.0.1:8050/\n"
         "  rmlite dashboard --db project.duckdb --host 0.0.0.0 --allowed-host dash.example.org",
     )
@@ -134,3 +142,10 @@ def add_commands(sub: Any, command: Command) -> None:
     p.add_argument("--model", required=True, help="model folder written by rmlite train")
     p.add_argument("--dataset", required=True, help="dataset to score the model on")
     p.add_argument("--out", required=True, help="HTML file to write")
+    p.add_argument(
+        "--plotly",
+        choices=("inline", "cdn"),
+        default="inline",
+        help="inline: plotly.js inside the file (adds about 4.6 MB; opens offline); "
+        "cdn: a small file that loads plotly.js from cdn.plot.ly (needs the network)",
+    )

@@ -2,7 +2,9 @@
 
 Routes: ``/`` (the page), ``/static/plotly.min.js`` (from the installed plotly wheel),
 ``/api/version`` (the store's version; the page polls it and re-fetches on change),
-``/api/data?dataset=NAME&model=PATH`` (tables and figures as JSON). Every endpoint is a
+``/api/data?page=overview|model|dataset|compare&dataset=NAME&model=PATH&episode=ID&runs=1,2
+&since=1h|1d|7d|30d`` (tables and figures as JSON; the page keeps the same query in its
+own URL, so a link shows the same view). Every endpoint is a
 plain function that Starlette runs in its thread pool, so a read that waits on a
 writer's lock never blocks the event loop. Query values only ever select among names
 the store returned; they never reach SQL text.
@@ -16,8 +18,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from rmlite.dashboard.data import StoreReader, dumps
+from rmlite.dashboard.data import SINCE, StoreReader, dumps
 from rmlite.dashboard.page import plotly_js_path, render_live
+from rmlite.dashboard.views import PAGES, page_sections
 from rmlite.exceptions import RmliteError
 
 POLL_MS = 1000
@@ -26,6 +29,14 @@ POLL_MS = 1000
 DEFAULT_ALLOWED_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 """``Host:`` names the dashboard answers by default. Any other gets HTTP 400, so a web
 page cannot read the store through DNS rebinding (its requests carry its own host name)."""
+
+
+def _int(text: str | None) -> int | None:
+    """A whole number from the query string, or None (never an error page)."""
+    text = (text or "").strip()
+    if not text.lstrip("-").isdigit() or len(text) > 19:
+        return None
+    return int(text)
 
 
 def _web() -> Any:
@@ -73,9 +84,23 @@ def create_app(store_path: str, poll_ms: int = POLL_MS, allowed_hosts: Sequence[
         return json_response(reader.check())
 
     def data(request: Request) -> Response:
-        dataset = request.query_params.get("dataset") or None
-        model = request.query_params.get("model") or None
-        return json_response(reader.payload(dataset, model))
+        q = request.query_params
+        page = str(q.get("page")) if q.get("page") in PAGES else "overview"
+        since = q.get("since") if q.get("since") in SINCE else None
+        body = reader.payload(q.get("dataset") or None, q.get("model") or None, since=since)
+        body["page"] = page
+        body["since"] = since
+        if not body.get("error"):
+            body.update(
+                page_sections(
+                    reader,
+                    body,
+                    page,
+                    episode=_int(q.get("episode")),
+                    run_ids=[i for i in map(_int, q.get("runs", "").split(",")) if i is not None],
+                )
+            )
+        return json_response(body)
 
     def favicon(request: Request) -> Response:
         return Response(status_code=204)

@@ -31,6 +31,10 @@ from rmlite.dashboard import figures as F
 from rmlite.data.store import LogStore
 from rmlite.exceptions import RmliteError, StoreLockedError
 
+SINCE = {"1h": 3600, "1d": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400}
+"""Time ranges of the history charts (accuracy, drift over passes), in seconds back from
+the newest monitor pass (so a shared link shows the same passes later)."""
+
 LOCK_TIMEOUT = 0.3
 """Seconds one read keeps retrying while a writer holds the store (then: last good data)."""
 
@@ -215,6 +219,7 @@ class StoreReader:
         self._unlocked_failures = 0
         self._models: dict[tuple[str, float], dict[str, Any]] = {}
         self._trials: tuple[tuple[Any, ...], list[dict[str, Any]]] | None = None
+        self._cache: dict[tuple[Any, ...], Any] = {}
 
     # ------------------------------------------------------------------ versions
 
@@ -321,6 +326,29 @@ class StoreReader:
                     return None
             return snap.histograms[pass_id]
 
+    def cached(self, key: tuple[Any, ...], read: Callable[[LogStore], Any]) -> Any:
+        """``read(store)``, kept until the store's version changes (None while a writer
+        holds the store: the caller shows what it has, the busy note says why).
+
+        For the views that cost a model load or a full column (the model and dataset
+        pages); errors other than a lock propagate, so the caller can say what failed.
+        """
+        snap = self.snapshot()
+        if snap is None:
+            return None
+        with self._lock:
+            full = (snap.version, *key)
+            if full not in self._cache:
+                try:
+                    value = read(self.store)
+                except StoreLockedError:
+                    self._busy = self._busy_note()
+                    return None
+                if len(self._cache) >= 16:  # a few pages' worth; the oldest goes first
+                    self._cache.pop(next(iter(self._cache)))
+                self._cache[full] = value
+            return self._cache[full]
+
     def model_meta(self, model_path: str) -> dict[str, Any] | None:
         """``model.json`` of a recorded model folder, cached until the file changes."""
         folder = resolve_model_path(model_path, self.path)
@@ -358,8 +386,11 @@ class StoreReader:
 
     # ------------------------------------------------------------------- payload
 
-    def payload(self, dataset: str | None = None, model: str | None = None) -> dict[str, Any]:
-        """The page's data for a dataset (None: all) and a model folder (None: latest)."""
+    def payload(
+        self, dataset: str | None = None, model: str | None = None, since: str | None = None
+    ) -> dict[str, Any]:
+        """The page's data for a dataset (None: all) and a model folder (None: latest);
+        ``since`` (a key of :data:`SINCE`) limits the history charts."""
         snap = self.snapshot()
         state = {"busy": self._busy, "error": self._error}
         if snap is None:
@@ -390,6 +421,7 @@ class StoreReader:
             store_path=self.path,
             history_for=lambda ids: self.drift_history(snap, ids),
             histograms_for=lambda pass_id: self.histograms(snap, pass_id),
+            since=since,
         )
         return {
             "store": self.path,
@@ -528,6 +560,21 @@ def model_pass_ids(
     return sorted(int(p) for p in chosen["pass_id"].sort().tail(limit).to_list())
 
 
+def _since(passes: pl.DataFrame, since: str | None) -> str | None:
+    """The start of a :data:`SINCE` range as the store's time text (None: everything)."""
+    if since not in SINCE or not passes.height or "finished_at" not in passes.columns:
+        return None
+    newest = passes["finished_at"].max()
+    if not isinstance(newest, dt.datetime):
+        return None
+    start = newest - dt.timedelta(seconds=SINCE[since])
+    return str(to_jsonable(start))
+
+
+def _time(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text)
+
+
 def _frame(frame: pl.DataFrame | None) -> pl.DataFrame:
     return frame if frame is not None else pl.DataFrame()
 
@@ -553,6 +600,26 @@ def drift_figures(
         figures["drift_all"] = F.drift(drift_rows, title=f"{title}{where}", top=None)
         figures["drift_history_all"] = F.drift_history(history_rows, top=None)
     return figures
+
+
+def unique_alerts(alerts: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Each alert once: the same words raised by several passes (the report's window and
+    the monitor passes over the same episodes, or an overfitting alarm every pass repeats)
+    become one row listing the passes.
+
+    >>> a = {"severity": "alert", "source": "drift", "name": "x", "message": "m"}
+    >>> [r["pass_id"] for r in unique_alerts([{**a, "pass_id": "this report"}, {**a, "pass_id": 2}])]
+    ['this report, 2']
+    """
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for alert in alerts:
+        key = tuple(alert.get(k) for k in ("severity", "source", "name", "message"))
+        if key in merged:
+            first = merged[key]
+            first["pass_id"] = f"{first['pass_id']}, {alert.get('pass_id')}"
+        else:
+            merged[key] = dict(alert)
+    return list(merged.values())
 
 
 def _of(frame: pl.DataFrame, dataset: str | None, model: str | None) -> pl.DataFrame:
@@ -634,6 +701,7 @@ def build_payload(
     keep_model: bool = False,
     history_for: Callable[[Sequence[int]], pl.DataFrame | None] | None = None,
     histograms_for: Callable[[int], pl.DataFrame | None] | None = None,
+    since: str | None = None,
 ) -> dict[str, Any]:
     """Tables and figures for one dataset (None: all) and one model folder.
 
@@ -673,6 +741,9 @@ def build_payload(
 
     metric_rows = rows(_of(monitoring.get("metrics", pl.DataFrame()), dataset, model))
     pass_id = latest_pass(passes, dataset, model)
+    start = _since(passes, since)
+    if start is not None:
+        metric_rows = [r for r in metric_rows if str(r.get("created_at") or "") >= start]
     drift_frame = monitoring.get("drift", pl.DataFrame())
     drift_rows = (
         rows(drift_frame.filter(pl.col("pass_id") == pass_id))
@@ -685,7 +756,11 @@ def build_payload(
         if alerts.height
         else []
     )
-    history_ids = model_pass_ids(passes, dataset, model)
+    history_ids = model_pass_ids(
+        passes if start is None else passes.filter(pl.col("started_at") >= _time(start)),
+        dataset,
+        model,
+    )
     model_meta = meta_for(model) if model else None
     overfit, problem = None, None
     if model_meta is not None:
@@ -740,6 +815,7 @@ def build_payload(
         else []
     )
     alert_count = sum(1 for a in alert_rows if a.get("pass_id") == pass_id) if pass_id else 0
+    alert_rows = unique_alerts(alert_rows)
     kpis = [
         {"label": "datasets", "value": len(dataset_rows)},
         {"label": "transitions", "value": sum(int(r["transitions"] or 0) for r in dataset_rows)},

@@ -24,9 +24,9 @@ Figure = dict[str, Any]
 Rows = Sequence[Mapping[str, Any]]
 
 SCORE_METRICS = ("r2", "spearman", "auc", "episode_return_spearman")
-"""Higher is better, about 0..1: drawn on the left axis of the accuracy chart."""
+"""Higher is better, about 0..1 (the accuracy chart marks their panels "↑ better")."""
 ERROR_METRICS = ("rmse", "mae", "episode_return_mae", "log_loss", "brier", "ece")
-"""Lower is better, in the target's units: drawn on the right axis."""
+"""Lower is better, in the target's units (their panels say "↓ better")."""
 
 HEADLINE_METRICS = ("r2", "rmse", "mae", "auc", "log_loss")
 """Drawn from training hold-out metrics when no monitor pass has scored the model yet."""
@@ -105,12 +105,15 @@ def accuracy(
     window: Mapping[str, Any] | None = None,
     title: str = "Accuracy against ground truth",
 ) -> Figure:
-    """Metrics of monitor passes over time, with the training hold-out as reference.
+    """Metrics of monitor passes over time, with the training hold-out as reference: one
+    small panel per metric, each on its own axis (an episode-return MAE of 2 must not
+    flatten an RMSE of 0.1 onto zero), sharing the time axis.
 
     ``metrics``: rows with ``created_at``, ``metric``, ``value`` (one per pass and
     metric). ``holdout``: rows with ``created_at``, ``run_id`` and ``metrics`` (the run's
     hold-out metrics at training time). ``window``: ``{"at": time, "metrics": {...}}``,
-    the window a report scored, drawn as a last point.
+    the window a report scored, drawn as a last point. Each kind of mark (monitor pass,
+    training hold-out, this report) has one legend entry of its own shape.
     """
     # The metrics the monitor records; before any pass, the headline ones of training.
     names = [m for m in (*SCORE_METRICS, *ERROR_METRICS) if _has_metric(m, metrics, (), window)]
@@ -118,83 +121,112 @@ def accuracy(
         names = [m for m in HEADLINE_METRICS if _has_metric(m, (), holdout, None)]
     if not names:
         return empty(title, "no accuracy yet: train a model, then run rmlite monitor")
+    columns = 1 if len(names) == 1 else 2
+    lines = math.ceil(len(names) / columns)
+    gap_x, gap_y = 0.1, 0.5 / lines
+    width = (1 - gap_x * (columns - 1)) / columns
+    height = (1 - gap_y * (lines - 1)) / lines
     data: list[dict[str, Any]] = []
+    axes: dict[str, Any] = {}
+    notes = []
+    seen: set[str] = set()
+
+    def mark(kind: str, **trace: Any) -> dict[str, Any]:
+        shown = kind not in seen
+        seen.add(kind)
+        return {"type": "scatter", "name": kind, "legendgroup": kind, "showlegend": shown, **trace}
+
     for i, name in enumerate(names):
-        axis = "y" if name in SCORE_METRICS else "y2"
-        color = _color(i)
+        suffix = "" if i == 0 else str(i + 1)
+        col, line = i % columns, i // columns
+        x0 = col * (width + gap_x)
+        y1 = 1 - line * (height + gap_y)
+        better = "↑ better" if name in SCORE_METRICS else "↓ better"
+        axes[f"xaxis{suffix}"] = {
+            "domain": [x0, x0 + width],
+            "anchor": f"y{suffix}",
+            "type": "date",
+            "nticks": 4,
+            "tickangle": 0,
+            "tickfont": {"size": 10},
+            # The panels share one time axis: its labels under the lowest of each column.
+            "showticklabels": i + columns >= len(names),
+            **({} if i == 0 else {"matches": "x"}),
+        }
+        axes[f"yaxis{suffix}"] = {
+            "domain": [y1 - height, y1],
+            "anchor": f"x{suffix}",
+            "nticks": 4,
+            "tickfont": {"size": 10},
+            "tickformat": ".3~g",
+        }
+        notes.append(
+            {
+                "text": f"<b>{name}</b> <span style='color:#64748b'>{better}</span>",
+                "showarrow": False,
+                "xref": "paper",
+                "yref": "paper",
+                "x": x0,
+                "y": y1,
+                "xanchor": "left",
+                "yanchor": "bottom",
+                "font": {"size": 11},
+            }
+        )
+        where = {"xaxis": f"x{suffix}", "yaxis": f"y{suffix}"}
         rows = [r for r in metrics if r.get("metric") == name and _finite(r.get("value"))]
         if rows:
             data.append(
-                {
-                    "type": "scatter",
-                    "mode": "lines+markers",
-                    "name": name,
-                    "legendgroup": name,
-                    "x": [r["created_at"] for r in rows],
-                    "y": [r["value"] for r in rows],
-                    "yaxis": axis,
-                    "line": {"color": color, "width": 2},
-                    "marker": {"size": 7},
-                    "hovertemplate": f"{name} %{{y:.4g}}<br>%{{x}}<extra>monitor pass</extra>",
-                }
+                mark(
+                    "monitor pass",
+                    mode="lines+markers",
+                    x=[r["created_at"] for r in rows],
+                    y=[r["value"] for r in rows],
+                    line={"color": PALETTE[0], "width": 2},
+                    marker={"size": 7, "symbol": "circle"},
+                    hovertemplate=f"{name} %{{y:.4g}}<br>%{{x}}<extra>monitor pass</extra>",
+                    **where,
+                )
             )
         runs = [r for r in holdout if _finite((r.get("metrics") or {}).get(name))]
         if runs:
             data.append(
-                {
-                    "type": "scatter",
-                    "mode": "markers",
-                    "name": f"{name} (training hold-out)",
-                    "legendgroup": name,
-                    "showlegend": not rows,
-                    "x": [r["created_at"] for r in runs],
-                    "y": [r["metrics"][name] for r in runs],
-                    "yaxis": axis,
-                    "marker": {
-                        "color": color,
+                mark(
+                    "training hold-out",
+                    mode="markers",
+                    x=[r["created_at"] for r in runs],
+                    y=[r["metrics"][name] for r in runs],
+                    marker={
+                        "color": "#334155",
                         "size": 11,
                         "symbol": "diamond-open",
                         "line": {"width": 2},
                     },
-                    "hovertemplate": f"{name} %{{y:.4g}}<br>%{{x}}<extra>training hold-out</extra>",
-                }
+                    hovertemplate=f"{name} %{{y:.4g}}<br>%{{x}}<extra>training hold-out</extra>",
+                    **where,
+                )
             )
         if window is not None and _finite((window.get("metrics") or {}).get(name)):
             data.append(
-                {
-                    "type": "scatter",
-                    "mode": "markers",
-                    "name": f"{name} (this report)",
-                    "legendgroup": name,
-                    "showlegend": False,
-                    "x": [window["at"]],
-                    "y": [window["metrics"][name]],
-                    "yaxis": axis,
-                    "marker": {"color": color, "size": 12, "symbol": "star"},
-                    "hovertemplate": f"{name} %{{y:.4g}}<extra>this report's window</extra>",
-                }
+                mark(
+                    "this report's window",
+                    mode="markers",
+                    x=[window["at"]],
+                    y=[window["metrics"][name]],
+                    marker={"color": SEVERITY_COLOR["warn"], "size": 13, "symbol": "star"},
+                    hovertemplate=f"{name} %{{y:.4g}}<extra>this report's window</extra>",
+                    **where,
+                )
             )
-    # Scores above, errors below: two panels sharing the time axis, each on its own scale.
-    has_scores = any(n in SCORE_METRICS for n in names)
-    has_errors = any(n in ERROR_METRICS for n in names)
-    split = has_scores and has_errors
     return {
         "data": data,
         "layout": layout(
             title,
-            height=380,
-            xaxis={"type": "date", "anchor": "y2" if has_errors else "y"},
-            yaxis={
-                "title": {"text": "score ↑"},
-                "domain": [0.55, 1] if split else [0, 1],
-                "visible": has_scores,
-            },
-            yaxis2={
-                "title": {"text": "error ↓"},
-                "domain": [0, 0.45] if split else [0, 1],
-                "anchor": "x",
-                "visible": has_errors,
-            },
+            height=110 + 150 * lines,
+            annotations=notes,
+            margin={"l": 60, "r": 20, "t": 64, "b": 84},
+            legend={"orientation": "h", "x": 0, "y": 0, "yref": "container", "yanchor": "bottom"},
+            **axes,
         ),
     }
 
@@ -359,11 +391,13 @@ def learning_curves(
     its status, in red when its alarm is up.
     """
     data: list[dict[str, Any]] = []
+    values: list[float] = []
     for member, named in enumerate(curves):
         for name, losses in named.items():
             ys = [v if _finite(v) else None for v in losses]
             if not ys:
                 continue
+            values.extend(v for v in ys if v is not None)
             data.append(
                 {
                     "type": "scatter",
@@ -390,9 +424,41 @@ def learning_curves(
         "data": data,
         "layout": layout(
             title,
+            height=330 + 20 * math.ceil(len(data) / 3),
+            margin={"l": 60, "r": 20, "t": 42, "b": 60 + 20 * math.ceil(len(data) / 3)},
+            legend={"orientation": "h", "x": 0, "y": 0, "yref": "container", "yanchor": "bottom"},
             xaxis={"title": {"text": "iteration (trees or epochs)"}},
-            yaxis={"title": {"text": "loss"}, "type": "log"},
+            yaxis={"title": {"text": "loss (log scale)"}, "type": "log", **log_ticks(values)},
         ),
+    }
+
+
+def log_ticks(values: Sequence[float], most: int = 8) -> dict[str, Any]:
+    """Ticks of a log axis, written out: 1, 2 and 5 times powers of ten inside the values'
+    range (only the powers when that makes more than ``most``), each labelled in full.
+
+    Plotly's own log ticks label the 2s and 5s by their first digit only, which reads
+    "5, 2, 0.1, 5, 2, 0.01".
+
+    >>> log_ticks([0.013, 0.3])["ticktext"]
+    ['0.02', '0.05', '0.1', '0.2']
+    """
+    positive = [float(v) for v in values if _finite(v) and v > 0]
+    if not positive:
+        return {}
+    low, high = min(positive), max(positive)
+    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
+    candidates = [m * 10.0**k for k in range(first, last + 1) for m in (1, 2, 5)]
+    ticks = [t for t in candidates if low <= t * (1 + 1e-9) and t <= high * (1 + 1e-9)]
+    if len(ticks) > most:
+        ticks = [t for t in ticks if math.isclose(math.log10(t), round(math.log10(t)))]
+    if len(ticks) < 2:  # less than a factor 2 between them: the ends themselves
+        ticks = sorted({low, high})
+    return {
+        "tickmode": "array",
+        "tickvals": ticks,
+        "ticktext": [f"{t:.3g}" for t in ticks],
+        "minor": {"showgrid": False},
     }
 
 
@@ -526,7 +592,9 @@ def drift(
                 "type": "category",
                 "categoryorder": "array",
                 "categoryarray": labels,
-                "autorange": "reversed",
+                # A fixed range, most severe on top: autorange pads a category axis for the
+                # limit marks' size, which left rows of blank space at 200 columns.
+                "range": [len(labels) - 0.5, -0.5],
                 "automargin": True,
                 "tickfont": {"size": 11},
             },
@@ -800,8 +868,353 @@ def trials(history: Rows, title: str = "Tuning trials") -> Figure:
         "data": data,
         "layout": layout(
             title,
-            xaxis={"title": {"text": "trial"}},
+            # Trial numbers are whole: ticks on integers, one per trial while they are few.
+            xaxis={
+                "title": {"text": "trial"},
+                "tickformat": "d",
+                **({"dtick": 1} if len({r["number"] for r in history}) <= 12 else {}),
+            },
             yaxis={"title": {"text": "objective (1 − R² or log loss)"}, "domain": [0.12, 1]},
             yaxis2={"domain": [0, 0.08], "visible": False, "range": [-1, 1]},
+        ),
+    }
+
+
+# --------------------------------------------------------------------- episodes
+
+
+def episode_returns(
+    episodes: Rows, worst: Sequence[Any] = (), title: str = "Episode returns: predicted vs true"
+) -> Figure:
+    """Predicted against true return of each episode (rows with ``episode_id``,
+    ``true_return``, ``pred_return``, ``length``), with the y = x line; the ``worst``
+    episode ids drawn apart (their traces are linked under the chart)."""
+    rows = [r for r in episodes if _finite(r.get("true_return")) and _finite(r.get("pred_return"))]
+    if not rows:
+        return empty(title, "no episodes with logged rewards in this window")
+    bad = {str(e) for e in worst}
+    values = [v for r in rows for v in (r["true_return"], r["pred_return"])]
+    low, high = min(values), max(values)
+    data: list[dict[str, Any]] = []
+    for name, part, color, symbol in (
+        ("episodes", [r for r in rows if str(r["episode_id"]) not in bad], PALETTE[0], "circle"),
+        ("worst episodes", [r for r in rows if str(r["episode_id"]) in bad], "#dc2626", "x"),
+    ):
+        if not part:
+            continue
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "name": name,
+                "x": [r["true_return"] for r in part],
+                "y": [r["pred_return"] for r in part],
+                "customdata": [[r["episode_id"], r.get("length")] for r in part],
+                "marker": {"color": color, "size": 8, "symbol": symbol, "opacity": 0.75},
+                "hovertemplate": "episode %{customdata[0]} (%{customdata[1]} steps)<br>"
+                "true %{x:.4g}<br>predicted %{y:.4g}<extra></extra>",
+            }
+        )
+    data.append(
+        {
+            "type": "scatter",
+            "mode": "lines",
+            "name": "y = x",
+            "x": [low, high],
+            "y": [low, high],
+            "line": {"color": "#94a3b8", "dash": "dash", "width": 1.5},
+            "hoverinfo": "skip",
+        }
+    )
+    return {
+        "data": data,
+        "layout": layout(
+            f"{title} · {len(rows)} episodes",
+            xaxis={"title": {"text": "true return"}},
+            yaxis={"title": {"text": "predicted return"}},
+            legend={"orientation": "h", "x": 0, "y": 0, "yref": "container", "yanchor": "bottom"},
+            margin={"l": 60, "r": 20, "t": 42, "b": 80},
+        ),
+    }
+
+
+def reward_trace(steps: Rows, episode: Any, title: str = "Reward along episode") -> Figure:
+    """Learned and logged reward at each step of one episode (rows with ``step``,
+    ``y_true``, ``y_pred`` and, for ensembles, ``std``: a ±1 std band)."""
+    title = f"{title} {episode}" if episode is not None else title
+    rows = [r for r in steps if _finite(r.get("y_pred"))]
+    if not rows:
+        return empty(title, "pick an episode in the table of worst episodes")
+    x = [r["step"] for r in rows]
+    data: list[dict[str, Any]] = []
+    if all(_finite(r.get("std")) for r in rows):
+        upper = [r["y_pred"] + r["std"] for r in rows]
+        lower = [r["y_pred"] - r["std"] for r in rows]
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": "±1 std of the members",
+                "x": x + x[::-1],
+                "y": upper + lower[::-1],
+                "fill": "toself",
+                "fillcolor": "rgba(37,99,235,0.15)",
+                "line": {"width": 0},
+                "hoverinfo": "skip",
+            }
+        )
+    truth = [r.get("y_true") if _finite(r.get("y_true")) else None for r in rows]
+    if any(v is not None for v in truth):
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": "logged",
+                "x": x,
+                "y": truth,
+                "line": {"color": "#334155", "width": 1.5},
+                "hovertemplate": "step %{x}<br>logged %{y:.4g}<extra></extra>",
+            }
+        )
+    data.append(
+        {
+            "type": "scatter",
+            "mode": "lines",
+            "name": "learned",
+            "x": x,
+            "y": [r["y_pred"] for r in rows],
+            "line": {"color": PALETTE[0], "width": 2},
+            "hovertemplate": "step %{x}<br>learned %{y:.4g}<extra></extra>",
+        }
+    )
+    return {
+        "data": data,
+        "layout": layout(
+            title,
+            xaxis={"title": {"text": "step"}, "tickformat": "d"},
+            yaxis={"title": {"text": "target"}},
+            legend={"orientation": "h", "x": 0, "y": 0, "yref": "container", "yanchor": "bottom"},
+            margin={"l": 60, "r": 20, "t": 42, "b": 80},
+        ),
+    }
+
+
+def uncertainty(sample: Rows, title: str = "Ensemble uncertainty vs error") -> Figure:
+    """|predicted − true| against the members' standard deviation, per transition of a
+    sample, with the mean error per std decile: a useful uncertainty rises with it."""
+    rows = [
+        (float(r["std"]), abs(float(r["y_pred"]) - float(r["y_true"])))
+        for r in sample
+        if _finite(r.get("std")) and _finite(r.get("y_true")) and _finite(r.get("y_pred"))
+    ]
+    if not rows:
+        return empty(title, "a single-member model has no spread: train with n_members > 1")
+    rows.sort()
+    k = max(1, len(rows) // 10)
+    bins = [rows[i : i + k] for i in range(0, len(rows), k)]
+    return {
+        "data": [
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "name": "transitions",
+                "x": [s for s, _ in rows],
+                "y": [e for _, e in rows],
+                "marker": {"color": PALETTE[0], "size": 5, "opacity": 0.35},
+                "hovertemplate": "std %{x:.3g}<br>|error| %{y:.3g}<extra></extra>",
+            },
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": "mean |error| per std decile",
+                "x": [sum(s for s, _ in b) / len(b) for b in bins],
+                "y": [sum(e for _, e in b) / len(b) for b in bins],
+                "line": {"color": "#dc2626", "width": 2},
+                "marker": {"symbol": "square", "size": 7},
+                "hovertemplate": "std %{x:.3g}<br>mean |error| %{y:.3g}<extra></extra>",
+            },
+        ],
+        "layout": layout(
+            title,
+            xaxis={"title": {"text": "std of the members' predictions"}},
+            yaxis={"title": {"text": "|predicted − true|"}},
+            legend={"orientation": "h", "x": 0, "y": 0, "yref": "container", "yanchor": "bottom"},
+            margin={"l": 60, "r": 20, "t": 42, "b": 80},
+        ),
+    }
+
+
+IMPORTANCE_TOP = 20
+"""Features the booster-importance chart shows, most important first."""
+
+
+def gain_importance(
+    rows: Rows,
+    title: str = "Feature importance (gain, from the boosters)",
+    top: int = IMPORTANCE_TOP,
+) -> Figure:
+    """The boosters' own importance per feature (rows with ``feature`` and ``gain``; the
+    mean over ensemble members), the ``top`` most important as horizontal bars."""
+    ranked = sorted(
+        (r for r in rows if _finite(r.get("gain"))), key=lambda r: r["gain"], reverse=True
+    )
+    if not ranked:
+        return empty(title, "no importance: the MLP has no trees (rmlite explain ranks any model)")
+    shown = ranked[:top]
+    if len(shown) < len(ranked):
+        title = f"{title} · the {len(shown)} most important of {len(ranked)}"
+    total = sum(r["gain"] for r in ranked) or 1.0
+    shown = shown[::-1]  # plotly draws the first bar at the bottom
+    return {
+        "data": [
+            {
+                "type": "bar",
+                "orientation": "h",
+                "name": "gain",
+                "x": [r["gain"] for r in shown],
+                "y": [str(r["feature"]) for r in shown],
+                "customdata": [r["gain"] / total for r in shown],
+                "marker": {"color": PALETTE[0]},
+                "hovertemplate": "%{y}<br>gain %{x:.4g} (%{customdata:.1%} of the total)"
+                "<extra></extra>",
+            }
+        ],
+        "layout": layout(
+            title,
+            height=max(330, 90 + 22 * len(shown)),
+            margin={"l": 10, "r": 30, "t": 42, "b": 48},
+            xaxis={"title": {"text": "total gain (loss reduction of the splits)"}},
+            yaxis={"type": "category", "automargin": True, "tickfont": {"size": 11}},
+            showlegend=False,
+        ),
+    }
+
+
+# ---------------------------------------------------------------------- dataset
+
+
+def histogram(
+    edges: Sequence[float],
+    counts: Sequence[int],
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    integer: bool = False,
+) -> Figure:
+    """Counts on precomputed bins (the page gets the bins, never the raw column);
+    ``integer``: whole-number ticks (episode lengths)."""
+    if not counts or not sum(counts):
+        return empty(title, "nothing to count yet")
+    centers = [(a + b) / 2 for a, b in itertools.pairwise(edges)]
+    widths = [b - a for a, b in itertools.pairwise(edges)]
+    return {
+        "data": [
+            {
+                "type": "bar",
+                "name": ylabel,
+                "x": centers,
+                "y": list(counts),
+                "width": widths,
+                "customdata": [[a, b] for a, b in itertools.pairwise(edges)],
+                "marker": {"color": PALETTE[0], "line": {"color": "#ffffff", "width": 1}},
+                "hovertemplate": "%{customdata[0]:.4g} … %{customdata[1]:.4g}: %{y} "
+                + ylabel
+                + "<extra></extra>",
+            }
+        ],
+        "layout": layout(
+            title,
+            xaxis={
+                "title": {"text": xlabel},
+                **({"tickformat": "d"} if integer else {}),
+                **({"dtick": 1} if integer and edges[-1] - edges[0] <= 12 else {}),
+            },
+            yaxis={"title": {"text": ylabel}},
+            showlegend=False,
+            bargap=0,
+        ),
+    }
+
+
+# ------------------------------------------------------------------- comparison
+
+
+def compare_metrics(runs: Rows, title: str = "Hold-out metrics of the chosen runs") -> Figure:
+    """One small panel per hold-out metric (each its own axis), one bar per run (rows with
+    ``run_id`` and ``metrics``, a dict)."""
+    names = [
+        m
+        for m in (*SCORE_METRICS, *ERROR_METRICS)
+        if any(_finite((r.get("metrics") or {}).get(m)) for r in runs)
+    ]
+    if not runs or not names:
+        return empty(title, "pick two or more runs with hold-out metrics in the table")
+    columns = min(3, len(names))
+    lines = math.ceil(len(names) / columns)
+    gap_x, gap_y = 0.08, 0.45 / lines
+    width = (1 - gap_x * (columns - 1)) / columns
+    height = (1 - gap_y * (lines - 1)) / lines
+    data: list[dict[str, Any]] = []
+    axes: dict[str, Any] = {}
+    notes = []
+    labels = [f"run {r['run_id']}" for r in runs]
+    for i, name in enumerate(names):
+        suffix = "" if i == 0 else str(i + 1)
+        col, line = i % columns, i // columns
+        x0 = col * (width + gap_x)
+        y1 = 1 - line * (height + gap_y)
+        axes[f"xaxis{suffix}"] = {
+            "domain": [x0, x0 + width],
+            "anchor": f"y{suffix}",
+            "type": "category",
+            "tickfont": {"size": 10},
+        }
+        axes[f"yaxis{suffix}"] = {
+            "domain": [y1 - height, y1],
+            "anchor": f"x{suffix}",
+            "nticks": 4,
+            "tickformat": ".3~g",
+            "tickfont": {"size": 10},
+        }
+        better = "↑ better" if name in SCORE_METRICS else "↓ better"
+        notes.append(
+            {
+                "text": f"<b>{name}</b> <span style='color:#64748b'>{better}</span>",
+                "showarrow": False,
+                "xref": "paper",
+                "yref": "paper",
+                "x": x0,
+                "y": y1,
+                "xanchor": "left",
+                "yanchor": "bottom",
+                "font": {"size": 11},
+            }
+        )
+        data.append(
+            {
+                "type": "bar",
+                "name": name,
+                "showlegend": False,
+                "x": labels,
+                "y": [
+                    (r.get("metrics") or {}).get(name)
+                    if _finite((r.get("metrics") or {}).get(name))
+                    else None
+                    for r in runs
+                ],
+                "marker": {"color": PALETTE[0]},
+                "xaxis": f"x{suffix}",
+                "yaxis": f"y{suffix}",
+                "hovertemplate": f"%{{x}}: {name} %{{y:.4g}}<extra></extra>",
+            }
+        )
+    return {
+        "data": data,
+        "layout": layout(
+            title,
+            height=90 + 170 * lines,
+            annotations=notes,
+            margin={"l": 50, "r": 20, "t": 64, "b": 40},
+            **axes,
         ),
     }

@@ -50,13 +50,47 @@ def render_live(store: str, poll_ms: int) -> str:
     )
 
 
-def render_report(title: str, data_json: str) -> str:
-    """A self-contained page: plotly.js and the data inlined, no reference outside."""
-    js = plotly_js_path().read_text(encoding="utf-8")
+PLOTLY_CDN = "https://cdn.plot.ly"
+"""Where ``--plotly cdn`` reports load plotly.js from (plotly.py's own CDN)."""
+
+
+def plotly_cdn_tag() -> str:
+    """A ``<script>`` for the CDN copy of the installed plotly.js, pinned by its version and
+    by a Subresource-Integrity hash of the wheel's file (as plotly.py's own
+    ``include_plotlyjs="cdn"``), so the browser runs only those exact bytes."""
+    import base64
+    import hashlib
+
+    from plotly.offline import get_plotlyjs_version
+
+    digest = hashlib.sha256(plotly_js_path().read_bytes()).digest()
+    return (
+        f'<script src="{PLOTLY_CDN}/plotly-{get_plotlyjs_version()}.min.js" '
+        f'integrity="sha256-{base64.b64encode(digest).decode()}" crossorigin="anonymous">'
+        f"</script>"
+    )
+
+
+def render_report(title: str, data_json: str, plotly: str = "inline") -> str:
+    """The report page, the data inlined. ``plotly="inline"``: plotly.js too (about 4.6 MB;
+    the file opens offline and references nothing outside); ``"cdn"``: plotly.js from
+    :data:`PLOTLY_CDN` (a small file that needs the network to draw)."""
+    if plotly == "cdn":
+        tag, csp = (
+            plotly_cdn_tag(),
+            _CSP_REPORT.replace(
+                "script-src 'unsafe-inline'", f"script-src {PLOTLY_CDN} 'unsafe-inline'"
+            ),
+        )
+    elif plotly == "inline":
+        js = plotly_js_path().read_text(encoding="utf-8")
+        tag, csp = f"<script>{_script_safe(js)}</script>", _CSP_REPORT
+    else:
+        raise ValueError(f"plotly must be 'inline' or 'cdn'; got {plotly!r}")
     return _PAGE.format(
         title=html.escape(title),
-        csp=_CSP_REPORT,
-        plotly=f"<script>{_script_safe(js)}</script>",
+        csp=csp,
+        plotly=tag,
         data=f'<script type="application/json" id="rmlite-data">{_script_safe(data_json)}</script>',
         poll_ms=0,
         style=_STYLE,
@@ -98,10 +132,12 @@ body.report .controls { display: none; }
 .kpi.bad .v { color: #dc2626; }
 .grid { display: grid; gap: 12px; padding: 12px 20px; }
 .grid.two { grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); }
+.grid.tables { grid-template-columns: minmax(0, 2fr) minmax(0, 3fr); }
 .card { background: #fff; border: 1px solid #e2e8f0; border-radius: 8px; padding: 10px 12px;
         min-width: 0; overflow: hidden; }
 .card h2 { font-size: 14px; margin: 0 0 8px; }
 .card .scroll { max-height: 260px; overflow: auto; }
+.card .scroll.tall { max-height: none; }
 .chart { width: 100%; min-height: 330px; }
 table { border-collapse: collapse; width: 100%; font-size: 12px; }
 th { text-align: left; color: #475569; font-weight: 600; border-bottom: 1px solid #cbd5e1;
@@ -116,6 +152,22 @@ td.wrap { white-space: normal; min-width: 280px; }
           color: #1e293b; cursor: pointer; }
 .toggle:hover { background: #e2e8f0; }
 #overfitting { font-size: 13px; margin: 6px 0 0; color: #334155; }
+td.path { white-space: normal; overflow-wrap: anywhere; min-width: 120px; }
+td a, .link { color: #1d4ed8; text-decoration: none; cursor: pointer; }
+td a:hover { text-decoration: underline; }
+tr.chosen td { background: #eff6ff; }
+nav.pages { display: flex; gap: 4px; }
+nav.pages a { color: #cbd5e1; text-decoration: none; padding: 3px 10px; border-radius: 4px;
+              font-size: 13px; }
+nav.pages a.on { background: #334155; color: #fff; }
+body.report nav.pages { display: none; }
+section[hidden] { display: none; }
+body.report section[data-page] { display: block; }
+body.report section[data-page="compare"] { display: none; }
+.section-title { font-size: 15px; margin: 18px 20px 0; color: #0f172a; }
+body:not(.report) .section-title { display: none; }
+.info { margin: 8px 20px 0; font-size: 13px; color: #334155; }
+.info.bad { color: #dc2626; }
 #overfitting.alarm { color: #dc2626; font-weight: 600; }
 """
 
@@ -133,6 +185,10 @@ _PAGE = """<!doctype html>
 <body data-poll-ms="{poll_ms}">
 <header>
   <h1>rmlite</h1>
+  <nav class="pages" id="pages">
+    <a data-page="overview">overview</a><a data-page="model">model</a>
+    <a data-page="dataset">dataset</a><a data-page="compare">compare runs</a>
+  </nav>
   <span class="store" id="store"></span>
   <span class="status" id="status">loading…</span>
 </header>
@@ -141,9 +197,14 @@ _PAGE = """<!doctype html>
 <div class="controls">
   <label>dataset <select id="dataset"><option value="">all datasets</option></select></label>
   <label>model <select id="model"></select></label>
+  <label>history <select id="since">
+    <option value="">all passes</option><option value="1h">last hour</option>
+    <option value="1d">last day</option><option value="7d">last 7 days</option>
+    <option value="30d">last 30 days</option></select></label>
 </div>
+<section data-page="overview">
 <div class="kpis" id="kpis"></div>
-<div class="grid two">
+<div class="grid tables">
   <div class="card"><h2>Datasets</h2><div class="scroll"><table id="datasets"></table></div></div>
   <div class="card"><h2>Training runs</h2><div class="scroll"><table id="runs"></table></div></div>
 </div>
@@ -154,18 +215,55 @@ _PAGE = """<!doctype html>
   <div class="card"><div class="chart" id="chart-residuals"></div></div>
 </div>
 <div class="grid two">
-  <div class="card"><button type="button" class="toggle" id="drift-toggle" hidden></button>
+  <div class="card"><button type="button" class="toggle" id="drift-toggle" data-expand="drift" hidden></button>
     <div class="chart" id="chart-drift"></div></div>
   <div class="card"><div class="chart" id="chart-drift_histograms"></div></div>
 </div>
 <div class="grid">
   <div class="card"><div class="chart" id="chart-drift_history"></div></div>
+  <div class="card"><h2>Alerts</h2><div class="scroll"><table id="alerts"></table></div></div>
 </div>
 <div class="grid two">
-  <div class="card"><h2>Alerts</h2><div class="scroll"><table id="alerts"></table></div></div>
   <div class="card"><div class="chart" id="chart-trials"></div></div>
   <div class="card" id="card-importance" hidden><div class="chart" id="chart-importance"></div></div>
 </div>
+</section>
+<section data-page="model" hidden>
+<h2 class="section-title">Episodes of the model's window</h2>
+<p class="info" id="model-info"></p>
+<div class="grid two">
+  <div class="card" id="card-returns"><div class="chart" id="chart-returns"></div></div>
+  <div class="card"><h2>Worst episodes (largest |predicted − true return|)</h2>
+    <div class="scroll"><table id="worst"></table></div></div>
+  <div class="card" id="card-trace"><div class="chart" id="chart-trace"></div></div>
+  <div class="card" id="card-uncertainty"><div class="chart" id="chart-uncertainty"></div></div>
+  <div class="card" id="card-gain"><button type="button" class="toggle" data-expand="gain" hidden></button>
+    <div class="chart" id="chart-gain"></div></div>
+</div>
+</section>
+<section data-page="dataset" hidden>
+<h2 class="section-title">The dataset</h2>
+<p class="info" id="dataset-info"></p>
+<div class="grid two">
+  <div class="card" id="card-lengths"><div class="chart" id="chart-lengths"></div></div>
+  <div class="card" id="card-returns_hist"><div class="chart" id="chart-returns_hist"></div></div>
+  <div class="card" id="card-rewards"><div class="chart" id="chart-rewards"></div></div>
+  <div class="card"><h2>rmlite check</h2><div class="scroll"><table id="checks"></table></div></div>
+</div>
+<div class="grid">
+  <div class="card"><h2>Relabels (reads or writes of this dataset)</h2>
+    <div class="scroll"><table id="relabels"></table></div></div>
+</div>
+</section>
+<section data-page="compare" hidden>
+<div class="grid">
+  <div class="card"><h2>Runs to compare (tick two or more)</h2>
+    <div class="scroll"><table id="pick"></table></div></div>
+  <div class="card" id="card-compare"><div class="chart" id="chart-compare"></div></div>
+  <div class="card"><h2>Parameters and metrics side by side (those that differ first)</h2>
+    <div class="scroll tall"><table id="params"></table></div></div>
+</div>
+</section>
 {data}
 <script>{script}</script>
 </body>
@@ -176,16 +274,74 @@ _SCRIPT = r"""
 (function () {
   "use strict";
   const CHARTS = ["accuracy", "curves", "scatter", "residuals", "drift", "drift_histograms",
-    "drift_history", "trials", "importance"];
-  const EXPANDABLE = ["drift", "drift_history"];  // top-k by default, every column on demand
-  let showAll = false;
+    "drift_history", "trials", "importance", "returns", "trace", "uncertainty", "gain",
+    "lengths", "returns_hist", "rewards", "compare"];
+  const OPTIONAL = ["importance", "returns", "trace", "uncertainty", "gain", "lengths",
+    "returns_hist", "rewards", "compare"];  // hidden when the payload has no such chart
+  const EXPANDED = {};  // top-k by default, every column on demand (drift, gain)
   let last = null;
-  const CONFIG = { displaylogo: false, responsive: true };
   const POLL_MS = Number(document.body.dataset.pollMs) || 0;
   const inline = document.getElementById("rmlite-data");
   const $ = (id) => document.getElementById(id);
+  const query = new URLSearchParams(location.search);
+  const state = {
+    page: query.get("page") || "overview",
+    dataset: query.get("dataset") || "",
+    model: query.get("model") || "",
+    since: query.get("since") || "",
+    episode: query.get("episode") || "",
+    runs: query.get("runs") || "",
+  };
   let version = null;
   let loading = false;
+
+  function qs(extra) {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries({ ...state, ...(extra || {}) })) {
+      if (v && !(k === "page" && v === "overview")) q.set(k, v);
+    }
+    const text = q.toString();
+    return text ? "?" + text : "";
+  }
+  const search = (extra) => qs(extra) || location.pathname;
+
+  function csvOf(fig) {
+    const quote = (v) => {
+      const s = v === null || v === undefined ? "" : String(v);
+      return /[",\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
+    };
+    const lines = [["trace", "x", "y", "z"]];
+    for (const t of fig.data || []) {
+      const name = t.name || t.type;
+      if (t.type === "heatmap") {
+        (t.y || []).forEach((y, i) => (t.x || []).forEach((x, j) => lines.push([name, x, y, t.z[i][j]])));
+        continue;
+      }
+      const n = Math.max((t.x || []).length, (t.y || []).length);
+      for (let i = 0; i < n; i++) lines.push([name, (t.x || [])[i], (t.y || [])[i], ""]);
+    }
+    return lines.map((r) => r.map(quote).join(",")).join("\n") + "\n";
+  }
+
+  function download(name, fig) {
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(new Blob([csvOf(fig)], { type: "text/csv" }));
+    a.download = "rmlite-" + name + ".csv";
+    document.body.appendChild(a);
+    a.click();
+    setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
+  }
+
+  function config(name) {
+    return {
+      displaylogo: false, responsive: true,
+      toImageButtonOptions: { filename: "rmlite-" + name },
+      modeBarButtonsToAdd: [{
+        name: "csv", title: "Download the chart's data as CSV", icon: Plotly.Icons.disk,
+        click: (gd) => download(name, { data: gd.data }),
+      }],
+    };
+  }
 
   function fmt(v) {
     if (v === null || v === undefined) return "";
@@ -196,7 +352,9 @@ _SCRIPT = r"""
     return String(v);
   }
 
-  function table(id, rows, columns, empty) {
+  const PATHS = ["model_path", "model", "destination", "message", "check"];
+
+  function table(id, rows, columns, empty, decorate) {
     const t = $(id);
     t.replaceChildren();
     const head = t.createTHead().insertRow();
@@ -219,10 +377,12 @@ _SCRIPT = r"""
         const td = tr.insertCell();
         const v = row[key];
         td.textContent = fmt(v);
-        if (typeof v === "number") td.className = "num";
+        if (typeof v === "number" && !(decorate && key === columns[0][0])) td.className = "num";
         if (key === "severity") td.className = "sev-" + v;
         if (key === "message") td.className = "wrap";
+        else if (PATHS.includes(key)) td.className = "path";
       }
+      if (decorate) decorate(tr, row);
     }
   }
 
@@ -258,6 +418,16 @@ _SCRIPT = r"""
     }
   }
 
+  function showPage() {
+    for (const s of document.querySelectorAll("section[data-page]")) {
+      s.hidden = !inline && s.dataset.page !== state.page;
+    }
+    for (const a of document.querySelectorAll("#pages a")) {
+      a.href = search({ page: a.dataset.page, episode: "" });
+      a.className = a.dataset.page === state.page ? "on" : "";
+    }
+  }
+
   function render(p) {
     version = p.version;
     document.body.dataset.version = p.version || "";
@@ -272,7 +442,7 @@ _SCRIPT = r"""
     setBusy(p.busy);
     const notes = $("notes");
     notes.replaceChildren();
-    for (const n of p.notes || []) {
+    for (const n of [...(p.notes || []), ...(p.page_error ? [p.page_error] : [])]) {
       const d = document.createElement("div");
       d.textContent = n;
       notes.appendChild(d);
@@ -280,6 +450,7 @@ _SCRIPT = r"""
     const sel = p.selected || {};
     options($("dataset"), (p.datasets || []).map((d) => [d.dataset, d.dataset]), sel.dataset, "all datasets");
     options($("model"), (p.models || []).map((m) => [m.path, m.label]), sel.model, null);
+    $("since").value = p.since || "";
     kpis(p.kpis);
     table("datasets", p.datasets || [], [["dataset", "name"], ["transitions", "transitions"],
       ["episodes", "episodes"], ["updated_at", "updated"]], "no datasets yet: rmlite ingest …");
@@ -292,30 +463,125 @@ _SCRIPT = r"""
     const ofEl = $("overfitting");
     ofEl.textContent = of ? (of.message || "overfitting: " + of.status) : "";
     ofEl.className = of && of.alarm ? "alarm" : "";
+    renderModel(p.model_page);
+    renderDataset(p.dataset_page);
+    renderCompare(p);
     last = p;
+    showPage();
     draw();
   }
 
+  function renderModel(m) {
+    if (!m) {
+      $("model-info").textContent = state.page === "model" || inline
+        ? "no model to score: train one (rmlite train --out DIR) and pick it above" : "";
+      table("worst", [], [["episode_id", "episode"]], "no episodes scored");
+      return;
+    }
+    const w = m.window || {};
+    $("model-info").textContent = `${w.episodes} episodes (${fmt(w.transitions)} transitions) of ` +
+      `${w.dataset} the model was not trained on, ${w.target} target, ` +
+      `${w.members} member${w.members === 1 ? "" : "s"}. Click an episode for its trace.`;
+    table("worst", m.worst || [], [["episode_id", "episode"], ["length", "steps"],
+      ["true_return", "true return"], ["pred_return", "predicted"], ["error", "predicted − true"]],
+      "no episodes with logged rewards", (tr, row) => {
+        const td = tr.cells[0];
+        const a = document.createElement("a");
+        a.textContent = "episode " + row.episode_id;
+        a.href = search({ page: "model", episode: String(row.episode_id) });
+        a.dataset.episode = String(row.episode_id);
+        td.replaceChildren(a);
+        if (String(row.episode_id) === String(m.episode)) tr.className = "chosen";
+      });
+  }
+
+  function renderDataset(d) {
+    if (!d) {
+      $("dataset-info").textContent = "";
+      table("checks", [], [["check", "check"]], "no dataset");
+      table("relabels", [], [["relabel_id", "relabel"]], "no dataset");
+      return;
+    }
+    const s = d.summary || {};
+    const info = $("dataset-info");
+    info.textContent = `${d.dataset}: ${fmt(s.episodes)} episodes, ${fmt(s.transitions)} transitions, ` +
+      `${fmt(s.terminated)} terminated, ${fmt(s.truncated)} truncated. ` +
+      ((d.problems || []).length ? "check: " + d.problems.join("; ") : "check: no problems found");
+    info.className = "info" + ((d.problems || []).length ? " bad" : "");
+    table("checks", d.checks || [], [["check", "check"], ["value", "value"]], "nothing checked");
+    table("relabels", d.relabels || [], [["relabel_id", "relabel"], ["source_dataset", "from"],
+      ["destination", "to"], ["destination_kind", "kind"], ["model_path", "model"], ["gamma", "gamma"],
+      ["pessimism", "pessimism"], ["rows", "rows"], ["created_at", "time"]],
+      "no relabels: rmlite relabel writes one");
+  }
+
+  function renderCompare(p) {
+    const c = p.compare_page;
+    const chosen = new Set(((c && c.runs) || []).map(String));
+    table("pick", p.runs || [], [["run_id", "run"], ["kind", "kind"], ["dataset", "dataset"],
+      ["target", "target"], ["backend", "backend"], ["metric", "metric"], ["holdout", "hold-out"],
+      ["model_path", "model"], ["created_at", "created"]], "no training runs yet", (tr, row) => {
+        const box = document.createElement("input");
+        box.type = "checkbox";
+        box.value = String(row.run_id);
+        box.checked = chosen.has(String(row.run_id));
+        box.addEventListener("change", () => {
+          const picked = [...document.querySelectorAll("#pick input:checked")].map((b) => b.value);
+          state.runs = picked.join(",");
+          navigate();
+        });
+        const label = document.createElement("label");
+        label.append(box, " " + row.run_id);
+        tr.cells[0].replaceChildren(label);
+      });
+    const runs = (c && c.runs) || [];
+    table("params", (c && c.params) || [], [["param", "parameter"], ...runs.map((r) => ["run " + r, "run " + r])],
+      "tick runs above to compare them", (tr, row) => { if (row.differs) tr.className = "chosen"; });
+  }
+
   function draw() {
-    const figures = (last && last.figures) || {};
-    const toggle = $("drift-toggle");
-    const all = figures.drift_all;
-    toggle.hidden = !all;
-    if (all) {
-      const n = new Set(all.data.flatMap((t) => t.y || [])).size;
-      toggle.textContent = showAll ? "show the most severe only" : "show all " + n + " columns";
+    const figures = Object.assign({}, (last && last.figures) || {},
+      (last && last.model_page && last.model_page.figures) || {},
+      (last && last.dataset_page && last.dataset_page.figures) || {},
+      (last && last.compare_page && last.compare_page.figures) || {});
+    const m = last && last.model_page;
+    if (m && m.traces && m.traces[String(m.episode)]) figures.trace = m.traces[String(m.episode)];
+    for (const button of document.querySelectorAll("button[data-expand]")) {
+      const name = button.dataset.expand;
+      const all = figures[name + "_all"];
+      button.hidden = !all;
+      if (all) {
+        const n = new Set(all.data.flatMap((t) => t.y || [])).size;
+        button.textContent = EXPANDED[name] ? "show the top ones only" : "show all " + n;
+      }
     }
     for (const name of CHARTS) {
-      const wide = EXPANDABLE.includes(name) && showAll ? figures[name + "_all"] : null;
-      const fig = wide || figures[name];
-      const card = $("card-" + name);  // optional charts (importance: the report only)
-      if (card) card.hidden = !fig;
-      if (fig) Plotly.react("chart-" + name, fig.data, fig.layout, CONFIG);
+      const wide = EXPANDED[name] ? figures[name + "_all"] : null;
+      const wideHistory = name === "drift_history" && EXPANDED.drift ? figures.drift_history_all : null;
+      const fig = wide || wideHistory || figures[name];
+      const card = $("card-" + name);
+      if (card && OPTIONAL.includes(name)) card.hidden = !fig;
+      const section = $("chart-" + name).closest("section");
+      if (fig && !(section && section.hidden)) Plotly.react("chart-" + name, fig.data, fig.layout, config(name));
     }
   }
 
-  $("drift-toggle").addEventListener("click", () => {
-    showAll = !showAll;
+  for (const button of document.querySelectorAll("button[data-expand]")) {
+    button.addEventListener("click", () => {
+      EXPANDED[button.dataset.expand] = !EXPANDED[button.dataset.expand];
+      draw();
+    });
+  }
+  // The worst episodes' traces come with the data: switch without asking the server.
+  $("worst").addEventListener("click", (event) => {
+    const a = event.target.closest("a[data-episode]");
+    const m = last && last.model_page;
+    if (!a || !m || !m.traces || !m.traces[a.dataset.episode]) return;
+    event.preventDefault();
+    m.episode = a.dataset.episode;
+    state.episode = a.dataset.episode;
+    if (!inline) history.replaceState(null, "", search());
+    renderModel(m);
     draw();
   });
 
@@ -325,14 +591,16 @@ _SCRIPT = r"""
     return;
   }
 
+  function navigate() {
+    history.replaceState(null, "", search());
+    load();
+  }
+
   async function load() {
     if (loading) return;
     loading = true;
     try {
-      const q = new URLSearchParams();
-      if ($("dataset").value) q.set("dataset", $("dataset").value);
-      if ($("model").value) q.set("model", $("model").value);
-      const r = await fetch("/api/data?" + q.toString(), { cache: "no-store" });
+      const r = await fetch("/api/data" + qs(), { cache: "no-store" });
       render(await r.json());
     } finally {
       loading = false;
@@ -357,8 +625,10 @@ _SCRIPT = r"""
     }
   }
 
-  $("dataset").addEventListener("change", load);
-  $("model").addEventListener("change", load);
+  $("dataset").addEventListener("change", () => { state.dataset = $("dataset").value; state.episode = ""; navigate(); });
+  $("model").addEventListener("change", () => { state.model = $("model").value; state.episode = ""; navigate(); });
+  $("since").addEventListener("change", () => { state.since = $("since").value; navigate(); });
+  showPage();
   load().finally(() => setTimeout(poll, POLL_MS));
 })();
 """

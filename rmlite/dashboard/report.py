@@ -19,10 +19,18 @@ import polars as pl
 
 from rmlite._typing import PathLike
 from rmlite.dashboard import figures as F
-from rmlite.dashboard.data import build_payload, drift_figures, dumps, read_model_meta, rows
+from rmlite.dashboard.data import (
+    build_payload,
+    drift_figures,
+    dumps,
+    read_model_meta,
+    rows,
+    unique_alerts,
+)
 from rmlite.dashboard.page import render_report
+from rmlite.dashboard.views import dataset_views, model_figures, score_model
 from rmlite.data.store import LogStore
-from rmlite.exceptions import RmliteError
+from rmlite.exceptions import ParameterError, RmliteError
 
 
 @dataclass
@@ -40,8 +48,15 @@ def build_report(
     *,
     episodes: Sequence[int] | None = None,
     progress: Callable[[str], None] | None = None,
+    plotly: str = "inline",
 ) -> Report:
-    """Score ``model_dir`` on ``dataset`` and render the report page (not written)."""
+    """Score ``model_dir`` on ``dataset`` and render the report page (not written).
+
+    ``plotly``: ``"inline"`` (plotly.js inside the file, about 4.6 MB, opens offline) or
+    ``"cdn"`` (loaded from cdn.plot.ly, pinned by an integrity hash).
+    """
+    if plotly not in ("inline", "cdn"):
+        raise ParameterError(f"plotly must be 'inline' or 'cdn'; got {plotly!r}.")
     from rmlite.evaluation.monitor import evaluate_window
 
     say = progress or (lambda _m: None)
@@ -107,13 +122,13 @@ def build_report(
     figures["importance"] = F.importance(importance)
     alerts = [
         {
-            "pass_id": None,
+            "pass_id": "this report",
             "created_at": now,
             **{k: a.get(k) for k in ("severity", "source", "name", "message")},
         }
         for a in window.alerts
     ]
-    payload["alerts"] = alerts + payload["alerts"]
+    payload["alerts"] = unique_alerts(alerts + payload["alerts"])
     payload["overfitting"] = window.overfitting
     shown = [k for k in (*F.SCORE_METRICS, *F.ERROR_METRICS) if k in metrics][:6]
     payload["kpis"] = [
@@ -125,10 +140,16 @@ def build_report(
             "bad": bool((window.overfitting or {}).get("alarm")),
         },
     ]
+    say("scoring every episode of the window (returns, traces, uncertainty)")
+    from rmlite.estimators.loading import load_model
+
+    views = score_model(store, load_model(model_dir), dataset, episodes=window.episodes)
+    payload["model_page"] = model_figures(views)
+    payload["dataset_page"] = dataset_views(store, dataset)
     payload["store"] = store.path
     payload["version"] = ""
     payload["report"] = f"report · {model_dir} on {dataset} · {now}"
-    html = render_report(f"rmlite report · {model_dir} on {dataset}", dumps(payload))
+    html = render_report(f"rmlite report · {model_dir} on {dataset}", dumps(payload), plotly)
     summary = {
         "model": model_dir,
         "dataset": dataset,
@@ -152,7 +173,6 @@ def _importance(
 ) -> list[dict[str, Any]]:
     """Rows of :func:`rmlite.evaluation.explain.explain`; none for models without trees."""
     from rmlite.evaluation.explain import explain
-    from rmlite.exceptions import ParameterError
 
     try:
         return explain(store, model_dir, dataset, top=20, episodes=episodes).to_dicts()
@@ -167,9 +187,10 @@ def write_report(
     out: PathLike,
     *,
     progress: Callable[[str], None] | None = None,
+    plotly: str = "inline",
 ) -> dict[str, Any]:
     """Build the report and write it to ``out`` (one HTML file); return its summary."""
-    report = build_report(store, model_dir, dataset, progress=progress)
+    report = build_report(store, model_dir, dataset, progress=progress, plotly=plotly)
     out = os.fspath(out)
     folder = os.path.dirname(os.path.abspath(out))
     os.makedirs(folder, exist_ok=True)
