@@ -26,7 +26,6 @@ from rmlite.data import schema as S
 from rmlite.data.features import (
     FeatureSpec,
     FittedStats,
-    build_features,
     features_from_arrays,
 )
 from rmlite.data.store import LogStore
@@ -276,19 +275,27 @@ def relabel(
 
     say(f"building features of {dataset}")
     source_fingerprint = store.fingerprint(dataset)
-    table = store.read_arrow(dataset, fn.spec.columns_needed())
-    frame = build_features(table, fn.spec, stats=fn.stats, require_target=False)
     names = [str(n) for n in getattr(fn.model, "feature_names_in_", [])] or fn.stats.feature_names
-    if frame.feature_names != names:
-        raise SchemaError(
-            f"{dataset}: features {frame.feature_names[:6]}... do not match the model's "
-            f"{names[:6]}...: is the dataset's obs/action size the one the model was trained on?"
-        )
-    plan = batch_plan(str(getattr(fn.model, "backend", "")), len(frame))
+    info = store.datasets().filter(pl.col("dataset") == dataset)
+    plan = batch_plan(str(getattr(fn.model, "backend", "")), int(info["transitions"].sum()) or 1)
     if plan != "no":
         fn.use_compiled(only_cached=plan == "cached")
-    say(f"predicting {len(frame):,} rewards" + (" (compiled trees)" if fn.compiled else ""))
-    reward, _ = fn.predict_matrix(frame.X)
+    # A chunk of whole episodes at a time: only the predicted rewards are held whole,
+    # never the feature matrix, whatever the dataset's size.
+    groups, steps, rewards = [], [], []
+    for frame in store.feature_chunks(dataset, fn.spec, fn.stats, require_target=False):
+        if frame.feature_names != names:
+            raise SchemaError(
+                f"{dataset}: features {frame.feature_names[:6]}... do not match the model's "
+                f"{names[:6]}...: is the dataset's obs/action size the one the model was "
+                f"trained on?"
+            )
+        say(f"predicting {len(frame):,} rewards" + (" (compiled trees)" if fn.compiled else ""))
+        groups.append(frame.groups)
+        steps.append(frame.steps)
+        rewards.append(fn.predict_matrix(frame.X)[0])
+    reward = np.concatenate(rewards)
+    n_predicted = len(reward)
     rescale_info = None
     if rescale is not None:
         low, high = float(rescale[0]), float(rescale[1])
@@ -299,8 +306,8 @@ def relabel(
         rescale_info = {"low": low, "high": high, "a": a, "b": b}
     predicted = pa.table(
         {
-            S.EPISODE: pa.array(frame.groups, pa.int64()),
-            S.STEP: pa.array(frame.steps, pa.int64()),
+            S.EPISODE: pa.array(np.concatenate(groups), pa.int64()),
+            S.STEP: pa.array(np.concatenate(steps), pa.int64()),
             S.REWARD: pa.array(reward, pa.float64()),
         }
     )
@@ -313,7 +320,7 @@ def relabel(
         "gamma": fn.spec.gamma,
         "pessimism": fn.pessimism,
         "rescale": rescale_info,
-        "rows_predicted": len(frame),
+        "rows_predicted": n_predicted,
     }
     if to_file:
         say(f"writing {out_s}")
@@ -347,7 +354,7 @@ def relabel(
         target_kind="parquet" if to_file else "dataset",
         relabel_id=relabel_id,
         rows=rows,
-        rows_predicted=len(frame),
+        rows_predicted=n_predicted,
         reward_mean=float(reward.mean()),
         reward_min=float(reward.min()),
         reward_max=float(reward.max()),

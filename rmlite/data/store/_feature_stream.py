@@ -45,6 +45,12 @@ DEFAULT_CHUNK_ROWS = 500_000
 """Transitions per chunk: about 150 MB of Arrow and features for a MuJoCo-sized log."""
 
 
+_NOTHING_LEFT = (
+    "dataset {dataset!r}: no transition is left to build features from: every row lacks "
+    "the target or has missing inputs. Check rewards, or use missing='mean'."
+)
+
+
 def episode_chunks(keys: np.ndarray, lengths: np.ndarray, chunk_rows: int) -> list[tuple[int, int]]:
     """Consecutive episode-key ranges ``[lo, hi]`` of about ``chunk_rows`` transitions.
 
@@ -144,11 +150,7 @@ def stream_features(
             tails.append(raw.tail)
             say(f"features: chunk {i + 1}/{len(chunks)}, {writer.n_rows:,} rows")
         if writer is None:
-            raise SchemaError(
-                f"dataset {dataset!r}: no transition is left to build features from: every "
-                f"row lacks the target or has missing inputs. Check rewards, or use "
-                f"missing='mean'."
-            )
+            raise SchemaError(_NOTHING_LEFT.format(dataset=dataset))
         X = writer.close()
         group = np.concatenate(groups)
         del groups
@@ -213,8 +215,12 @@ def feature_chunks(
     chunks = episode_chunks(
         episodes[S.EPISODE].to_numpy(), episodes["length"].to_numpy(), chunk_rows
     )
+    empty = True
     for raw in _raw_chunks(store, dataset, spec, chunks, stats, require_target):
+        empty = False
         yield raw.finish(spec, stats)
+    if empty:
+        raise SchemaError(_NOTHING_LEFT.format(dataset=dataset))
 
 
 def _raw_chunks(
