@@ -738,10 +738,10 @@ def _standardization(chunks: Iterable[Float32Array]) -> tuple[Float32Array, Floa
     ``m = m_a + δ·n_b/n`` and ``M2 = M2_a + M2_b + δ²·n_a·n_b/n``. A chunk's M2 is
     ``n_b`` times its ``var_mean`` variance (accumulated in float64 on the CPU), its mean
     a float64 sum: float32 chunk means of a column far from 0 (a timestamp) would lose
-    the spread between chunks. A constant column (min = max) gets scale 1.
+    the spread between chunks. A constant column gets scale 1: its float64 chunk sums
+    are exact (below 2**29 rows a chunk), so its chunk means agree and its M2 is 0.
     """
     count, mean, m2 = 0, np.zeros(0), np.zeros(0)
-    low = high = np.zeros(0, dtype=np.float32)
     first: tuple[torch.Tensor, torch.Tensor] | None = None
     n_chunks = 0
     for chunk in chunks:
@@ -752,9 +752,7 @@ def _standardization(chunks: Iterable[Float32Array]) -> tuple[Float32Array, Floa
         if n_chunks == 0:
             first = (var_c, mean_c)
             count, mean, m2 = n_b, mean_b, m2_b
-            low, high = chunk.min(axis=0), chunk.max(axis=0)
         else:
-            low, high = np.minimum(low, chunk.min(axis=0)), np.maximum(high, chunk.max(axis=0))
             total = count + n_b
             delta = mean_b - mean
             mean = mean + delta * (n_b / total)
@@ -765,8 +763,6 @@ def _standardization(chunks: Iterable[Float32Array]) -> tuple[Float32Array, Floa
         assert first is not None
         var, x_mean = first[0], first[1].numpy()
     else:
-        # A constant column must keep scale 1, not 1/(rounding of its chunk sums).
-        m2[low == high] = 0.0
         var, x_mean = torch.from_numpy((m2 / count).astype(np.float32)), mean.astype(np.float32)
     x_std = var.sqrt().numpy()
     x_std[x_std == 0] = 1.0
