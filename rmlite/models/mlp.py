@@ -248,6 +248,7 @@ class MLPModel:
                     rows = _read_rows(X, lo, hi, "X")
                     out = _forward_in_batches(network, rows, x_mean, x_std, batch_size)
                     f[lo:hi] = out.cpu().numpy()
+                    del rows  # freed before the next chunk is read
         else:
             X = _check_matrix(X, "X", self.n_features)
             with _torch_threads(self.config.n_threads):
@@ -355,7 +356,8 @@ def fit_mlp(
     epoch visits the chunks in a random order and shuffles the rows within each chunk;
     held-out losses are computed a chunk at a time; every chunk read is checked for
     NaN. Memory: one chunk of X (about 64 MiB by default) besides the model, the targets
-    and the weights, plus a second while an epoch's held-out loss is computed on a file.
+    and the weights; reading a view of a file (some of its rows) briefly holds the
+    covering read too, so two chunks at most.
     A file read in a single chunk gives the same model, bit for bit, as its rows in
     memory; in several chunks the batches differ (rows meet only their chunk's rows in a
     batch) and the model reaches about the same loss.
@@ -484,6 +486,7 @@ def fit_mlp(
                     f_o = f_o * y_std + y_mean
                 mean = float(_pointwise_loss(f_o, y_o[lo:hi], config.loss).mean())
                 total += (hi - lo) / n_o * mean
+                del x_o  # freed before the next chunk is read
             return total
 
         # Initial weights from torch.manual_seed (also seeds dropout); batch order from its
@@ -759,6 +762,8 @@ def _standardization(chunks: Iterable[Float32Array]) -> tuple[Float32Array, Floa
             m2 = m2 + m2_b + delta**2 * (count * n_b / total)
             count = total
         n_chunks += 1
+        # Freed before the loop reads the next chunk: one chunk in memory, not two.
+        del chunk
     if n_chunks == 1:
         assert first is not None
         var, x_mean = first[0], first[1].numpy()
