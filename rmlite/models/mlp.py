@@ -27,7 +27,7 @@ import math
 import pickle
 import secrets
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from numbers import Integral, Real
@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from rmlite._typing import Float32Array
+from rmlite.data.matrix_file import MatrixFile
 from rmlite.exceptions import ParameterError, RmliteError, SchemaError
 from rmlite.models.device import DeviceError
 
@@ -220,23 +221,38 @@ class MLPModel:
         default=None, init=False, repr=False
     )
 
-    def predict(self, X: np.ndarray, batch_size: int = 4096) -> Float32Array:
+    def predict(self, X: np.ndarray | MatrixFile, batch_size: int = 4096) -> Float32Array:
         """Predictions in the target's units; probabilities for ``loss="bce"``.
 
         Runs on the training device when this machine has it, otherwise on the CPU, so a
-        model trained on a GPU predicts anywhere.
+        model trained on a GPU predicts anywhere. A
+        :class:`~rmlite.data.matrix_file.MatrixFile` is read a chunk at a time: only the
+        predictions are held whole.
         """
         raw = self.predict_raw(X, batch_size)
         if self.config.loss == "bce":
             return torch.sigmoid(torch.from_numpy(raw)).numpy()
         return raw
 
-    def predict_raw(self, X: np.ndarray, batch_size: int = 4096) -> Float32Array:
+    def predict_raw(self, X: np.ndarray | MatrixFile, batch_size: int = 4096) -> Float32Array:
         """Logits for ``loss="bce"``; the same as :meth:`predict` for ``loss="mse"``."""
-        X = _check_matrix(X, "X", self.n_features)
         network, x_mean, x_std = self._inference_network()
-        with _torch_threads(self.config.n_threads):
-            f = _forward_in_batches(network, X, x_mean, x_std, batch_size).cpu().numpy()
+        if isinstance(X, MatrixFile):
+            if X.n_cols != self.n_features:
+                raise SchemaError(
+                    f"X has {X.n_cols} features, but the MLP was trained on {self.n_features}."
+                )
+            f = np.empty(len(X), dtype=np.float32)
+            with _torch_threads(self.config.n_threads):
+                for lo, hi in _spans(len(X), X.chunk_rows()):
+                    rows = _read_rows(X, lo, hi, "X")
+                    out = _forward_in_batches(network, rows, x_mean, x_std, batch_size)
+                    f[lo:hi] = out.cpu().numpy()
+                    del rows  # freed before the next chunk is read
+        else:
+            X = _check_matrix(X, "X", self.n_features)
+            with _torch_threads(self.config.n_threads):
+                f = _forward_in_batches(network, X, x_mean, x_std, batch_size).cpu().numpy()
         if self.config.loss == "mse":
             f = f * np.float32(self.y_std) + np.float32(self.y_mean)
         return f
@@ -320,23 +336,37 @@ def build_network(n_features: int, config: MLPConfig) -> nn.Sequential:
 
 
 def fit_mlp(
-    X: Float32Array,
+    X: Float32Array | MatrixFile,
     y: np.ndarray,
     config: MLPConfig,
     *,
-    X_val: Float32Array | None = None,
+    X_val: Float32Array | MatrixFile | None = None,
     y_val: np.ndarray | None = None,
     sample_weight: np.ndarray | None = None,
     on_epoch: OnEpoch | None = None,
-    X_eval: Float32Array | None = None,
+    X_eval: Float32Array | MatrixFile | None = None,
     y_eval: np.ndarray | None = None,
+    chunk_rows: int | None = None,
 ) -> MLPModel:
     """Train an MLP on ``(X, y)``; early-stop on ``(X_val, y_val)`` when given.
+
+    Any of ``X``, ``X_val`` and ``X_eval`` may be a
+    :class:`~rmlite.data.matrix_file.MatrixFile` (a matrix on disk, larger than memory):
+    it is then streamed. The standardization comes from one pass over its chunks; each
+    epoch visits the chunks in a random order and shuffles the rows within each chunk;
+    held-out losses are computed a chunk at a time; every chunk read is checked for
+    NaN. Memory: one chunk of X (about 64 MiB by default) besides the model, the targets
+    and the weights; reading a view of a file (some of its rows) briefly holds the
+    covering read too, so two chunks at most.
+    A file read in a single chunk gives the same model, bit for bit, as its rows in
+    memory; in several chunks the batches differ (rows meet only their chunk's rows in a
+    batch) and the model reaches about the same loss.
 
     Parameters
     ----------
     X, y
-        Training rows (float32 matrix, finite) and targets (0/1 or in [0, 1] for bce).
+        Training rows (float32 matrix or file, finite) and targets (0/1 or in [0, 1]
+        for bce).
     config
         Architecture and training settings; validated here.
     X_val, y_val
@@ -350,6 +380,10 @@ def fit_mlp(
     X_eval, y_eval
         Rows only watched, never used to stop: their loss per epoch is recorded in
         ``history["eval_loss"]`` (a hold-out's learning curve).
+    chunk_rows
+        Rows read at once from a file (default :meth:`MatrixFile.chunk_rows`, about
+        64 MiB), rounded down to a whole number of ``batch_size`` batches so that only an
+        epoch's last batch is short. Ignored for in-memory matrices.
 
     Returns
     -------
@@ -386,12 +420,20 @@ def fit_mlp(
             X_eval, y_eval, None, config.loss, "X_eval", "y_eval", X.shape[1]
         )
     n, d = X.shape
+    B = config.batch_size
+    # Row spans read at once: the whole of an in-memory matrix; for a file, chunks of a
+    # whole number of batches, so that only an epoch's last batch is short (as in memory).
+    step = _chunk_rows(X, chunk_rows, B)
+    spans = _spans(n, step)
+    # A file's held-out rows are checked before any training (the training rows are
+    # checked by the statistics pass below): a NaN fails the fit at once, not an epoch in.
+    for X_o, name in ((X_val, "X_val"), (X_eval, "X_eval")):
+        if isinstance(X_o, MatrixFile):
+            for lo, hi in _spans(len(X_o), step):
+                _read_rows(X_o, lo, hi, name)
 
     # Standardize inputs with training statistics only (a constant column keeps scale 1).
-    # torch's CPU reduction accumulates in float64 without a float64 copy of X.
-    var, mean = torch.var_mean(_tensor(X, "cpu"), dim=0, correction=0)
-    x_mean, x_std = mean.numpy(), var.sqrt().numpy()
-    x_std[x_std == 0] = 1.0
+    x_mean, x_std = _standardization(_read_rows(X, lo, hi, "X") for lo, hi in spans)
     # Regression: fit the standardized target z = (y - y_mean) / y_std, so one learning
     # rate suits any reward scale. Events are fitted as they are, on logits.
     y_mean, y_std = 0.0, 1.0
@@ -400,31 +442,52 @@ def fit_mlp(
     seed = int(config.random_state) if config.random_state is not None else secrets.randbits(63)
 
     with _torch_threads(config.n_threads), _private_rng(device):
-        # One standardized float32 copy of the training rows on the device; each batch is a
-        # slice of it by a permuted index (3.5x faster than a DataLoader on 2 cores).
         x_mean_t, x_std_t = torch.from_numpy(x_mean).to(device), torch.from_numpy(x_std).to(device)
-        X_t = (_tensor(X, device) - x_mean_t) / x_std_t
+        # An in-memory matrix becomes one standardized float32 copy on the device, held
+        # for the whole fit; each batch is a slice of it by a permuted index (3.5x faster
+        # than a DataLoader on 2 cores). A file's chunk is read, standardized in place and
+        # dropped each time: one chunk of X in memory besides the model.
+        held = None if isinstance(X, MatrixFile) else (_tensor(X, device) - x_mean_t) / x_std_t
+
+        def standardized_chunk(lo: int, hi: int) -> torch.Tensor:
+            if held is not None:
+                return held
+            # A fresh array of the chunk: standardizing it in place copies nothing.
+            return _tensor(_read_rows(X, lo, hi, "X"), device).sub_(x_mean_t).div_(x_std_t)
+
         z_t = torch.from_numpy(((y - y_mean) / y_std).astype(np.float32)).to(device)
         w_t = (
             torch.from_numpy((w / w.mean()).astype(np.float32)).to(device)
             if w is not None
             else None
         )
-        if has_val:
-            assert X_val is not None and y_val is not None
-            X_val_t = _tensor(X_val, device)
-            y_val_t = torch.from_numpy(y_val.astype(np.float32)).to(device)
-        if has_eval:
-            assert X_eval is not None and y_eval is not None
-            X_eval_t = _tensor(X_eval, device)
-            y_eval_t = torch.from_numpy(y_eval.astype(np.float32)).to(device)
+        # Rows whose loss is recorded each epoch: in memory, held on the device (shared
+        # with the caller's array on the CPU); a file, read a chunk at a time.
+        watched: dict[str, tuple[torch.Tensor | MatrixFile, torch.Tensor]] = {}
+        for key, X_o, y_o in (("val_loss", X_val, y_val), ("eval_loss", X_eval, y_eval)):
+            if X_o is not None and y_o is not None:
+                watched[key] = (
+                    X_o if isinstance(X_o, MatrixFile) else _tensor(X_o, device),
+                    torch.from_numpy(y_o.astype(np.float32)).to(device),
+                )
 
-        def loss_on(X_o: torch.Tensor, y_o: torch.Tensor) -> float:
-            """Mean loss in the target's units, the network in evaluation mode."""
-            f_o = _forward_in_batches(network, X_o, x_mean_t, x_std_t, 4096)
-            if config.loss == "mse":
-                f_o = f_o * y_std + y_mean
-            return float(_pointwise_loss(f_o, y_o, config.loss).mean())
+        def loss_on(X_o: torch.Tensor | MatrixFile, y_o: torch.Tensor, name: str) -> float:
+            """Mean loss in the target's units, the network in evaluation mode.
+
+            A file is read a chunk at a time; the chunk means are combined weighted by
+            their rows, which for one chunk is its mean exactly (as in memory).
+            """
+            n_o = len(y_o)
+            total = 0.0
+            for lo, hi in _spans(n_o, step) if isinstance(X_o, MatrixFile) else [(0, n_o)]:
+                x_o = _read_rows(X_o, lo, hi, name) if isinstance(X_o, MatrixFile) else X_o
+                f_o = _forward_in_batches(network, x_o, x_mean_t, x_std_t, 4096)
+                if config.loss == "mse":
+                    f_o = f_o * y_std + y_mean
+                mean = float(_pointwise_loss(f_o, y_o[lo:hi], config.loss).mean())
+                total += (hi - lo) / n_o * mean
+                del x_o  # freed before the next chunk is read
+            return total
 
         # Initial weights from torch.manual_seed (also seeds dropout); batch order from its
         # own generator, so two fits with one seed are identical on the CPU.
@@ -440,8 +503,7 @@ def fit_mlp(
             weight_decay=config.weight_decay,
             fused=True,
         )
-        B = config.batch_size
-        steps_per_epoch = math.ceil(n / B)
+        steps_per_epoch = sum(math.ceil((hi - lo) / B) for lo, hi in spans)
         T = config.max_epochs * steps_per_epoch
         t = 0
 
@@ -453,24 +515,39 @@ def fit_mlp(
         for epoch in range(config.max_epochs):
             network.train()
             loss_sum = torch.zeros((), device=device)  # summed on the device: no sync per batch
-            perm = torch.randperm(n, generator=batch_order, device=device)
-            for start in range(0, n, B):
-                idx = perm[start : start + B]
-                if config.lr_schedule == "cosine":
-                    # Cosine annealing per step: η_t = η · ½ (1 + cos(π t / T))
-                    # (Loshchilov & Hutter 2017, SGDR, without restarts).
-                    for group in optimizer.param_groups:
-                        group["lr"] = config.learning_rate * 0.5 * (1 + math.cos(math.pi * t / T))
-                f = network(X_t[idx])
-                losses = _pointwise_loss(f, z_t[idx], config.loss)
-                # Weights have mean 1 over the training rows, so the batch mean of w·ℓ is an
-                # unbiased estimate of the weighted training loss.
-                loss = (w_t[idx] * losses).mean() if w_t is not None else losses.mean()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                loss_sum += loss.detach() * len(idx)
-                t += 1
+            # Chunks in a random order, then rows shuffled within each chunk. One chunk
+            # (every in-memory fit) draws no chunk order, so its row permutations are
+            # the same stream whether the rows come from memory or from a file.
+            chunk_order = (
+                torch.randperm(len(spans), generator=batch_order, device=device).tolist()
+                if len(spans) > 1
+                else [0]
+            )
+            for c in chunk_order:
+                lo, hi = spans[c]
+                X_c, z_c = standardized_chunk(lo, hi), z_t[lo:hi]
+                w_c = w_t[lo:hi] if w_t is not None else None
+                perm = torch.randperm(hi - lo, generator=batch_order, device=device)
+                for start in range(0, hi - lo, B):
+                    idx = perm[start : start + B]
+                    if config.lr_schedule == "cosine":
+                        # Cosine annealing per step: η_t = η · ½ (1 + cos(π t / T))
+                        # (Loshchilov & Hutter 2017, SGDR, without restarts).
+                        for group in optimizer.param_groups:
+                            group["lr"] = (
+                                config.learning_rate * 0.5 * (1 + math.cos(math.pi * t / T))
+                            )
+                    f = network(X_c[idx])
+                    losses = _pointwise_loss(f, z_c[idx], config.loss)
+                    # Weights have mean 1 over the training rows, so the batch mean of w·ℓ
+                    # is an unbiased estimate of the weighted training loss.
+                    loss = (w_c[idx] * losses).mean() if w_c is not None else losses.mean()
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    loss_sum += loss.detach() * len(idx)
+                    t += 1
+                del X_c  # a file's chunk is freed before the next is read
             # Back to the target's units: an mse on z is y_std² times the mse on y.
             train_loss = float(loss_sum) / n * y_std**2
             if not math.isfinite(train_loss):
@@ -480,12 +557,9 @@ def fit_mlp(
                 )
             history["train_loss"].append(train_loss)
 
-            val_loss = None
-            if has_val:
-                val_loss = loss_on(X_val_t, y_val_t)
-                history["val_loss"].append(val_loss)
-            if has_eval:
-                history["eval_loss"].append(loss_on(X_eval_t, y_eval_t))
+            for key, (X_w, y_w) in watched.items():
+                history[key].append(loss_on(X_w, y_w, "X_val" if key == "val_loss" else "X_eval"))
+            val_loss = history["val_loss"][-1] if has_val else None
 
             # Early stopping: remember the weights of the lowest validation loss so far and
             # stop once it is early_stopping_rounds epochs old.
@@ -628,8 +702,85 @@ def _tensor(array: np.ndarray, device: str | torch.device) -> torch.Tensor:
         return torch.from_numpy(array).to(device)
 
 
-def _check_matrix(X: Any, name: str, n_features: int | None = None) -> Float32Array:
-    """A C-contiguous float32 2-D matrix (copied only if needed), finite."""
+def _chunk_rows(X: Float32Array | MatrixFile, chunk_rows: int | None, batch_size: int) -> int:
+    """Rows read at once from a file: ``chunk_rows`` (default about 64 MiB of X) rounded
+    down to a whole number of batches; every row of an in-memory matrix."""
+    if not isinstance(X, MatrixFile):
+        return max(len(X), 1)
+    if chunk_rows is not None and not (
+        isinstance(chunk_rows, Integral) and not isinstance(chunk_rows, bool) and chunk_rows > 0
+    ):
+        raise ParameterError(
+            f"The 'chunk_rows' parameter of fit_mlp must be a positive int or None. "
+            f"Got {chunk_rows!r} instead."
+        )
+    rows = int(chunk_rows) if chunk_rows is not None else X.chunk_rows()
+    return max(batch_size, rows // batch_size * batch_size)
+
+
+def _spans(n: int, step: int) -> list[tuple[int, int]]:
+    """``[lo, hi)`` row spans of ``step`` rows covering ``n`` rows, in order."""
+    return [(lo, min(lo + step, n)) for lo in range(0, n, step)]
+
+
+def _read_rows(X: Float32Array | MatrixFile, lo: int, hi: int, name: str) -> Float32Array:
+    """Rows ``[lo, hi)``: a slice of an in-memory matrix (checked already), or read from a
+    file and checked as the in-memory path checks its rows."""
+    if not isinstance(X, MatrixFile):
+        return X[lo:hi]
+    where = f" (in rows {lo:,} to {hi - 1:,} of {X.path})"
+    return _check_matrix(X.read(lo, hi), name, X.n_cols, where)
+
+
+def _standardization(chunks: Iterable[Float32Array]) -> tuple[Float32Array, Float32Array]:
+    """Per-column mean and (population) standard deviation over row chunks, float32.
+
+    One chunk (every in-memory matrix) gives its ``torch.var_mean`` as is, so a file
+    read in one chunk standardizes exactly as its rows in memory. Several are merged in
+    float64 by Chan, Golub & LeVeque's pairwise update (1979): with δ = m_b − m_a,
+    ``m = m_a + δ·n_b/n`` and ``M2 = M2_a + M2_b + δ²·n_a·n_b/n``. A chunk's M2 is
+    ``n_b`` times its ``var_mean`` variance (accumulated in float64 on the CPU), its mean
+    a float64 sum: float32 chunk means of a column far from 0 (a timestamp) would lose
+    the spread between chunks. A constant column gets scale 1: its float64 chunk sums
+    are exact (below 2**29 rows a chunk), so its chunk means agree and its M2 is 0.
+    """
+    count, mean, m2 = 0, np.zeros(0), np.zeros(0)
+    first: tuple[torch.Tensor, torch.Tensor] | None = None
+    n_chunks = 0
+    for chunk in chunks:
+        var_c, mean_c = torch.var_mean(_tensor(chunk, "cpu"), dim=0, correction=0)
+        n_b = len(chunk)
+        mean_b = chunk.sum(axis=0, dtype=np.float64) / n_b
+        m2_b = var_c.double().numpy() * n_b
+        if n_chunks == 0:
+            first = (var_c, mean_c)
+            count, mean, m2 = n_b, mean_b, m2_b
+        else:
+            total = count + n_b
+            delta = mean_b - mean
+            mean = mean + delta * (n_b / total)
+            m2 = m2 + m2_b + delta**2 * (count * n_b / total)
+            count = total
+        n_chunks += 1
+        # Freed before the loop reads the next chunk: one chunk in memory, not two.
+        del chunk
+    if n_chunks == 1:
+        assert first is not None
+        var, x_mean = first[0], first[1].numpy()
+    else:
+        var, x_mean = torch.from_numpy((m2 / count).astype(np.float32)), mean.astype(np.float32)
+    x_std = var.sqrt().numpy()
+    x_std[x_std == 0] = 1.0
+    return x_mean, x_std
+
+
+def _check_matrix(
+    X: Any, name: str, n_features: int | None = None, where: str = ""
+) -> Float32Array:
+    """A C-contiguous float32 2-D matrix (copied only if needed), finite.
+
+    ``where``: the place of a chunk read from a file, said in the NaN error.
+    """
     X = np.ascontiguousarray(X, dtype=np.float32)
     if X.ndim != 2:
         raise SchemaError(f"{name} must be a 2-D matrix (rows, features); got shape {X.shape}.")
@@ -639,7 +790,7 @@ def _check_matrix(X: Any, name: str, n_features: int | None = None) -> Float32Ar
         )
     if not np.isfinite(X).all():
         raise SchemaError(
-            f"{name} contains NaN or infinite values; impute them first "
+            f"{name} contains NaN or infinite values{where}; impute them first "
             f"(FeatureSpec(missing='mean') does it with training statistics)."
         )
     return X
@@ -653,11 +804,21 @@ def _check_training_rows(
     x_name: str = "X",
     y_name: str = "y",
     n_features: int | None = None,
-) -> tuple[Float32Array, np.ndarray, np.ndarray | None]:
-    """Validate one set of training or validation rows; y in float64, weights or None."""
+) -> tuple[Any, np.ndarray, np.ndarray | None]:
+    """Validate one set of training or validation rows; y in float64, weights or None.
+
+    A :class:`MatrixFile` X is checked here for its width only; its values are checked a
+    chunk at a time as they are read (:func:`_read_rows`).
+    """
     if X is None or y is None:
         raise SchemaError(f"Pass both {x_name} and {y_name}, or neither.")
-    X = _check_matrix(X, x_name, n_features)
+    if isinstance(X, MatrixFile):
+        if n_features is not None and X.n_cols != n_features:
+            raise SchemaError(
+                f"{x_name} has {X.n_cols} features, but the MLP was trained on {n_features}."
+            )
+    else:
+        X = _check_matrix(X, x_name, n_features)
     y = np.asarray(y, dtype=np.float64)
     if y.shape != (len(X),):
         raise SchemaError(
