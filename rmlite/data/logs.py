@@ -1125,7 +1125,6 @@ STAGE_COLUMNS: tuple[str, ...] = (
     "source_row",
     S.EPISODE,
     S.STEP,
-    "step_derived",
     S.OBS,
     S.ACTION,
     S.REWARD,
@@ -1149,13 +1148,13 @@ class LogStream:
     batch is held at a time. The checks that look at one row run here (with
     :func:`normalize`, as :func:`prepare` runs them); the ones that look across rows
     (vector lengths against each source's most common length and the dataset's, duplicate
-    keys, steps numbered per episode, next_obs from the following step) are left to the
-    store, which sees every batch: ``reason`` holds the row checks that come before the
-    length checks, ``reason_late`` those after, and ``step_derived`` marks sources
-    without a step column (their steps are numbered again over all batches).
+    keys, next_obs from the following step) are left to the store, which sees every
+    batch: ``reason`` holds the row checks that come before the length checks,
+    ``reason_late`` those after.
 
-    Episodes cut by terminated/truncated flags are numbered across batches and files as
-    :func:`prepare` numbers them. ``record`` holds the original record (JSON) of the rows
+    Episodes cut by terminated/truncated flags, and steps of a source without a step
+    column, are numbered across batches (and files) as :func:`prepare` numbers them: the
+    count carried from batch to batch is one row per episode, not per transition. ``record`` holds the original record (JSON) of the rows
     that a check here refused or whose vector lengths stand out in their batch: the rows
     the store may reject later; any other row the store rejects is reported with its
     canonical record instead, which saves a second read of the source.
@@ -1207,6 +1206,7 @@ class LogStream:
             rows = 0
             done_before = 0  # rows of this file ending an episode, in earlier batches
             last_episode: int | None = None
+            steps_before: pl.DataFrame | None = None  # rows per episode in earlier batches
             for raw in read_batches(src, self.batch_rows):
                 if raw.height == 0:
                     continue
@@ -1232,18 +1232,17 @@ class LogStream:
                     )
                 self.text_ids = text
                 self.action_discrete = self.action_discrete and bool(part["__discrete"][0])
-                step_derived = _find(raw.columns, S.STEP, _mapping_dict(self.mapping), name) is None
+                if _find(raw.columns, S.STEP, _mapping_dict(self.mapping), name) is None:
+                    part, steps_before = _continue_steps(part, steps_before)
                 rows += raw.height
                 self.rows_read += raw.height
-                yield self._stage(part, raw, index, step_derived)
+                yield self._stage(part, raw, index)
             if rows == 0:
                 raise SchemaError(f"{name}: the log has no rows.")
             if last_episode is not None:
                 next_episode = last_episode + 1
 
-    def _stage(
-        self, part: pl.DataFrame, raw: pl.DataFrame, index: int, step_derived: bool
-    ) -> pa.Table:
+    def _stage(self, part: pl.DataFrame, raw: pl.DataFrame, index: int) -> pa.Table:
         for col, counts in (
             (S.OBS, self.obs_lengths[index]),
             (S.ACTION, self.action_lengths[index]),
@@ -1261,7 +1260,6 @@ class LogStream:
             pl.col(ROW).alias("source_row"),
             pl.col(S.EPISODE),
             pl.col(S.STEP),
-            pl.lit(step_derived).alias("step_derived"),
             pl.col(S.OBS),
             pl.col(S.ACTION),
             pl.col(S.REWARD),
@@ -1274,6 +1272,22 @@ class LogStream:
             pl.col(REASON_LATE).alias("reason_late"),
             records.alias("record"),
         ).to_arrow()
+
+
+def _continue_steps(
+    part: pl.DataFrame, before: pl.DataFrame | None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Steps numbered per episode in one batch (by :func:`normalize`), continued from the
+    rows each episode had in earlier batches; returns the batch and the new counts."""
+    if before is not None:
+        part = part.join(before, on=S.EPISODE, how="left", maintain_order="left").with_columns(
+            pl.col(S.STEP) + pl.col("__before").fill_null(0)
+        )
+        part = part.drop("__before")
+    counts = part.group_by(S.EPISODE).agg(pl.len().cast(pl.Int64).alias("__before"))
+    if before is not None:
+        counts = pl.concat([before, counts]).group_by(S.EPISODE).agg(pl.col("__before").sum())
+    return part, counts
 
 
 def _mode(counts: dict[int, int]) -> int:

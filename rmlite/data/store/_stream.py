@@ -39,7 +39,7 @@ from rmlite.data.store._landing import (
     record_ingest,
 )
 from rmlite.data.store._reports import IngestReport
-from rmlite.exceptions import IngestError, RmliteError
+from rmlite.exceptions import IngestError, ParameterError
 
 MIN_MEMORY = 1 << 30
 """The smallest default budget (1 GiB), whatever the machine."""
@@ -98,7 +98,7 @@ def memory_budget(memory_limit: int | str | None) -> int:
         except (ValueError, KeyError):
             value = -1
     if value < (64 << 20):
-        raise RmliteError(
+        raise ParameterError(
             f"The 'memory_limit' parameter (--memory-limit) must be a size of at least 64MB, "
             f"such as 4GB or 512MiB. Got {memory_limit!r} instead."
         )
@@ -129,6 +129,7 @@ def memory_settings(store: Store, con: duckdb.DuckDBPyConnection, budget: int) -
     folder = None if store._memory is not None else f"{store.path}.tmp"
     created = folder is not None and not os.path.exists(folder)
     _run(con, f"SET memory_limit = '{limit}'")
+    _run(con, "SET enable_progress_bar = false")  # stdout belongs to the CLI (--json)
     if folder is not None:
         # The value is our own path, not user SQL; DuckDB cannot bind it in SET.
         _run(con, "SET temp_directory = '" + folder.replace("'", "''") + "'")
@@ -137,6 +138,7 @@ def memory_settings(store: Store, con: duckdb.DuckDBPyConnection, budget: int) -
     finally:
         with contextlib.suppress(duckdb.Error):
             _run(con, "RESET memory_limit")
+            _run(con, "RESET enable_progress_bar")
             _run(con, "RESET temp_directory")
         if created and folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
@@ -149,7 +151,6 @@ def ingest(
     mapping: S.ColumnMapping | None,
     on_error: logs.OnError,
     say: Callable[[str], None],
-    expected: tuple[int, int] | None,
     budget: int,
     batch_rows: int | None = None,
 ) -> IngestReport:
@@ -158,21 +159,39 @@ def ingest(
         sources,
         mapping=mapping,
         batch_rows=batch_rows or batch_rows_for(budget),
-        expected_dims=expected,
     )
-    with (
-        store.connect(write=True) as con,
-        memory_settings(store, con, budget),
-        transaction(store.path, con),
-    ):
-        try:
-            return _land(con, dataset, stream, on_error, say)
-        finally:
-            # A file store's connection closes, taking its temp tables; the in-memory
-            # store's stays open for the next call.
-            for table in reversed(_TEMP_TABLES):
-                with contextlib.suppress(duckdb.Error):
-                    _run(con, f"DROP TABLE IF EXISTS temp.{table}")
+    # The store is open for writing while the sources are read: a store this ingest
+    # creates and then fails to fill is removed again, as the in-memory path (which reads
+    # first) never creates it.
+    fresh = store._memory is None and not os.path.exists(store.path)
+    try:
+        with (
+            store.connect(write=True) as con,
+            memory_settings(store, con, budget),
+            transaction(store.path, con),
+        ):
+            try:
+                # Under the write lock now: the dataset's sizes as they are, not as they
+                # were when the ingest started (another ingest may have created it).
+                stream.expected_dims = _stored_dims(con, dataset)
+                return _land(con, dataset, stream, on_error, say)
+            finally:
+                # A file store's connection closes, taking its temp tables; the in-memory
+                # store's stays open for the next call.
+                for table in reversed(_TEMP_TABLES):
+                    with contextlib.suppress(duckdb.Error):
+                        _run(con, f"DROP TABLE IF EXISTS temp.{table}")
+    except BaseException:
+        if fresh:
+            for path in (store.path, f"{store.path}.wal"):
+                with contextlib.suppress(OSError):
+                    os.remove(path)
+        raise
+
+
+def _stored_dims(con: duckdb.DuckDBPyConnection, dataset: str) -> tuple[int, int] | None:
+    rows = _run(con, sql("dataset_info"), {"dataset": dataset})
+    return (int(rows[0][0]), int(rows[0][1])) if rows else None
 
 
 def _land(
@@ -220,25 +239,21 @@ def _land(
     ingest_id = int(_run(con, sql("next_ingest_id"))[0][0])
     derive = with_next == 0
     say(f"landing {good:,} transitions")
-    params: dict[str, Any] = {"dataset": dataset, "ingest_id": ingest_id, "derive": derive}
+    params: dict[str, Any] = {"dataset": dataset, "ingest_id": ingest_id}
+    _episode_keys.check_kind(con, dataset, bool(stream.text_ids), _first_episode(con))
     if stream.text_ids:
-        _episode_keys.check_kind(con, dataset, True, _first_episode(con))
         _run(con, sql("stream_episode_ids"))
         _run(con, sql("insert_episode_keys"), {"dataset": dataset})
-        _run(con, sql("stream_staged_text"), params)
-    else:
-        _episode_keys.check_kind(con, dataset, False, _first_episode(con))
-        _run(con, sql("stream_staged"), params)
+    staged = "stream_staged" + ("_text" if stream.text_ids else "") + ("_derive" if derive else "")
+    _run(con, sql(staged), params)
     if bad:
         say(f"quarantining {bad:,} rows")
         _run(con, sql("stream_insert_rejected"), {"ingest_id": ingest_id, "dataset": dataset})
     _run(con, "DROP TABLE temp.stream_judged")
 
+    infinite = {c: (n, source, row) for c, n, source, row in _run(con, sql("stream_infinities"))}
     warnings = [
-        logs.infinity_warning(col, n, source, row)
-        for col in S.VECTOR_COLUMNS
-        for c, n, source, row in _run(con, sql("stream_infinities"))
-        if c == col
+        logs.infinity_warning(col, *infinite[col]) for col in S.VECTOR_COLUMNS if col in infinite
     ]
     if not stream.has_flags:
         warnings.append(logs.NO_FLAGS_WARNING)

@@ -68,9 +68,7 @@ def ingest(
     budget = _stream.memory_budget(memory_limit)
     expected = _dims(store, dataset)
     if stream or (stream is None and _stream.should_stream(sources, budget)):
-        report = _stream.ingest(
-            store, sources, dataset, mapping, on_error, say, expected, budget, batch_rows
-        )
+        report = _stream.ingest(store, sources, dataset, mapping, on_error, say, budget, batch_rows)
     else:
         say("reading and checking sources")
         log = logs.prepare(sources, mapping=mapping, on_error=on_error, expected_dims=expected)
