@@ -244,6 +244,10 @@ def write_scale_log(path: str, rows: int, episode_length: int = 1000, chunk: int
     return os.path.getsize(path)
 
 
+def _stage_write_scale(path: str, rows: int) -> dict[str, Any]:
+    return {"bytes": write_scale_log(path, rows)}
+
+
 def _stage_scale_ingest(
     db: str, parquet: str, memory_limit: int | str | None, stream: bool
 ) -> dict[str, Any]:
@@ -280,7 +284,7 @@ def ingest_scale(
     os.makedirs(folder, exist_ok=True)
     parquet = os.path.join(folder, f"scale-{rows}.parquet")
     if not os.path.exists(parquet):
-        _child(write_scale_log, parquet, rows)
+        _child(_stage_write_scale, parquet, rows)
     db = os.path.join(folder, f"scale-{rows}-{'stream' if stream else 'memory'}.duckdb")
     for path in (db, db + ".wal"):
         if os.path.exists(path):

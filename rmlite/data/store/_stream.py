@@ -97,9 +97,9 @@ def memory_budget(memory_limit: int | str | None) -> int:
             value = int(float(match.group(1)) * _UNITS[unit]) if match and unit is not None else -1
         except (ValueError, KeyError):
             value = -1
-    if value < (64 << 20):
+    if value < 32 * 10**6:
         raise ParameterError(
-            f"The 'memory_limit' parameter (--memory-limit) must be a size of at least 64MB, "
+            f"The 'memory_limit' parameter (--memory-limit) must be a size of at least 32MB, "
             f"such as 4GB or 512MiB. Got {memory_limit!r} instead."
         )
     return value
