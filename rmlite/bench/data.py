@@ -215,6 +215,89 @@ def _stage_exactness(length: int, gamma: float) -> dict[str, Any]:
     }
 
 
+# ------------------------------------------------------------------- ingest at scale
+
+
+def write_scale_log(path: str, rows: int, episode_length: int = 1000, chunk: int = 200_000) -> int:
+    """Write a synthetic MuJoCo-shaped log (17 obs, 6 actions) of ``rows`` rows to
+    Parquet, ``chunk`` rows at a time (one row group each), so that the writer's memory
+    does not grow with the log. Returns the file's size in bytes."""
+    import polars as pl
+    import pyarrow.parquet as pq
+
+    from rmlite.testing import synthetic_log
+
+    chunk = max(episode_length, chunk - chunk % episode_length)
+    writer = None
+    try:
+        for i, start in enumerate(range(0, rows, chunk)):
+            part = synthetic_log(
+                rows=min(chunk, rows - start), episode_length=episode_length, seed=i
+            ).with_columns(pl.col("episode_id") + start // episode_length)
+            table = part.to_arrow()
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema)
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
+    return os.path.getsize(path)
+
+
+def _stage_write_scale(path: str, rows: int) -> dict[str, Any]:
+    return {"bytes": write_scale_log(path, rows)}
+
+
+def _stage_scale_ingest(
+    db: str, parquet: str, memory_limit: int | str | None, stream: bool
+) -> dict[str, Any]:
+    from rmlite.data.store import LogStore
+
+    base = _peak_rss_bytes()
+    t = time.perf_counter()
+    report = LogStore(db).ingest(parquet, dataset="bench", stream=stream, memory_limit=memory_limit)
+    return {
+        "seconds": time.perf_counter() - t,
+        "rows_added": report.rows_added,
+        "peak_rss_bytes": _peak_rss_bytes(),
+        "rss_before_bytes": base,
+    }
+
+
+def ingest_scale(
+    rows: int,
+    folder: str | os.PathLike[str],
+    memory_limit: int | str | None = None,
+    *,
+    stream: bool = True,
+) -> dict[str, Any]:
+    """Ingest a synthetic MuJoCo-shaped Parquet log of ``rows`` rows in a fresh process.
+
+    The log (17 obs, 6 actions, episodes of 1,000 steps) is written in row groups by
+    another fresh process, so neither step's memory depends on the other. Returns
+    ``rows``, ``seconds`` (the ingest alone), ``peak_rss_bytes`` (the ingesting
+    process's ``ru_maxrss``), ``rss_before_bytes`` (its peak before the ingest began:
+    the interpreter and imports), ``file_bytes`` and ``stream`` (``False`` measures the
+    in-memory path). The log and the store are left in ``folder``.
+    """
+    folder = os.fspath(folder)
+    os.makedirs(folder, exist_ok=True)
+    parquet = os.path.join(folder, f"scale-{rows}.parquet")
+    if not os.path.exists(parquet):
+        _child(_stage_write_scale, parquet, rows)
+    db = os.path.join(folder, f"scale-{rows}-{'stream' if stream else 'memory'}.duckdb")
+    for path in (db, db + ".wal"):
+        if os.path.exists(path):
+            os.remove(path)
+    result = _child(_stage_scale_ingest, db, parquet, memory_limit, stream)
+    return {
+        "rows": rows,
+        "stream": stream,
+        "file_bytes": os.path.getsize(parquet),
+        **result,
+    }
+
+
 # -------------------------------------------------------------------------- driver
 
 

@@ -54,6 +54,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             mapping=mapping,
             on_error=args.on_error,
             progress=progress,
+            stream=True if args.stream else None,
+            memory_limit=args.memory_limit,
         )
     finally:
         progress.stop()
@@ -242,6 +244,20 @@ def add_commands(sub: Any, command: Command) -> None:
         choices=["raise", "quarantine"],
         default="raise",
         help="raise: refuse the whole ingest on a bad row; quarantine: land good rows, keep bad ones in the 'rejected' table",
+    )
+    p.add_argument(
+        "--stream",
+        action="store_true",
+        help="read the logs in batches and check them in DuckDB, so memory stays within "
+        "--memory-limit whatever their size (chosen on its own for files larger than a "
+        "sixteenth of it)",
+    )
+    p.add_argument(
+        "--memory-limit",
+        default=None,
+        metavar="SIZE",
+        help="memory budget of a streaming ingest, e.g. 4GB or 512MiB (default: a quarter "
+        "of RAM, at least 1GB); DuckDB spills to <store>.tmp/ beyond it",
     )
     from rmlite.data.schema import ColumnMapping
 

@@ -27,7 +27,7 @@ import fnmatch
 import glob
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
@@ -151,28 +151,92 @@ def read_source(src: Source) -> tuple[str, pl.DataFrame]:
         raise IngestError(
             f"{path}: unknown file type {Path(path).suffix!r}; rmlite reads {_endings()}."
         )
+    sep = "\t" if path.lower().endswith(".tsv") else ","
     try:
         if fmt == "parquet":
             frame = pl.read_parquet(path)
         elif fmt == "csv":
-            sep = "\t" if path.lower().endswith(".tsv") else ","
             frame = pl.read_csv(path, separator=sep, infer_schema_length=10_000)
         elif fmt == "jsonl":
             frame = pl.read_ndjson(path, infer_schema_length=10_000)
         else:
             frame = pl.read_ipc(path)  # Polars 2 removed memory_map=
     except (OSError, ValueError, pl.exceptions.PolarsError, pa.ArrowException) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        where = ""
-        if fmt == "jsonl":
-            where = _jsonl_bad_line(path)
-        elif fmt == "csv":
-            where = _csv_bad_value(path, sep, str(exc))
-        raise IngestError(
-            f"{path}: cannot be read as {fmt}: {where or first}. Check that the file is "
-            f"complete and really {fmt}."
-        ) from exc
+        raise _read_error(path, fmt, sep, exc) from exc
     return path, frame
+
+
+def _read_error(path: str, fmt: str, sep: str, exc: BaseException) -> IngestError:
+    """The error for a file that its reader refused, naming the line or value where it can."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    where = ""
+    if fmt == "jsonl":
+        where = _jsonl_bad_line(path)
+    elif fmt == "csv":
+        where = _csv_bad_value(path, sep, str(exc))
+    return IngestError(
+        f"{path}: cannot be read as {fmt}: {where or first}. Check that the file is "
+        f"complete and really {fmt}."
+    )
+
+
+def source_name(src: Source) -> str:
+    """The name of a source in messages: its path, or the kind of in-memory table."""
+    if isinstance(src, pl.DataFrame):
+        return "<DataFrame>"
+    if isinstance(src, pl.LazyFrame):
+        return "<LazyFrame>"
+    if isinstance(src, pa.Table):
+        return "<pyarrow.Table>"
+    return os.fspath(src)
+
+
+def read_batches(src: Source, batch_rows: int) -> Iterator[pl.DataFrame]:
+    """Read one source as eager Polars frames of about ``batch_rows`` rows each.
+
+    Files are scanned by Polars' streaming engine with the same options as
+    :func:`read_source`, so a batch holds the same values and types as the whole file
+    would; only one batch is in memory at a time. Read errors are the same
+    :class:`IngestError` as :func:`read_source` raises (some surface only at the batch
+    that meets the bad bytes).
+    """
+    if isinstance(src, pl.DataFrame):
+        yield from src.iter_slices(batch_rows)
+        return
+    if isinstance(src, pl.LazyFrame):
+        yield from src.collect_batches(chunk_size=batch_rows)
+        return
+    if isinstance(src, pa.Table):
+        for batch in src.to_batches(max_chunksize=batch_rows):
+            frame = pl.from_arrow(batch)
+            assert isinstance(frame, pl.DataFrame)
+            yield frame
+        return
+    path = os.fspath(src)
+    fmt = FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise IngestError(
+            f"{path}: unknown file type {Path(path).suffix!r}; rmlite reads {_endings()}."
+        )
+    sep = "\t" if path.lower().endswith(".tsv") else ","
+    try:
+        if fmt == "parquet":
+            lazy = pl.scan_parquet(path)
+        elif fmt == "csv":
+            lazy = pl.scan_csv(path, separator=sep, infer_schema_length=10_000)
+        elif fmt == "jsonl":
+            lazy = pl.scan_ndjson(path, infer_schema_length=10_000)
+        else:
+            lazy = pl.scan_ipc(path)
+        batches = iter(lazy.collect_batches(chunk_size=batch_rows))
+        while True:
+            try:
+                frame = next(batches)
+            except StopIteration:
+                return
+            yield frame
+    except (OSError, ValueError, pl.exceptions.PolarsError, pa.ArrowException) as exc:
+        raise _read_error(path, fmt, sep, exc) from exc
 
 
 def _jsonl_bad_line(path: str) -> str:
@@ -268,7 +332,7 @@ JSON_VECTOR = rf"^\s*\[\s*(?:(?:{_JSON_NUMBER}|null)(?:\s*,\s*(?:{_JSON_NUMBER}|
 
 
 def _vector_expr(
-    frame: pl.DataFrame, canonical: str, mapping: dict[str, str], name: str
+    frame: pl.DataFrame, canonical: str, mapping: dict[str, str], name: str, offset: int = 0
 ) -> tuple[pl.Expr | None, list[str], bool]:
     """Build the expression for a vector column; return it, the source columns it used,
     and whether it came from one integer scalar column (a discrete action)."""
@@ -281,13 +345,13 @@ def _vector_expr(
                 f"{name}: the pattern {wanted!r} ({_MAP_FLAG[canonical]}) matches no column; "
                 f"the columns are {_preview(columns)}."
             )
-        return _concat(frame, used, canonical, name), used, False
+        return _concat(frame, used, canonical, name, offset), used, False
     col = _find(columns, canonical, mapping, name)
     if col is None:
         used = _flat_columns(columns, canonical)
         if not used:
             return None, [], False
-        return _concat(frame, used, canonical, name), used, False
+        return _concat(frame, used, canonical, name, offset), used, False
     dtype = frame.schema[col]
     if isinstance(dtype, pl.List | pl.Array):
         inner = dtype.inner
@@ -322,8 +386,9 @@ def _vector_expr(
     )
 
 
-def _not_a_number(frame: pl.DataFrame, col: str) -> str:
-    """For a text column that should be numeric: the first row that is not a number."""
+def _not_a_number(frame: pl.DataFrame, col: str, offset: int = 0) -> str:
+    """For a text column that should be numeric: the first row that is not a number
+    (``offset``: the source row of the frame's first row, when it is one batch of many)."""
     if frame.schema[col] != pl.String:
         return ""
     text = pl.col(col).str.strip_chars()
@@ -331,10 +396,12 @@ def _not_a_number(frame: pl.DataFrame, col: str) -> str:
     row = frame.select(bad.arg_true().first()).item()
     if row is None:
         return ""
-    return f" (row {row} holds {frame[col][row]!r})"
+    return f" (row {row + offset} holds {frame[col][row]!r})"
 
 
-def _concat(frame: pl.DataFrame, used: list[str], canonical: str, name: str) -> pl.Expr:
+def _concat(
+    frame: pl.DataFrame, used: list[str], canonical: str, name: str, offset: int = 0
+) -> pl.Expr:
     # `frame.schema` builds a new Schema object of every column on each access: read it
     # once, or a log with thousands of numbered columns takes quadratic time (10,000
     # obs_i columns took 277 s).
@@ -344,13 +411,15 @@ def _concat(frame: pl.DataFrame, used: list[str], canonical: str, name: str) -> 
         if not (dtype.is_numeric() or dtype == pl.Null):
             raise SchemaError(
                 f"{name}: column {c!r} (part of {canonical}) must be numeric; got {dtype}"
-                f"{_not_a_number(frame, c)}. Cast it or map other columns with "
+                f"{_not_a_number(frame, c, offset)}. Cast it or map other columns with "
                 f"{_MAP_FLAG[canonical]}."
             )
     return pl.concat_list([pl.col(c).cast(pl.Float32) for c in used])
 
 
-def _flag_expr(frame: pl.DataFrame, col: str | None, canonical: str, name: str) -> pl.Expr:
+def _flag_expr(
+    frame: pl.DataFrame, col: str | None, canonical: str, name: str, offset: int = 0
+) -> pl.Expr:
     if col is None:
         return pl.lit(False)
     dtype = frame.schema[col]
@@ -362,7 +431,7 @@ def _flag_expr(frame: pl.DataFrame, col: str | None, canonical: str, name: str) 
         ).item()
         if bad is not None:
             raise SchemaError(
-                f"{name}: column {col!r} ({canonical}) must be true/false or 0/1; row {bad} "
+                f"{name}: column {col!r} ({canonical}) must be true/false or 0/1; row {bad + offset} "
                 f"holds {frame[col][bad]!r}. Fix the value or map another column with "
                 f"{_FLAG_HELP[canonical]}."
             )
@@ -406,7 +475,12 @@ def _timestamp_expr(frame: pl.DataFrame, col: str, name: str) -> pl.Expr:
 
 
 def normalize(
-    frame: pl.DataFrame, name: str, mapping: S.ColumnMapping | None = None
+    frame: pl.DataFrame,
+    name: str,
+    mapping: S.ColumnMapping | None = None,
+    *,
+    row_offset: int = 0,
+    defer_lengths: bool = False,
 ) -> pl.DataFrame:
     """Map one source frame onto the canonical columns.
 
@@ -414,15 +488,21 @@ def normalize(
     :class:`SchemaError` naming the source and column. Row-level problems are left in the
     ``__reason`` column (NULL where the row is fine) for :func:`prepare` to raise or
     quarantine. Extra columns are kept as a JSON object in ``extra``.
+
+    For one batch of a longer source (the streaming ingest), ``row_offset`` is the source
+    row of the frame's first row, and ``defer_lengths=True`` leaves out the checks that
+    need the whole source (vector lengths against its most common length): ``__reason``
+    then holds only the checks that come before them and ``__reason_late`` those after,
+    so that the store can apply them in the same order over all batches.
     """
     m = dict(mapping.items()) if mapping is not None else {}
     columns = frame.columns
     if frame.height == 0:
         raise SchemaError(f"{name}: the log has no rows.")
 
-    obs, obs_used, _ = _vector_expr(frame, S.OBS, m, name)
-    action, act_used, discrete = _vector_expr(frame, S.ACTION, m, name)
-    next_obs, next_used, _ = _vector_expr(frame, S.NEXT_OBS, m, name)
+    obs, obs_used, _ = _vector_expr(frame, S.OBS, m, name, row_offset)
+    action, act_used, discrete = _vector_expr(frame, S.ACTION, m, name, row_offset)
+    next_obs, next_used, _ = _vector_expr(frame, S.NEXT_OBS, m, name, row_offset)
     for expr, canonical in ((obs, S.OBS), (action, S.ACTION)):
         if expr is None:
             raise SchemaError(
@@ -440,7 +520,7 @@ def normalize(
     if not (rdtype.is_numeric() or rdtype in (pl.Boolean, pl.Null)):
         raise SchemaError(
             f"{name}: column {reward_col!r} (reward) must be numeric; got {rdtype}"
-            f"{_not_a_number(frame, reward_col)}. Cast it or map another column with "
+            f"{_not_a_number(frame, reward_col, row_offset)}. Cast it or map another column with "
             f"--reward-col."
         )
     episode_col = _find(columns, S.EPISODE, m, name)
@@ -451,7 +531,7 @@ def normalize(
     if step_col is not None and not frame.schema[step_col].is_integer():
         raise SchemaError(
             f"{name}: column {step_col!r} (step) must hold integers; got "
-            f"{frame.schema[step_col]}{_not_a_number(frame, step_col)}. Map integer steps "
+            f"{frame.schema[step_col]}{_not_a_number(frame, step_col, row_offset)}. Map integer steps "
             f"with --step-col."
         )
 
@@ -471,8 +551,8 @@ def normalize(
         name,
     )
 
-    terminated = _flag_expr(frame, term_col, S.TERMINATED, name)
-    truncated = _flag_expr(frame, trunc_col, S.TRUNCATED, name)
+    terminated = _flag_expr(frame, term_col, S.TERMINATED, name, row_offset)
+    truncated = _flag_expr(frame, trunc_col, S.TRUNCATED, name, row_offset)
     if episode_col is not None:
         episode = episode_expr(frame, episode_col, name)
     elif term_col is not None or trunc_col is not None:
@@ -518,6 +598,7 @@ def normalize(
             extras,
             step_col,
             value_reason,
+            row_offset,
         )
     except pl.exceptions.PolarsError as exc:
         # A value no rule above foresaw: still an error naming the source, not a traceback.
@@ -532,6 +613,8 @@ def normalize(
         pl.lit(discrete).alias("__discrete"),
         pl.lit(episode_col is None).alias("__derived_episode"),
     )
+    if defer_lengths:
+        return out.with_columns(_early_late_reasons(out, episode_col, step_col)).drop(_VALUE_REASON)
     return out.with_columns(_row_reasons(out, episode_col, step_col, next_obs is not None)).drop(
         _VALUE_REASON
     )
@@ -675,9 +758,10 @@ def _select(
     extras: list[str],
     step_col: str | None,
     value_reason: pl.Expr,
+    row_offset: int = 0,
 ) -> pl.DataFrame:
     return frame.select(
-        pl.int_range(pl.len(), dtype=pl.Int64).alias(row),
+        (pl.int_range(pl.len(), dtype=pl.Int64) + row_offset).alias(row),
         episode.alias(S.EPISODE),
         obs.alias(S.OBS),  # type: ignore[union-attr]
         action.alias(S.ACTION),  # type: ignore[union-attr]
@@ -769,6 +853,34 @@ def _row_reasons(
     for cond, text in reversed(checks):
         reason = pl.when(cond.fill_null(False)).then(text).otherwise(reason)
     return reason.alias(REASON)
+
+
+REASON_LATE = "__reason_late"
+"""With ``normalize(defer_lengths=True)``: the row checks that come after the length checks."""
+
+
+def _early_late_reasons(
+    out: pl.DataFrame, episode_col: str | None, step_col: str | None
+) -> list[pl.Expr]:
+    """:func:`_row_reasons` split around its length checks, which need the whole source."""
+    early: list[tuple[pl.Expr, pl.Expr]] = [
+        (pl.col(_VALUE_REASON).is_not_null(), pl.col(_VALUE_REASON)),
+        (pl.col(S.EPISODE).is_null(), pl.lit(f"{episode_col or S.EPISODE} is null")),
+        (pl.col(S.STEP).is_null(), pl.lit(f"{step_col or S.STEP} is null")),
+        (pl.col(S.OBS).is_null(), pl.lit("obs is null")),
+        (pl.col(S.ACTION).is_null(), pl.lit("action is null")),
+    ]
+    late: list[tuple[pl.Expr, pl.Expr]] = [
+        (pl.col(S.TERMINATED).is_null(), pl.lit("terminated is null or not true/false")),
+        (pl.col(S.TRUNCATED).is_null(), pl.lit("truncated is null or not true/false")),
+    ]
+    out_exprs = []
+    for checks, alias in ((early, REASON), (late, REASON_LATE)):
+        reason: pl.Expr = pl.lit(None, pl.String)
+        for cond, text in reversed(checks):
+            reason = pl.when(cond.fill_null(False)).then(text).otherwise(reason)
+        out_exprs.append(reason.alias(alias))
+    return out_exprs
 
 
 def _mode_len(frame: pl.DataFrame, col: str) -> int:
@@ -905,7 +1017,7 @@ def prepare(
     if not any(
         _has(raw, S.TERMINATED, mapping) or _has(raw, S.TRUNCATED, mapping) for raw in raws.values()
     ):
-        warnings.append("no terminated/truncated columns: both were set to false")
+        warnings.append(NO_FLAGS_WARNING)
     return PreparedLog(
         frame=frame,
         rejected=rejected,
@@ -933,12 +1045,20 @@ def _infinity_warnings(frame: pl.DataFrame) -> list[str]:
         ).row(0)
         if found[0]:
             first = frame.row(int(found[1]), named=True)
-            out.append(
-                f"{col} holds ±inf in {found[0]:,} rows (first: {first[SOURCE]} row "
-                f"{first[ROW]}): values beyond float32's ±3.4e38 are stored as inf. rmlite "
-                f"check counts them; features treat them as missing."
-            )
+            out.append(infinity_warning(col, found[0], first[SOURCE], first[ROW]))
     return out
+
+
+def infinity_warning(col: str, rows: int, source: str, row: int) -> str:
+    """The warning for a vector column that holds ±inf in ``rows`` rows."""
+    return (
+        f"{col} holds ±inf in {rows:,} rows (first: {source} row {row}): values beyond "
+        f"float32's ±3.4e38 are stored as inf. rmlite check counts them; features treat "
+        f"them as missing."
+    )
+
+
+NO_FLAGS_WARNING = "no terminated/truncated columns: both were set to false"
 
 
 def _has(raw: pl.DataFrame, canonical: str, mapping: S.ColumnMapping | None) -> bool:
@@ -995,3 +1115,215 @@ def canonical_arrow(frame: pl.DataFrame, dataset: str, ingest_id: int) -> pa.Tab
         pl.lit(ingest_id, pl.Int64).alias("ingest_id"),
     ]
     return frame.select(cols).to_arrow()
+
+
+# ------------------------------------------------------------------------- streaming
+
+STAGE_COLUMNS: tuple[str, ...] = (
+    "source_idx",
+    "source",
+    "source_row",
+    S.EPISODE,
+    S.STEP,
+    S.OBS,
+    S.ACTION,
+    S.REWARD,
+    S.NEXT_OBS,
+    S.TERMINATED,
+    S.TRUNCATED,
+    S.TIMESTAMP,
+    S.EXTRA,
+    "reason",
+    "reason_late",
+    "record",
+)
+"""The columns of one batch as the streaming ingest stages it (see :class:`LogStream`)."""
+
+
+@dataclass
+class LogStream:
+    """The sources of one ingest, read, normalized and checked batch by batch.
+
+    Iterating yields one Arrow table per batch with :data:`STAGE_COLUMNS`; at most one
+    batch is held at a time. The checks that look at one row run here (with
+    :func:`normalize`, as :func:`prepare` runs them); the ones that look across rows
+    (vector lengths against each source's most common length and the dataset's, duplicate
+    keys, next_obs from the following step) are left to the store, which sees every
+    batch: ``reason`` holds the row checks that come before the length checks,
+    ``reason_late`` those after.
+
+    Episodes cut by terminated/truncated flags, and steps of a source without a step
+    column, are numbered across batches (and files) as :func:`prepare` numbers them: the
+    count carried from batch to batch is one row per episode, not per transition. ``record`` holds the original record (JSON) of the rows
+    that a check here refused or whose vector lengths stand out in their batch: the rows
+    the store may reject later; any other row the store rejects is reported with its
+    canonical record instead, which saves a second read of the source.
+
+    The attributes describe what was read so far, and the whole log once iteration ends.
+    """
+
+    sources: Sequence[Source]
+    mapping: S.ColumnMapping | None = None
+    batch_rows: int = 65_536
+    expected_dims: tuple[int, int] | None = None
+    names: list[str] = field(default_factory=list)
+    rows_read: int = 0
+    action_discrete: bool = True
+    has_flags: bool = False
+    text_ids: bool | None = None
+    obs_lengths: list[dict[int, int]] = field(default_factory=list)
+    action_lengths: list[dict[int, int]] = field(default_factory=list)
+
+    def modes(self) -> tuple[list[int], list[int]]:
+        """Each source's most common obs and action length (ties: the shorter; 0 when
+        none), as :func:`normalize` finds them in a whole source."""
+        return (
+            [_mode(counts) for counts in self.obs_lengths],
+            [_mode(counts) for counts in self.action_lengths],
+        )
+
+    def log_modes(self) -> tuple[int, int]:
+        """The most common obs and action length over every source."""
+        totals = []
+        for per_source in (self.obs_lengths, self.action_lengths):
+            total: dict[int, int] = {}
+            for counts in per_source:
+                for length, n in counts.items():
+                    total[length] = total.get(length, 0) + n
+            totals.append(_mode(total))
+        return totals[0], totals[1]
+
+    def __iter__(self) -> Iterator[pa.Table]:
+        next_episode = 0
+        kinds: dict[bool, str] = {}
+        for index, src in enumerate(expand_sources(self.sources)):
+            name = source_name(src)
+            if name in self.names:  # two in-memory tables: keep names unique for errors
+                name = f"{name}#{len(self.names)}"
+            self.names.append(name)
+            self.obs_lengths.append({})
+            self.action_lengths.append({})
+            rows = 0
+            done_before = 0  # rows of this file ending an episode, in earlier batches
+            last_episode: int | None = None
+            steps_before: pl.DataFrame | None = None  # rows per episode in earlier batches
+            for raw in read_batches(src, self.batch_rows):
+                if raw.height == 0:
+                    continue
+                if rows == 0:
+                    self.has_flags = self.has_flags or any(
+                        _has(raw, flag, self.mapping) for flag in (S.TERMINATED, S.TRUNCATED)
+                    )
+                part = normalize(raw, name, self.mapping, row_offset=rows, defer_lengths=True)
+                if part["__derived_episode"][0]:
+                    # normalize numbers flag-cut episodes from 0 in each batch; prepare from
+                    # 0 in each file, continuing after the previous file's last episode.
+                    part = part.with_columns(pl.col(S.EPISODE) + next_episode + done_before)
+                    done = (pl.col(S.TERMINATED) | pl.col(S.TRUNCATED)).fill_null(False)
+                    done_before += int(part.select(done.sum()).item())
+                    last_episode = int(part[S.EPISODE][-1])
+                text = part.schema[S.EPISODE] == pl.String
+                kinds[text] = name
+                if len(kinds) > 1:
+                    raise SchemaError(
+                        f"{kinds[True]} names episodes by text ids, {kinds[False]} by "
+                        f"integers: a dataset is keyed one way or the other. Ingest them into "
+                        f"separate datasets, or make the ids one kind. Nothing was written."
+                    )
+                self.text_ids = text
+                self.action_discrete = self.action_discrete and bool(part["__discrete"][0])
+                if _find(raw.columns, S.STEP, _mapping_dict(self.mapping), name) is None:
+                    part, steps_before = _continue_steps(part, steps_before)
+                rows += raw.height
+                self.rows_read += raw.height
+                yield self._stage(part, raw, index)
+            if rows == 0:
+                raise SchemaError(f"{name}: the log has no rows.")
+            if last_episode is not None:
+                next_episode = last_episode + 1
+
+    def _stage(self, part: pl.DataFrame, raw: pl.DataFrame, index: int) -> pa.Table:
+        for col, counts in (
+            (S.OBS, self.obs_lengths[index]),
+            (S.ACTION, self.action_lengths[index]),
+        ):
+            lengths = part.select(pl.col(col).list.len().drop_nulls().value_counts()).unnest(col)
+            for length, n in lengths.iter_rows():
+                counts[int(length)] = counts.get(int(length), 0) + int(n)
+        usual = [(_mode(self.obs_lengths[index]), _mode(self.action_lengths[index]))]
+        if self.expected_dims is not None:
+            usual.append(self.expected_dims)
+        records = _suspect_records(part, raw, usual)
+        return part.select(
+            pl.lit(index, pl.Int32).alias("source_idx"),
+            pl.col(SOURCE).alias("source"),
+            pl.col(ROW).alias("source_row"),
+            pl.col(S.EPISODE),
+            pl.col(S.STEP),
+            pl.col(S.OBS),
+            pl.col(S.ACTION),
+            pl.col(S.REWARD),
+            pl.col(S.NEXT_OBS),
+            pl.col(S.TERMINATED),
+            pl.col(S.TRUNCATED),
+            pl.col(S.TIMESTAMP),
+            pl.col(S.EXTRA),
+            pl.col(REASON).alias("reason"),
+            pl.col(REASON_LATE).alias("reason_late"),
+            records.alias("record"),
+        ).to_arrow()
+
+
+def _continue_steps(
+    part: pl.DataFrame, before: pl.DataFrame | None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Steps numbered per episode in one batch (by :func:`normalize`), continued from the
+    rows each episode had in earlier batches; returns the batch and the new counts."""
+    if before is not None:
+        part = part.join(before, on=S.EPISODE, how="left", maintain_order="left").with_columns(
+            pl.col(S.STEP) + pl.col("__before").fill_null(0)
+        )
+        part = part.drop("__before")
+    counts = part.group_by(S.EPISODE).agg(pl.len().cast(pl.Int64).alias("__before"))
+    if before is not None:
+        counts = pl.concat([before, counts]).group_by(S.EPISODE).agg(pl.col("__before").sum())
+    return part, counts
+
+
+def _mode(counts: dict[int, int]) -> int:
+    if not counts:
+        return 0
+    top = max(counts.values())
+    return min(length for length, n in counts.items() if n == top)
+
+
+def _mapping_dict(mapping: S.ColumnMapping | None) -> dict[str, str]:
+    return dict(mapping.items()) if mapping is not None else {}
+
+
+def _suspect_records(
+    part: pl.DataFrame, raw: pl.DataFrame, usual: list[tuple[int, int]]
+) -> pl.Series:
+    """The original record (JSON) of each row a later check may reject, NULL elsewhere.
+
+    ``usual``: (obs, action) lengths besides the batch's most common ones that a row
+    must match not to be a suspect (the source's most common so far, the dataset's).
+    """
+    obs_len, act_len = pl.col(S.OBS).list.len(), pl.col(S.ACTION).list.len()
+    suspect = pl.col(REASON).is_not_null() | pl.col(REASON_LATE).is_not_null()
+    for obs_dim, act_dim in [(_mode_len(part, S.OBS), _mode_len(part, S.ACTION)), *usual]:
+        suspect = (
+            suspect
+            | (obs_len != obs_dim).fill_null(False)
+            | (act_len != act_dim).fill_null(False)
+            | (pl.col(S.NEXT_OBS).list.len() != obs_dim).fill_null(False)
+        )
+    rows = part.select(suspect.arg_true()).to_series()
+    out = pl.Series("record", [None] * part.height, dtype=pl.String)
+    if rows.len() == 0:
+        return out
+    original = raw[rows.to_list()] if raw.width else raw
+    records = original.select(
+        pl.struct(_json_fields(original, original.columns, None)).struct.json_encode()
+    ).to_series()
+    return out.scatter(rows, records)

@@ -74,6 +74,10 @@ class LogStore:
         mapping: S.ColumnMapping | None = None,
         on_error: logs.OnError = "raise",
         progress: Callable[[str], None] | None = None,
+        *,
+        stream: bool | None = None,
+        memory_limit: int | str | None = None,
+        batch_rows: int | None = None,
     ) -> IngestReport:
         """Land logs in the store, whole or not at all.
 
@@ -92,13 +96,38 @@ class LogStore:
             conflicts go to the ``rejected`` table with the reason.
         progress
             Called with a short message at each stage.
+        stream
+            ``True``: read the sources in batches and check them in DuckDB, so that memory
+            stays within ``memory_limit`` whatever their size; ``False``: read each source
+            whole (quicker for small logs). ``None`` (default): stream when the files
+            together are larger than a sixteenth of ``memory_limit``. Both land the same
+            rows; a row the streaming path refuses for a reason found across rows (a
+            duplicate key, a length unlike the others) is quarantined with its canonical
+            record rather than the source's.
+        memory_limit
+            The memory budget of a streaming ingest, in bytes or as text (``"4GB"``):
+            DuckDB gets most of it as its ``memory_limit`` and spills to ``<store>.tmp/``
+            beyond it; the batches are sized from it. Default: a quarter of the machine's
+            memory, at least 1 GiB.
+        batch_rows
+            Rows per batch when streaming (default: sized from ``memory_limit``).
 
         Returns
         -------
         IngestReport
             Counts of rows added, already stored, conflicting and rejected.
         """
-        return _transitions.ingest(self, source, dataset, mapping, on_error, progress)
+        return _transitions.ingest(
+            self,
+            source,
+            dataset,
+            mapping,
+            on_error,
+            progress,
+            stream=stream,
+            memory_limit=memory_limit,
+            batch_rows=batch_rows,
+        )
 
     def datasets(self) -> pl.DataFrame:
         """One row per dataset: episodes, transitions, dimensions, missing rewards."""

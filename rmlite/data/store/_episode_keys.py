@@ -51,15 +51,7 @@ def assign(con: duckdb.DuckDBPyConnection, dataset: str, frame: pl.DataFrame) ->
     are refused, naming an example of each.
     """
     text = frame.schema[S.EPISODE] == pl.String
-    stored = count(con, dataset) > 0
-    if stored and text != is_text_keyed(con, dataset):
-        example = frame[S.EPISODE][0]
-        kind, other = ("text", "integer") if text else ("integer", "text")
-        raise IngestError(
-            f"dataset {dataset!r} names its episodes by {other} ids, and this log by {kind} "
-            f"ids (for example {example!r}): a dataset is keyed one way. Ingest the log into "
-            f"another dataset, or give its episodes {other} ids. Nothing was written."
-        )
+    check_kind(con, dataset, text, frame[S.EPISODE][0])
     if not text:
         return frame
     first = frame.select(S.EPISODE, pl.int_range(pl.len(), dtype=pl.Int64).alias("first_row"))
@@ -74,6 +66,17 @@ def assign(con: duckdb.DuckDBPyConnection, dataset: str, frame: pl.DataFrame) ->
         keys["episode_id"], keys["episode_key"], return_dtype=pl.Int64
     )
     return frame.with_columns(mapped.alias(S.EPISODE))
+
+
+def check_kind(con: duckdb.DuckDBPyConnection, dataset: str, text: bool, example: Any) -> None:
+    """Refuse text ids into a dataset of integer ids (or the reverse), naming an example."""
+    if count(con, dataset) > 0 and text != is_text_keyed(con, dataset):
+        kind, other = ("text", "integer") if text else ("integer", "text")
+        raise IngestError(
+            f"dataset {dataset!r} names its episodes by {other} ids, and this log by {kind} "
+            f"ids (for example {example!r}): a dataset is keyed one way. Ingest the log into "
+            f"another dataset, or give its episodes {other} ids. Nothing was written."
+        )
 
 
 def label(

@@ -15,11 +15,10 @@ from rmlite._typing import PathLike
 from rmlite.data import logs
 from rmlite.data import schema as S
 from rmlite.data.features import FeatureFrame, FeatureSpec, FittedStats, build_features
-from rmlite.data.store import _episode_keys, _layout
+from rmlite.data.store import _episode_keys, _stream
 from rmlite.data.store._connection import (
     Store,
     _run,
-    count,
     has_tables,
     precheck_write,
     require,
@@ -27,8 +26,15 @@ from rmlite.data.store._connection import (
     transaction,
     unregister,
 )
+from rmlite.data.store._landing import (
+    conflict_rejects,
+    land_staged,
+    quarantine,
+    recheck_dims,
+    record_ingest,
+)
 from rmlite.data.store._reports import CheckReport, IngestReport
-from rmlite.exceptions import ConflictError, IngestError, RmliteError, SchemaError
+from rmlite.exceptions import IngestError, RmliteError, SchemaError
 
 
 def ingest(
@@ -38,6 +44,10 @@ def ingest(
     mapping: S.ColumnMapping | None = None,
     on_error: logs.OnError = "raise",
     progress: Callable[[str], None] | None = None,
+    *,
+    stream: bool | None = None,
+    memory_limit: int | str | None = None,
+    batch_rows: int | None = None,
 ) -> IngestReport:
     """The work of :meth:`LogStore.ingest`."""
     started = time.perf_counter()
@@ -46,20 +56,28 @@ def ingest(
         S.check_dataset_name(dataset)
     except SchemaError as exc:
         raise IngestError(str(exc)) from exc
+    if on_error not in ("raise", "quarantine"):
+        raise ValueError(
+            f"The 'on_error' parameter must be 'raise' or 'quarantine'. Got {on_error!r} instead."
+        )
     sources = (
         [source]
         if isinstance(source, str | os.PathLike | pl.DataFrame | pl.LazyFrame | pa.Table)
         else list(source)
     )
+    budget = _stream.memory_budget(memory_limit)
     expected = _dims(store, dataset)
-    say("reading and checking sources")
-    log = logs.prepare(sources, mapping=mapping, on_error=on_error, expected_dims=expected)
-    if expected is None and log.obs_dim == 0:
-        raise IngestError(f"{', '.join(log.sources)}: obs vectors are empty.")
+    if stream or (stream is None and _stream.should_stream(sources, budget)):
+        report = _stream.ingest(store, sources, dataset, mapping, on_error, say, budget, batch_rows)
+    else:
+        say("reading and checking sources")
+        log = logs.prepare(sources, mapping=mapping, on_error=on_error, expected_dims=expected)
+        if expected is None and log.obs_dim == 0:
+            raise IngestError(f"{', '.join(log.sources)}: obs vectors are empty.")
 
-    say(f"landing {log.frame.height:,} transitions")
-    with store.connect(write=True) as con, transaction(store.path, con):
-        report = _land(con, dataset, log, on_error, say)
+        say(f"landing {log.frame.height:,} transitions")
+        with store.connect(write=True) as con, transaction(store.path, con):
+            report = _land(con, dataset, log, on_error, say)
     report.seconds = time.perf_counter() - started
     say("done")
     return report
@@ -72,88 +90,26 @@ def _land(
     on_error: logs.OnError,
     say: Callable[[str], None],
 ) -> IngestReport:
-    # The sizes were read before the write lock: another ingest may have created the
-    # dataset since. Check again inside the transaction, where nobody else can write.
-    stored = _run(con, sql("dataset_info"), {"dataset": dataset})
-    if stored and (int(stored[0][0]), int(stored[0][1])) != (log.obs_dim, log.action_dim):
-        obs_dim, action_dim = int(stored[0][0]), int(stored[0][1])
-        raise IngestError(
-            f"{', '.join(log.sources)}: dataset {dataset!r} has obs of {obs_dim} and actions "
-            f"of {action_dim} values (another ingest created it while this one was reading); "
-            f"this log has obs of {log.obs_dim} and actions of {log.action_dim}. Ingest it "
-            f"into another dataset. Nothing was written."
-        )
+    recheck_dims(con, dataset, log.sources, log.obs_dim, log.action_dim)
     ingest_id = int(_run(con, sql("next_ingest_id"))[0][0])
     keyed = _episode_keys.assign(con, dataset, log.frame)
     staged = logs.canonical_arrow(keyed, dataset, ingest_id)
     con.register("staged", staged)
     try:
-        conflicts = _episode_keys.label(con, dataset, con.sql(sql("staged_conflicts")).pl())
-        if conflicts.height and on_error == "raise":
-            first = conflicts.row(0, named=True)
-            more = f" ({conflicts.height - 1} more)" if conflicts.height > 1 else ""
-            raise ConflictError(
-                f"{first['source']}: row {first['source_row']}: episode {first['episode_id']} "
-                f"step {first['step']} is already stored in dataset {dataset!r} with a "
-                f"different {first['differs']}{more}. Stored rows are never overwritten: "
-                f"ingest into another dataset, fix the log, or pass --on-error quarantine. "
-                f"Nothing was written."
-            )
-        _run(
-            con,
-            sql("upsert_dataset"),
-            {
-                "dataset": dataset,
-                "obs_dim": log.obs_dim,
-                "action_dim": log.action_dim,
-                "action_discrete": log.action_discrete,
-            },
+        added, conflicts = land_staged(
+            con, dataset, on_error, log.obs_dim, log.action_dim, log.action_discrete
         )
-        before = count(con, dataset)
-        _run(con, sql("insert_new"), {"dataset": dataset})
-        added = count(con, dataset) - before
-        _layout.ensure_view(con, dataset)
     finally:
         unregister(con, "staged")
 
     rejected = log.rejected
     if conflicts.height:
-        rejected = pl.concat(
-            [
-                rejected,
-                conflicts.select(
-                    pl.col("source"),
-                    pl.col("source_row").alias("row"),
-                    pl.format("conflict: stored with a different {}", pl.col("differs")).alias(
-                        "reason"
-                    ),
-                    pl.col("record"),
-                ),
-            ]
-        )
+        rejected = pl.concat([rejected, conflict_rejects(conflicts)])
     if rejected.height:
         say(f"quarantining {rejected.height:,} rows")
-        con.register("rejected_staged", rejected.to_arrow())
-        try:
-            _run(con, sql("insert_rejected"), {"ingest_id": ingest_id, "dataset": dataset})
-        finally:
-            unregister(con, "rejected_staged")
+        quarantine(con, ingest_id, dataset, rejected)
     duplicate = log.frame.height - added - conflicts.height
-    _run(
-        con,
-        sql("insert_ingest"),
-        {
-            "ingest_id": ingest_id,
-            "dataset": dataset,
-            "sources": log.sources,
-            "rows_read": log.rows_read,
-            "rows_added": added,
-            "rows_duplicate": duplicate,
-            "rows_rejected": log.rejected.height,
-            "rows_conflicting": conflicts.height,
-        },
-    )
-    return IngestReport(
+    report = IngestReport(
         dataset=dataset,
         sources=log.sources,
         ingest_id=ingest_id,
@@ -169,6 +125,8 @@ def _land(
         seconds=0.0,
         warnings=log.warnings,
     )
+    record_ingest(con, report)
+    return report
 
 
 def _dims(store: Store, dataset: str) -> tuple[int, int] | None:
