@@ -7,14 +7,21 @@ whole, so next_obs, lags and return-to-go are exact), and LightGBM or XGBoost tr
 through ``lightgbm.dask`` / ``xgboost.dask``. The client never collects the table: it
 holds episode ids, and at the end the hold-out targets and predictions (two vectors).
 
-The preprocessing statistics (imputation values, target scaling) are fitted on the
-training episodes of one partition: episodes are hashed into partitions, so that is a
-random sample of the training episodes, and with the defaults (``missing="drop"``,
-``scaling="none"``) nothing is estimated at all.
+The preprocessing statistics (imputation values, target scaling, bootstrap value) are
+fitted over the training episodes of every partition: each worker reduces its partition's
+training rows to a :class:`~rmlite.data.features.StatsPart`, the parts merge pairwise on
+the workers (a tree reduction), and the client finishes the one left (:func:`fit_stats`):
+the statistics one process fits, up to float64 summation order.
+
+The partitions go to a folder every worker can read (a shared file system) or to an
+fsspec URL (``s3://``, ``gs://``, ``file://``), uploaded after a local export
+(:func:`export_partitions`).
 
 :class:`DaskRewardRegressor` is the estimator for dask arrays (LightGBM's ``dask.py``
 pattern): ``fit`` on a cluster, ``to_local()`` for a plain :class:`RewardRegressor`,
-``save`` writes the usual model folder.
+``save`` writes the usual model folder. It takes episode ``groups``, ``sample_weight``,
+early stopping on held-out episodes and ensembles of episode resamples; the MLP trains on
+one machine (torch DDP needs a process group that Dask does not set up).
 
 A worker lost during training is an :class:`~rmlite.exceptions.RmliteError` that names
 it, raised within seconds, never a hang. One distributed training runs per cluster at a

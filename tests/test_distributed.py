@@ -149,7 +149,7 @@ def test_train_command_on_a_local_cluster(tmp_path: Path) -> None:
     assert run("ingest", "p.parquet", "--dataset", "p").returncode == 0
     done = run(
         "train", "--dataset", "p", "--cluster", "local:2", "--n-estimators", "100", "--learning-rate", "0.2",
-        "--n-jobs", "1", "--out", "m", "--json",
+        "--n-jobs", "1", "--out", "m", "--json", "--parts-dir", (tmp_path / "shared").as_uri(),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
@@ -157,6 +157,9 @@ def test_train_command_on_a_local_cluster(tmp_path: Path) -> None:
     assert (tmp_path / "m" / "model.json").exists()
     bad = run("train", "--dataset", "p", "--cluster", "remote:2")
     assert bad.returncode == 2 and "local:N" in bad.stderr
+    assert len(list((tmp_path / "shared").rglob("*.parquet"))) == summary["partitions"]
+    alone = run("train", "--dataset", "p", "--parts-dir", "file:///tmp/parts")
+    assert alone.returncode == 2 and "--parts-dir is where a Dask training" in alone.stderr
 
 
 # ------------------------------------------------ statistics over every partition
