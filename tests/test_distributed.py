@@ -305,3 +305,17 @@ def test_a_synthetic_log_on_the_cluster_matches_one_process(client: Any, tmp_pat
     single = train(store, "synth", FeatureSpec(), params)
     r2_dist, r2_single = dist["metrics"]["holdout"]["r2"], single.metrics["holdout"]["r2"]
     assert r2_single > 0.5 and abs(r2_dist - r2_single) < 0.002
+
+
+@pytest.mark.slow
+def test_dask_parity_bench_reports_both_r2_and_times(tmp_path: Path) -> None:
+    from rmlite.bench.scale import dask_parity
+
+    result = dask_parity(20_000, tmp_path / "parity", n_estimators=30)
+    assert result["rows"] == 20_000 and result["workers"] == 2
+    assert result["r2_single"] > 0.5 and result["r2_diff"] == pytest.approx(
+        abs(result["r2_dask"] - result["r2_single"])
+    )
+    assert result["within_tolerance"] == (result["r2_diff"] <= 0.002)
+    assert min(result["single_s"], result["dask_s"], result["ingest_s"]) > 0
+    assert {"export_s", "stats_s", "features_s", "fit_s"} <= set(result["dask_timings"])
