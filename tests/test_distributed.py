@@ -189,7 +189,9 @@ def test_statistics_are_fitted_over_every_partition(client: Any, holes: LogStore
         holes, "holes", spec, {"n_estimators": 10, "n_jobs": 1}, client=client, partitions=5,
         seed=1, timeout=120,
     )  # fmt: skip
-    train_eps, _ = split_episodes(holes.episodes("holes", keys=True)["episode_id"], 0.2, 1)
+    train_eps, _ = split_episodes(
+        holes.episodes("holes", keys=True)["episode_id"].to_numpy(), 0.2, 1
+    )
     single = holes.features("holes", spec, train_episodes=train_eps).stats.to_dict()
     fitted = dist["model"].feature_stats_
     assert dist["partitions"] == 5
@@ -205,14 +207,25 @@ def test_partitions_go_through_an_fsspec_url(client: Any, store: LogStore, tmp_p
     shared = tmp_path / "shared" / "pend-parts"
     shared.mkdir(parents=True)
     (shared / "stale.parquet").write_bytes(b"not parquet")  # an old export is replaced
+    params = {"n_estimators": 40, "n_jobs": 1}
     dist = train_distributed(
-        store, "pend", FeatureSpec(), {"n_estimators": 40, "n_jobs": 1}, client=client,
+        store, "pend", FeatureSpec(), params, client=client,
         parts_dir=shared.as_uri(), partitions=3, out=tmp_path / "m", timeout=120,
     )  # fmt: skip
     written = sorted(shared.rglob("*.parquet"))
     assert len(written) == 3 and not (shared / "stale.parquet").exists()
     assert dist["partitions"] == 3 and dist["metrics"]["holdout"]["r2"] > 0.8
     assert evaluate(store, tmp_path / "m", "pend")["metrics"]["r2"] > 0.8
+
+
+@pytest.mark.slow
+def test_early_stopping_and_ensembles_through_the_main_job(client: Any, store: LogStore) -> None:
+    # Episodes reach fit as groups; the hold-out is watched, as on one machine.
+    params = {"n_estimators": 80, "n_jobs": 1, "early_stopping_rounds": 5, "n_members": 2}
+    dist = train_distributed(store, "pend", FeatureSpec(), params, client=client, timeout=180)
+    model = dist["model"]
+    assert len(model.members_) == 2 and dist["metrics"]["holdout"]["r2"] > 0.8
+    assert all(c["valid"] and c["holdout"] for c in model.curves_)
 
 
 # --------------------------------------------------- the estimator's fit options
