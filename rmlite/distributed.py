@@ -230,8 +230,8 @@ def _one_training(client: Any, timeout: float) -> Iterator[None]:
 _MLP_ON_ONE_MACHINE = (
     "The 'backend' parameter of {who} must be 'lightgbm' or 'xgboost'. Got 'mlp' instead. "
     "The MLP trains on one machine (torch DDP needs a process group that Dask does not "
-    "set up): train it without --cluster/--scheduler (RewardRegressor(backend='mlp')), "
-    "or use a tree backend on the cluster."
+    "set up): train it without --cluster/--scheduler (with --stream for logs larger than "
+    "memory), or use a tree backend on the cluster."
 )
 
 

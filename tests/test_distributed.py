@@ -160,6 +160,8 @@ def test_train_command_on_a_local_cluster(tmp_path: Path) -> None:
     assert len(list((tmp_path / "shared").rglob("*.parquet"))) == summary["partitions"]
     alone = run("train", "--dataset", "p", "--parts-dir", "file:///tmp/parts")
     assert alone.returncode == 2 and "--parts-dir is where a Dask training" in alone.stderr
+    streamed = run("train", "--dataset", "p", "--cluster", "local:2", "--stream")
+    assert streamed.returncode == 2 and "--stream is the one-machine path" in streamed.stderr
 
 
 # ------------------------------------------------ statistics over every partition

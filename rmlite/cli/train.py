@@ -39,6 +39,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     spec = _from_args(FeatureSpec, args)
     if args.scheduler or args.cluster:  # on a Dask cluster: see train_on_dask below
+        if args.stream:
+            return _bad_input(
+                "--stream is the one-machine path; on a Dask cluster each worker builds the "
+                "features of its partitions. Drop --stream, or drop --cluster/--scheduler."
+            )
         return train_on_dask(args, spec, _estimator_params(args))
     if args.parts_dir:
         return _bad_input(
