@@ -251,3 +251,92 @@ def _checks(table: list[dict[str, Any]], backends: Sequence[str]) -> dict[str, A
             / small["lightgbm_memory"]["peak_rss_bytes"],
         }
     return checks
+
+
+# ------------------------------------------------------------------- Dask parity
+
+DASK_PARITY_TOLERANCE = 0.002
+"""Largest hold-out R² difference between the cluster's model and one process's."""
+
+
+def dask_parity(
+    rows: int,
+    folder: str | Path,
+    *,
+    workers: int = 2,
+    backend: str = "lightgbm",
+    n_estimators: int = 100,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The same training job in one process and on a Dask LocalCluster: R² and times.
+
+    Separate from :func:`bench_scale` (its own store and cluster). Ingests
+    ``synthetic_log(rows)`` into a fresh store in ``folder``, then trains ``backend``
+    (``n_estimators`` trees of 63 leaves, learning rate 0.1, on obs, action and next_obs)
+    with :func:`rmlite.pipeline.train` and with
+    :func:`rmlite.distributed.train_distributed` on a LocalCluster of ``workers``
+    single-threaded processes, both on the same episode split. The single process trains
+    on one thread: on a shared machine, OpenMP threads that wait for each other stall far
+    beyond their share, which would time the neighbours rather than the job. Starts a
+    LocalCluster: in a script, call it under ``if __name__ == "__main__":``.
+
+    Returns
+    -------
+    dict
+        ``rows``, ``workers``, ``backend``, ``r2_single``, ``r2_dask``, ``r2_diff``,
+        ``within_tolerance`` (``r2_diff`` <= :data:`DASK_PARITY_TOLERANCE`), and times
+        in seconds: ``ingest_s``, ``single_s`` (and ``single_timings``), ``cluster_start_s``,
+        ``dask_s`` (and ``dask_timings``: export, statistics, features, fit).
+    """
+    import shutil
+
+    from rmlite.data.features import FeatureSpec
+    from rmlite.data.store import LogStore
+    from rmlite.distributed import connect, train_distributed
+    from rmlite.pipeline import train
+    from rmlite.testing import synthetic_log
+
+    root = Path(folder)
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    store = LogStore(root / "parity.duckdb")
+    t = time.perf_counter()
+    store.ingest(synthetic_log(rows, seed=seed), dataset="parity")
+    ingest_s = time.perf_counter() - t
+
+    spec = FeatureSpec(next_obs=True)
+    params: dict[str, Any] = {
+        "backend": backend,
+        "n_jobs": 1,
+        "n_estimators": n_estimators,
+        "learning_rate": 0.1,
+        "backend_params": {"num_leaves" if backend == "lightgbm" else "max_leaves": 63},
+    }
+    t = time.perf_counter()
+    single = train(store, "parity", spec, params, seed=seed)
+    single_s = time.perf_counter() - t
+
+    t = time.perf_counter()
+    with connect(cluster=f"local:{workers}") as client:
+        cluster_start_s = time.perf_counter() - t
+        t = time.perf_counter()
+        dist = train_distributed(store, "parity", spec, params, client=client, seed=seed)
+        dask_s = time.perf_counter() - t
+    r2_single = float(single.metrics["holdout"]["r2"])
+    r2_dask = float(dist["metrics"]["holdout"]["r2"])
+    return {
+        "rows": rows,
+        "workers": workers,
+        "backend": backend,
+        "r2_single": r2_single,
+        "r2_dask": r2_dask,
+        "r2_diff": abs(r2_dask - r2_single),
+        "within_tolerance": abs(r2_dask - r2_single) <= DASK_PARITY_TOLERANCE,
+        "ingest_s": ingest_s,
+        "single_s": single_s,
+        "single_timings": dict(single.timings),
+        "cluster_start_s": cluster_start_s,
+        "dask_s": dask_s,
+        "dask_timings": dict(dist["timings"]),
+    }

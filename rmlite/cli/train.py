@@ -14,6 +14,7 @@ from rmlite.cli._common import (
     EXIT_OK,
     Command,
     _add_dataclass_flags,
+    _bad_input,
     _cell,
     _check_backend,
     _console,
@@ -38,7 +39,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     spec = _from_args(FeatureSpec, args)
     if args.scheduler or args.cluster:  # on a Dask cluster: see train_on_dask below
+        if args.stream:
+            return _bad_input(
+                "--stream is the one-machine path; on a Dask cluster each worker builds the "
+                "features of its partitions. Drop --stream, or drop --cluster/--scheduler."
+            )
         return train_on_dask(args, spec, _estimator_params(args))
+    if args.parts_dir:
+        return _bad_input(
+            "--parts-dir is where a Dask training's partitions go: add --cluster local:N or "
+            "--scheduler tcp://host:8786, or drop --parts-dir."
+        )
     progress = _Progress(enabled=progress_enabled(args))
     try:
         result = train(
@@ -106,6 +117,7 @@ def train_on_dask(args: argparse.Namespace, spec: Any, params: dict[str, Any]) -
                 holdout=args.holdout,
                 seed=args.seed,
                 out=args.out,
+                parts_dir=args.parts_dir,
                 progress=progress,
             ),
         )
@@ -292,6 +304,14 @@ def add_commands(sub: Any, command: Command) -> None:
     )
     dask_flags.add_argument(
         "--cluster", default=None, help="start a local Dask cluster of N workers: local:N"
+    )
+    p.add_argument(
+        "--parts-dir",
+        default=None,
+        metavar="PATH_OR_URL",
+        help="with --scheduler/--cluster: where the partitioned Parquet goes, a folder every "
+        "worker sees or an fsspec URL (s3://bucket/prefix, file:///shared/parts); default "
+        "<db>.parts/<dataset>",
     )
     _add_dataclass_flags(
         p, FeatureSpec, {"obs": "--obs", "action": "--action", "step": "--step-feature"}
