@@ -14,6 +14,10 @@ Command = Callable[..., argparse.ArgumentParser]
 """``command(sub, name, ...)``: what ``build_parser`` hands each group's ``add_commands``."""
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_TARGET_MISSED = 3
+"""A check the command was asked to make failed: a benchmark missed a target it printed
+(``--no-fail``: exit 0 anyway), or ``monitor --fail-on`` saw an alert. Not a bug (1) and
+not bad input (2), so a script tells them apart."""
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -263,6 +267,38 @@ def _bad_input(message: str) -> int:
 
 def _bench_log(message: str) -> None:
     print(message, flush=True)
+
+
+def _add_no_fail(parser: argparse.ArgumentParser) -> None:
+    """``--no-fail`` of a benchmark with targets: exit 0 even when one is missed."""
+    parser.add_argument(
+        "--no-fail",
+        action="store_true",
+        help=f"exit 0 even when a target is missed (else exit {EXIT_TARGET_MISSED})",
+    )
+
+
+def _bench_exit(args: argparse.Namespace, result: dict[str, Any]) -> int:
+    """The exit status of a benchmark: :data:`EXIT_TARGET_MISSED` when a target in
+    ``result["targets"]`` (name -> met) was missed and ``--no-fail`` was not given.
+
+    With ``--json`` the result goes to stdout first; the missed targets are named on
+    stderr either way, so a CI log says why the step failed.
+    """
+    if args.json:
+        _emit_json(result)
+    missed = [name for name, met in result.get("targets", {}).items() if not met]
+    if not missed:
+        return EXIT_OK
+    no_fail = bool(getattr(args, "no_fail", False))
+    verdict = "exit 0: --no-fail" if no_fail else f"exit {EXIT_TARGET_MISSED}; --no-fail exits 0"
+    print(f"[rmlite] target missed: {'; '.join(missed)} ({verdict})", file=sys.stderr)
+    return EXIT_OK if no_fail else EXIT_TARGET_MISSED
+
+
+def _bench_progress(args: argparse.Namespace) -> _Progress:
+    """A benchmark's progress on stderr: its stages, silent with ``--json`` or ``-q``."""
+    return _Progress(enabled=progress_enabled(args))
 
 
 def _with_client(args: argparse.Namespace, job: Callable[[Any], Any]) -> Any:

@@ -15,7 +15,9 @@ from rmlite.cli._common import (
     EXIT_OK,
     Command,
     _add_dataclass_flags,
+    _bench_exit,
     _bench_log,
+    _bench_progress,
     _cell,
     _check_backend,
     _console,
@@ -213,16 +215,19 @@ def _print_metrics(metrics: dict[str, Any], title: str) -> None:
 def cmd_bench_prefs(args: argparse.Namespace) -> int:
     from rmlite.bench import bench_prefs
 
-    result = bench_prefs(
-        pairs=args.pairs,
-        episodes=args.episodes,
-        segment_length=args.segment_length,
-        noise=args.noise,
-        log=None if args.json else _bench_log,
-    )
-    if args.json:
-        _emit_json(result)
-    return EXIT_OK
+    progress = _bench_progress(args)
+    try:
+        result = bench_prefs(
+            pairs=args.pairs,
+            episodes=args.episodes,
+            segment_length=args.segment_length,
+            noise=args.noise,
+            log=None if args.json else _bench_log,
+            progress=progress,
+        )
+    finally:
+        progress.stop()
+    return _bench_exit(args, result)
 
 
 # ------------------------------------------------------------------------ parser

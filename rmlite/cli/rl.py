@@ -13,7 +13,10 @@ from typing import Any
 from rmlite.cli._common import (
     EXIT_OK,
     Command,
+    _add_no_fail,
+    _bench_exit,
     _bench_log,
+    _bench_progress,
     _console,
     _count,
     _emit_json,
@@ -106,34 +109,40 @@ def cmd_minari_export(args: argparse.Namespace) -> int:
 def cmd_bench_wrapper(args: argparse.Namespace) -> int:
     from rmlite.bench import bench_wrapper
 
-    result = bench_wrapper(
-        num_envs=args.num_envs,
-        steps=args.steps,
-        repeats=args.repeats,
-        episodes=args.episodes,
-        log=None if args.json else _bench_log,
-        env=args.env,
-        max_steps=args.max_steps,
-    )
-    if args.json:
-        _emit_json(result)
-    return EXIT_OK
+    progress = _bench_progress(args)
+    try:
+        result = bench_wrapper(
+            num_envs=args.num_envs,
+            steps=args.steps,
+            repeats=args.repeats,
+            episodes=args.episodes,
+            log=None if args.json else _bench_log,
+            env=args.env,
+            max_steps=args.max_steps,
+            progress=progress,
+        )
+    finally:
+        progress.stop()
+    return _bench_exit(args, result)
 
 
 def cmd_bench_policy(args: argparse.Namespace) -> int:
     from rmlite.bench import bench_policy
 
-    result = bench_policy(
-        budget=args.budget,
-        algo=args.algo,
-        episodes=args.episodes,
-        eval_episodes=args.eval_episodes,
-        seed=args.seed,
-        log=None if args.json else _bench_log,
-    )
-    if args.json:
-        _emit_json(result)
-    return EXIT_OK
+    progress = _bench_progress(args)
+    try:
+        result = bench_policy(
+            budget=args.budget,
+            algo=args.algo,
+            episodes=args.episodes,
+            eval_episodes=args.eval_episodes,
+            seed=args.seed,
+            log=None if args.json else _bench_log,
+            progress=progress,
+        )
+    finally:
+        progress.stop()
+    return _bench_exit(args, result)
 
 
 # ------------------------------------------------------------------------ parser
@@ -266,6 +275,7 @@ def add_bench_commands(bench: Any) -> None:
     b.add_argument(
         "--max-steps", type=int, default=None, help="cap on the training episodes' length"
     )
+    _add_no_fail(b)
     b.add_argument("--json", action="store_true")
 
     b = bench.add_parser(
@@ -281,4 +291,5 @@ def add_bench_commands(bench: Any) -> None:
     b.add_argument("--episodes", type=int, default=40, help="episodes the reward model trains on")
     b.add_argument("--eval-episodes", type=int, default=10)
     b.add_argument("--seed", type=int, default=0)
+    _add_no_fail(b)
     b.add_argument("--json", action="store_true")

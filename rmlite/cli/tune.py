@@ -14,7 +14,10 @@ from rmlite.cli._common import (
     EXIT_OK,
     Command,
     _add_dataclass_flags,
+    _add_no_fail,
+    _bench_exit,
     _bench_log,
+    _bench_progress,
     _check_backend,
     _console,
     _count,
@@ -134,18 +137,21 @@ def cmd_tune(args: argparse.Namespace) -> int:
 def cmd_bench_tune(args: argparse.Namespace) -> int:
     from rmlite.bench import bench_tune
 
-    result = bench_tune(
-        rows=args.rows,
-        features=args.features,
-        budget=args.budget,
-        n_estimators=args.n_estimators,
-        dask_workers=args.dask_workers,
-        n_jobs=args.n_jobs,
-        log=None if args.json else _bench_log,
-    )
-    if args.json:
-        _emit_json(result)
-    return EXIT_OK
+    progress = _bench_progress(args)
+    try:
+        result = bench_tune(
+            rows=args.rows,
+            features=args.features,
+            budget=args.budget,
+            n_estimators=args.n_estimators,
+            dask_workers=args.dask_workers,
+            n_jobs=args.n_jobs,
+            log=None if args.json else _bench_log,
+            progress=progress,
+        )
+    finally:
+        progress.stop()
+    return _bench_exit(args, result)
 
 
 def add_commands(sub: Any, command: Command) -> None:
@@ -243,4 +249,5 @@ def add_bench_commands(bench: Any) -> None:
     b.add_argument("--n-estimators", type=int, default=200, help="boosting rounds per trial")
     b.add_argument("--dask-workers", type=int, default=2, help="0 skips the Dask comparison")
     b.add_argument("--n-jobs", type=int, default=1, help="threads per tuning trial")
+    _add_no_fail(b)
     b.add_argument("--json", action="store_true")
