@@ -21,7 +21,28 @@ not bad input (2), so a script tells them apart."""
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    pass
+    """Descriptions and examples keep their line breaks; each option's default shows once.
+
+    argparse's own defaults formatter appends ``(default: X)`` to every option, even when
+    the help already says its default, when the option is required, when the default is
+    ``None`` (nothing given) or when it is a flag's ``False``. Here the default is appended
+    only when it says something the help does not.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text.lower()
+            or action.required
+            or not action.option_strings
+            or default is None
+            or default is False
+            or default is argparse.SUPPRESS
+            or action.nargs == 0  # store_true / store_const / count / help / version
+        ):
+            return text
+        return text + " (default: %(default)s)"
 
 
 # ------------------------------------------------------------------------ output
@@ -95,13 +116,15 @@ def _add_dataclass_flags(
         flag = rename.get(f.name, "--" + f.name.replace("_", "-"))
         help_text = f.metadata.get("help", "")
         default = f.default
+        # the field's default, once (the flag's own default is None: "not given")
+        shown = help_text if default is None else f"{help_text} (default: {default})"
         if isinstance(default, bool):
             parser.add_argument(
                 flag,
                 dest=f.name,
                 action=argparse.BooleanOptionalAction,
                 default=None,
-                help=f"{help_text} (default: {default})",
+                help=shown,
             )
         elif f.name == "clip":
             parser.add_argument(
@@ -111,7 +134,7 @@ def _add_dataclass_flags(
                 nargs=2,
                 metavar=("LOW", "HIGH"),
                 default=None,
-                help=f"{help_text} (default: {default})",
+                help=shown,
             )
         else:
             typ: Callable[[str], Any] = str
@@ -126,7 +149,7 @@ def _add_dataclass_flags(
                 type=typ,
                 choices=choices,
                 default=None,
-                help=f"{help_text} (default: {default})",
+                help=shown,
             )
 
 

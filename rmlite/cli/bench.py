@@ -101,8 +101,13 @@ def add_bench_commands(bench: Any) -> None:
         formatter_class=_Formatter,
     )
     b.set_defaults(func=cmd_bench_data)
-    b.add_argument("--rows", type=lambda s: int(s.replace("_", "")), default=1_000_000)
-    b.add_argument("--episode-length", type=int, default=1000)
+    b.add_argument(
+        "--rows",
+        type=lambda s: int(s.replace("_", "")),
+        default=1_000_000,
+        help="transitions in the synthetic log (1_000_000 works)",
+    )
+    b.add_argument("--episode-length", type=int, default=1000, help="steps per episode")
     b.add_argument(
         "--workdir", default=None, help="folder for the temporary files (default: a temp dir)"
     )
@@ -117,10 +122,15 @@ def add_bench_commands(bench: Any) -> None:
         formatter_class=_Formatter,
     )
     b.set_defaults(func=cmd_bench_models)
-    b.add_argument("--rows", type=lambda s: int(s.replace("_", "")), default=1_000_000)
-    b.add_argument("--features", type=int, default=40)
-    b.add_argument("--n-estimators", type=int, default=100)
-    b.add_argument("--mlp-epochs", type=int, default=1)
+    b.add_argument(
+        "--rows",
+        type=lambda s: int(s.replace("_", "")),
+        default=1_000_000,
+        help="rows of the synthetic float32 matrix (1_000_000 works)",
+    )
+    b.add_argument("--features", type=int, default=40, help="columns of the matrix")
+    b.add_argument("--n-estimators", type=int, default=100, help="boosting rounds per fit")
+    b.add_argument("--mlp-epochs", type=int, default=1, help="epochs of the MLP timing")
     b.add_argument("--repeat", type=int, default=1, help="repeat each timing, keep the best")
     b.add_argument(
         "--compiled-batches",
