@@ -53,7 +53,7 @@ def test_every_bench_with_targets_takes_no_fail() -> None:
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     bench = sub.choices["bench"]
     benches = next(a for a in bench._actions if isinstance(a, argparse._SubParsersAction))
-    with_targets = {"data", "models", "drift", "wrapper", "policy", "tune"}
+    with_targets = {"data", "models", "drift", "scale", "wrapper", "policy", "tune"}
     for name, parser in benches.choices.items():
         flags = {f for a in parser._actions for f in a.option_strings}
         assert ("--no-fail" in flags) == (name in with_targets), name

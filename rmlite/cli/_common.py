@@ -301,16 +301,21 @@ def _add_no_fail(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _bench_exit(args: argparse.Namespace, result: dict[str, Any]) -> int:
+def _bench_exit(
+    args: argparse.Namespace, result: dict[str, Any], targets: dict[str, bool] | None = None
+) -> int:
     """The exit status of a benchmark: :data:`EXIT_TARGET_MISSED` when a target in
-    ``result["targets"]`` (name -> met) was missed and ``--no-fail`` was not given.
+    ``targets`` (default ``result["targets"]``; name -> met) was missed and ``--no-fail``
+    was not given.
 
     With ``--json`` the result goes to stdout first; the missed targets are named on
     stderr either way, so a CI log says why the step failed.
     """
     if args.json:
         _emit_json(result)
-    missed = [name for name, met in result.get("targets", {}).items() if not met]
+    if targets is None:
+        targets = result.get("targets", {})
+    missed = [name for name, met in targets.items() if not met]
     if not missed:
         return EXIT_OK
     no_fail = bool(getattr(args, "no_fail", False))
