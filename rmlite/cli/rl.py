@@ -21,6 +21,7 @@ from rmlite.cli._common import (
     _count,
     _emit_json,
     _Formatter,
+    _int_in,
     _Progress,
     _seed,
     progress_enabled,
@@ -46,6 +47,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
             max_steps=args.max_steps,
             vectorization=args.vectorization,
             progress=progress,
+            episode_offset=args.episode_offset,
         )
     finally:
         progress.stop()
@@ -165,7 +167,18 @@ def add_commands(sub: Any, command: Command) -> None:
         help="'random', or MODULE:CALLABLE called as callable(obs_batch, rng) -> actions",
     )
     p.add_argument(
-        "--seed", type=_seed, default=0, help="same seed, same rows (re-collect adds nothing)"
+        "--seed",
+        type=_seed,
+        default=0,
+        help="with --episode-offset: same seed and offset, same rows (re-collect adds nothing)",
+    )
+    p.add_argument(
+        "--episode-offset",
+        type=_int_in(0, None, "an episode id >= 0"),
+        default=None,
+        metavar="N",
+        help="id of the first episode; the rollout is seeded with SEED + N (default: one "
+        "past the largest id the dataset holds, so each collect adds new episodes)",
     )
     p.add_argument("--num-envs", type=_count, default=8, help="sub-envs stepped together")
     p.add_argument("--max-steps", type=_count, default=None, help="step limit per episode")
