@@ -307,6 +307,7 @@ def test_bench_data_runs_and_reports_ratios(tmp_path: Path) -> None:
         "500",
         "--workdir",
         str(tmp_path),
+        "--no-fail",  # a toy size: the ratios are reported, not judged
         "--json",
     )
     assert out.returncode == 0, out.stderr

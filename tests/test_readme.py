@@ -41,9 +41,10 @@ def test_cli_tour_and_python_example_run(tmp_path: Path) -> None:
         if not command or command.startswith("#"):
             continue
         if command.startswith("rmlite bench data"):  # the same command, smaller
-            command = command.replace("1_000_000", "5_000") + " --episode-length 500"
+            # (ratios at toy sizes miss their targets: --no-fail, or the command exits 3)
+            command = command.replace("1_000_000", "5_000") + " --episode-length 500 --no-fail"
         elif command.startswith("rmlite bench models"):
-            command = command.replace("1_000_000", "2_000") + " --n-estimators 5"
+            command = command.replace("1_000_000", "2_000") + " --n-estimators 5 --no-fail"
         elif command.startswith("rmlite bench drift"):
             command = command.replace("--windows 40", "--windows 2") + (
                 " --shift-windows 1 --sizes 5 --train-episodes 10 --no-fail"

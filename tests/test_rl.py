@@ -88,6 +88,71 @@ def test_collect_is_seeded_idempotent_and_checked(store: LogStore) -> None:
     )
 
 
+def test_collect_continues_after_the_largest_episode_id(store: LogStore) -> None:
+    kw = {"num_envs": 2, "max_steps": 10, "seed": 0}
+    lone = collect(store, "Pendulum-v1", 1, "one", episode_offset=None, **kw)
+    assert lone.first_episode == 0  # a dataset holding episode 0 alone continues at 1:
+    assert collect(store, "Pendulum-v1", 1, "one", episode_offset=None, **kw).first_episode == 1
+    first = collect(store, "Pendulum-v1", 3, "pend", episode_offset=None, **kw)
+    second = collect(store, "Pendulum-v1", 2, "pend", episode_offset=None, **kw)
+    assert (first.first_episode, second.first_episode) == (0, 3)
+    assert second.ingest.rows_added == 20 and "ids 3-4" in str(second)
+    log = store.read("pend")
+    assert log[S.EPISODE].unique().sort().to_list() == [0, 1, 2, 3, 4]
+    # Fresh rollouts (seeded with seed + offset), not the first batch again under new ids.
+    obs = {e: np.asarray(g[S.OBS].to_list()) for (e,), g in log.group_by(S.EPISODE)}
+    assert not any(np.array_equal(obs[3], obs[e]) for e in (0, 1, 2))
+    # The same seed and offset are the same episodes: collecting them again adds nothing.
+    again = collect(store, "Pendulum-v1", 2, "pend", episode_offset=3, **kw)
+    assert again.ingest.rows_added == 0 and again.ingest.rows_duplicate == 20
+    assert store.check("pend").problems == []
+    with pytest.raises(ParameterError, match=r"--episode-offset must be an int >= 0.*-1"):
+        collect(store, "Pendulum-v1", 2, "pend", episode_offset=-1, **kw)
+
+
+def test_collect_cannot_continue_text_episode_ids(store: LogStore) -> None:
+    named = rollout("Pendulum-v1", episodes=2, max_steps=5).with_columns(
+        pl.format("run-a/ep-{}", pl.col(S.EPISODE)).alias(S.EPISODE)
+    )
+    store.ingest(named, dataset="runs")
+    before = store.fingerprint("runs")
+    with pytest.raises(
+        ParameterError, match=r"'runs' names its episodes by text.*--episode-offset"
+    ):
+        collect(store, "Pendulum-v1", 2, "runs", max_steps=5, episode_offset=None)
+    assert store.fingerprint("runs") == before
+
+
+@pytest.mark.slow
+def test_cli_collect_feeds_new_episodes_to_monitor(tmp_path: Path) -> None:
+    db, model = str(tmp_path / "s.duckdb"), str(tmp_path / "model")
+    collect_args = ("collect", "--db", db, "--env", "Pendulum-v1", "--dataset", "pend")
+    collect_args += ("--max-steps", "30", "--num-envs", "4", "--json")
+    first = json.loads(run(*collect_args, "--episodes", "10").stdout)
+    assert first["first_episode"] == 0 and first["ingest"]["rows_added"] == 300
+    trained = run("train", "--db", db, "--dataset", "pend", "--out", model, "--n-estimators",
+                  "30", "--n-jobs", "1", "--json")  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    watch = ("monitor", "--db", db, "--model", model, "--dataset", "pend", "--json")
+    pass1 = json.loads(run(*watch).stdout)
+    assert pass1["pass_id"] == 1 and pass1["episodes"] == 2  # the held-out 20%
+
+    done = run(*collect_args, "--episodes", "4")  # same --seed 0: fresh episodes 10-13
+    assert done.returncode == 0, done.stderr
+    second = json.loads(done.stdout)
+    assert second["first_episode"] == 10 and second["ingest"]["rows_added"] == 120
+    pass2 = json.loads(run(*watch).stdout)
+    assert pass2["pass_id"] == 2 and pass2["episodes"] == 4
+    assert pass2["first_ingest_id"] > pass1["last_ingest_id"]
+
+    # An explicit offset repeats a batch exactly: nothing new lands, nothing new to monitor.
+    same = json.loads(run(*collect_args, "--episodes", "4", "--episode-offset", "10").stdout)
+    assert same["ingest"]["rows_added"] == 0
+    assert json.loads(run(*watch).stdout)["pass_id"] is None
+    bad = run(*collect_args, "--episodes", "4", "--episode-offset", "-3")
+    assert bad.returncode == 2 and "--episode-offset" in bad.stderr
+
+
 def test_collect_with_a_policy_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "still_policy.py").write_text(
         textwrap.dedent(

@@ -307,17 +307,28 @@ def bench_data(
     workdir: str | None = None,
     reference: bool = True,
     log: Callable[[str], None] | None = print,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the data-path benchmark; print and return its results."""
+    """Run the data-path benchmark; print and return its results.
+
+    ``progress`` is told each stage as it starts; ``result["targets"]`` maps each printed
+    target to whether it was met.
+    """
     say = log or (lambda _m: None)
+    stage = progress or (lambda _m: None)
     with tempfile.TemporaryDirectory(dir=workdir, prefix="rmlite-bench-") as tmp:
         parquet = os.path.join(tmp, "log.parquet")
         say(f"bench data: {rows:,} rows, 17 obs, 6 actions, episodes of {episode_length}")
+        stage(f"[1/6] writing a {rows:,}-row log to Parquet")
         _child(_stage_write, parquet, rows, episode_length)
+        stage("[2/6] DuckDB's own load (baseline)")
         duck = _child(_stage_duckdb, os.path.join(tmp, "duckdb.duckdb"), parquet)
         store = os.path.join(tmp, "store.duckdb")
+        stage("[3/6] LogStore.ingest")
         ing = _child(_stage_ingest, store, parquet)
+        stage("[4/6] features from the store")
         feat = _child(_stage_features, store)
+        stage("[5/6] features from memory, cold and warm")
         trans = _child(_stage_transform, store)
         result: dict[str, Any] = {
             "rows": rows,
@@ -337,6 +348,7 @@ def bench_data(
             "ingest_peak_rss_gib": ing["peak_rss"] / 2**30,
         }
         if reference:
+            stage("[6/6] the pandas reference and return-to-go exactness")
             try:
                 pand = _child(_stage_pandas, store)
             except ImportError:

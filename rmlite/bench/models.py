@@ -38,6 +38,7 @@ def bench_models(
     log: Callable[[str], None] | None = print,
     compiled: bool = True,
     compiled_batches: tuple[int, ...] = (1, 16, 4096, 1_000_000),
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """RewardRegressor against the raw engines with identical parameters, same run.
 
@@ -45,12 +46,16 @@ def bench_models(
     training samples/s and inference rows/s; CUDA rows where a GPU is present. With
     ``compiled`` (and the ``fast`` extra), compiled trees against the raw booster's
     predict at each batch size of ``compiled_batches`` (one thread each; compile time too).
+    ``progress`` is told each stage as it starts; ``result["targets"]`` maps each
+    printed target to whether it was met.
     """
     from rmlite.estimators.reward import RewardRegressor
     from rmlite.models.device import cuda_device_count
     from rmlite.models.gbm import gbm_params
 
     say = log or (lambda _m: None)
+    stage = progress or (lambda _m: None)
+    stage(f"building a {rows:,} x {features} matrix")
     X, y = _synthetic_matrix(rows, features)
     say(f"bench models: {rows:,} rows x {features} float32 features, {n_estimators} trees")
     result: dict[str, Any] = {"rows": rows, "features": features, "n_estimators": n_estimators}
@@ -65,6 +70,7 @@ def bench_models(
                 n_jobs=None,
                 device=device,
             )
+            stage(f"{backend} {device}: raw {backend}.train, {n_estimators} trees")
             raw_fit, booster = _timed(
                 partial(_raw_fit, backend, params, X, y, n_estimators), repeat
             )
@@ -75,7 +81,9 @@ def bench_models(
                 learning_rate=0.1,
                 random_state=0,
             )
+            stage(f"{backend} {device}: RewardRegressor.fit, {n_estimators} trees")
             our_fit, _ = _timed(partial(model.fit, X, y), repeat)
+            stage(f"{backend} {device}: predict {rows:,} rows, raw and RewardRegressor")
             raw_pred, _ = _timed(partial(_raw_predict, backend, booster, X), repeat)
             our_pred, _ = _timed(partial(model.predict, X), repeat)
             key = f"{backend}_{device}"
@@ -84,6 +92,7 @@ def bench_models(
             result[f"{key}_fit_ratio"] = our_fit / raw_fit
             result[f"{key}_predict_rows_per_s"] = rows / our_pred
             result[f"{key}_predict_throughput_ratio"] = raw_pred / our_pred
+        stage(f"mlp {device}: {mlp_epochs} epoch(s) and predict")
         mlp = RewardRegressor(backend="mlp", device=device, max_epochs=mlp_epochs, random_state=0)
         mlp_fit, _ = _timed(partial(mlp.fit, X, y), 1)
         mlp_pred, _ = _timed(partial(mlp.predict, X), repeat)
@@ -100,7 +109,7 @@ def bench_models(
                     result[f"{backend}_cpu_fit_seconds"] / result[f"{backend}_cuda_fit_seconds"]
                 )
     if compiled:
-        result.update(_bench_compiled(X, y, n_estimators, compiled_batches, say))
+        result.update(_bench_compiled(X, y, n_estimators, compiled_batches, say, stage))
     for k, v in result.items():
         if isinstance(v, float):
             say(f"  {k:40s} {v:,.4g}")
@@ -151,6 +160,7 @@ def _bench_compiled(
     n_estimators: int,
     batches: tuple[int, ...],
     say: Callable[[str], None],
+    stage: Callable[[str], None] = lambda _m: None,
 ) -> dict[str, Any]:
     """Compiled trees (Treelite + TL2cgen) against ``Booster.predict``, one thread each.
 
@@ -175,12 +185,14 @@ def _bench_compiled(
                 backend, objective="regression", learning_rate=0.1, random_state=0,
                 n_jobs=1, device="cpu",
             )  # fmt: skip
+            stage(f"compiled {backend}: fit and compile")
             booster = _raw_fit(backend, params, X[:fit_rows], y[:fit_rows], n_estimators)
             t = time.perf_counter()
             trees = compile_booster(backend, booster, X.shape[1], cache)
             assert trees is not None
             out[f"compiled_{backend}_compile_seconds"] = time.perf_counter() - t
             for n in batches:
+                stage(f"compiled {backend}: batch {n:,}")
                 rows = rng.integers(0, len(X), n) if n > len(X) else np.arange(n)
                 batch = np.ascontiguousarray(X[rows])
                 calls = max(1, min(2000, 20_000 // n))

@@ -16,13 +16,15 @@ def bench_prefs(
     noise: float = 0.1,
     seed: int = 0,
     log: Callable[[str], None] | None = print,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Training time and held-out accuracy of the three preference backends, same pairs.
 
     Rolls out Pendulum-v1, simulates ``pairs`` judgements with a B-Pref teacher (flip
     rate ``noise``), splits them by episode, and trains LightGBM, XGBoost and the MLP
     on the same training pairs; the true reward's accuracy on the same held-out labels is
-    the ceiling.
+    the ceiling. ``progress`` is told each stage as it starts. It prints no target: the
+    numbers compare the backends with each other and with that ceiling.
     """
     from rmlite.data.features import FeatureSpec, build_features
     from rmlite.estimators.preference import (
@@ -36,6 +38,8 @@ def bench_prefs(
     from rmlite.testing import rollout
 
     say = log or (lambda _m: None)
+    stage = progress or (lambda _m: None)
+    stage(f"rolling out {episodes} Pendulum-v1 episodes, simulating {pairs:,} judgements")
     log_frame = rollout("Pendulum-v1", episodes=episodes, seed=seed)
     frame = build_features(log_frame.to_arrow(), FeatureSpec(), require_target=False)
     reward = frame.y.astype(np.float64)
@@ -63,6 +67,7 @@ def bench_prefs(
         f"flip rate {noise}"
     )
     for backend in ("lightgbm", "xgboost", "mlp"):
+        stage(f"training the {backend} preference model")
         model = PreferenceRewardModel(backend=backend, label_noise=noise, random_state=seed)
         t = time.perf_counter()
         model.fit(frame.X, all_pairs.subset(train))

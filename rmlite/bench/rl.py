@@ -46,6 +46,7 @@ def bench_wrapper(
     log: Callable[[str], None] | None = None,
     env: str = "Pendulum-v1",
     max_steps: int | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Per-step time of a vector env with and without the learned reward.
 
@@ -56,7 +57,8 @@ def bench_wrapper(
     ``fast`` extra, through compiled trees (the default). All envs take the same actions;
     the timings alternate between them ``repeats`` times and the medians are compared
     (these machines are noisy). Targets for the default path: x1.25 on Pendulum-v1, x1.15
-    on MuJoCo envs, whose own steps cost more.
+    on MuJoCo envs, whose own steps cost more (``result["targets"]``). ``progress`` is told
+    each stage as it starts.
     """
     import gymnasium as gym
 
@@ -64,7 +66,9 @@ def bench_wrapper(
     from rmlite.rl.relabeling import RewardFunction
 
     say = log or (lambda _m: None)
+    stage = progress or (lambda _m: None)
     say(f"training the quickstart reward model on {episodes} {env} episodes")
+    stage(f"training the quickstart reward model on {episodes} {env} episodes")
     model, info = _quickstart_model(episodes, seed, env, max_steps)
     target = TARGET_RATIO.get(env, MUJOCO_TARGET_RATIO)
 
@@ -96,9 +100,11 @@ def bench_wrapper(
         return (time.perf_counter() - t) / steps
 
     times: dict[str, list[float]] = {name: [] for name in envs}
+    stage("warming up")
     for vec in envs.values():
         per_step(vec)  # warm caches and imports
     for r in range(repeats):
+        stage(f"round {r + 1}/{repeats}: {steps:,} steps of each vector env")
         for name, vec in envs.items():
             times[name].append(per_step(vec))
         say(
@@ -128,6 +134,7 @@ def bench_wrapper(
         "compiled_ratio": median["compiled"] / plain if "compiled" in median else None,
         "target_ratio": target,
         "meets_target": ratio <= target,
+        "targets": {f"{learned_name} path at most x{target:.2f} the plain step": ratio <= target},
         "load_average_1min": os.getloadavg()[0],  # timings on a busy machine mean little
     }
     say(
@@ -171,6 +178,7 @@ def bench_policy(
     eval_episodes: int = 10,
     seed: int = 0,
     log: Callable[[str], None] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Is the learned reward useful? Agents trained on it and on the true reward, compared.
 
@@ -178,7 +186,8 @@ def bench_policy(
     two agents (stable-baselines3 SAC or TD3, same hyper-parameters, seed and ``budget``
     env steps): one on :class:`rmlite.rl.gym.LearnedReward`, one on the true reward. Both
     are evaluated on the **true** reward. Score: 100 (R - R_random) / (R_true_agent -
-    R_random); target >= 90.
+    R_random); target >= 90 (``result["targets"]``). ``progress`` is told each stage as it
+    starts.
     """
     try:
         import stable_baselines3 as sb3
@@ -194,8 +203,10 @@ def bench_policy(
     if algo not in ("sac", "td3"):
         raise ValueError(f"--algo must be 'sac' or 'td3'. Got {algo!r} instead.")
     say = log or (lambda _m: None)
+    stage = progress or (lambda _m: None)
     started = time.perf_counter()
     say(f"training the quickstart reward model on {episodes} random Pendulum-v1 episodes")
+    stage(f"training the quickstart reward model on {episodes} Pendulum-v1 episodes")
     model, info = _quickstart_model(episodes, seed)
     rng = np.random.default_rng(seed)
     # Pendulum's torque bounds: [-2, 2].
@@ -208,6 +219,7 @@ def bench_policy(
 
     def agent(env: Any, name: str) -> tuple[float, float]:
         cls = sb3.SAC if algo == "sac" else sb3.TD3
+        stage(f"training {algo} on the {name} reward, {budget:,} steps")
         t = time.perf_counter()
         learner = cls("MlpPolicy", env, learning_rate=1e-3, seed=seed, verbose=0, device="cpu")
         # One torch thread: batches of 256 through 256x256 layers gain little from more, and
@@ -240,6 +252,7 @@ def bench_policy(
         "normalized_score": score,
         "target": 90.0,
         "meets_target": score >= 90.0,
+        "targets": {"normalized score >= 90": score >= 90.0},
         "seconds_true_agent": s_true,
         "seconds_learned_agent": s_learned,
         "seconds_total": time.perf_counter() - started,

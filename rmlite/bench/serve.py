@@ -98,6 +98,7 @@ def bench_serve(
     episodes: int = 40,
     seed: int = 0,
     log: Callable[[str], None] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Requests/s and p50/p99 latency of ``rmlite serve`` at each batch size, JSON vs Arrow.
 
@@ -106,10 +107,13 @@ def bench_serve(
     server, read and decode the answer; bodies are encoded once) and server-side (the
     ``Server-Timing`` header). The answer of every case is checked against the model
     called in-process, whose time per call on the same batch is the baseline.
+    ``progress`` is told each stage as it starts. It prints no target: the numbers are
+    ratios against that baseline and between the two formats.
     """
     from rmlite.rl.relabeling import RewardFunction
 
     say = log or (lambda _m: None)
+    stage = progress or (lambda _m: None)
     started = time.perf_counter()
     info: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="rmlite-bench-serve-") as tmp:
@@ -117,11 +121,13 @@ def bench_serve(
             from rmlite.bench.rl import _quickstart_model
 
             say(f"training the quickstart reward model on {episodes} Pendulum-v1 episodes")
+            stage(f"training the quickstart reward model on {episodes} Pendulum-v1 episodes")
             fitted, info = _quickstart_model(episodes, seed)
             model = str(Path(tmp) / "model")
             fitted.save(model)
         fn = RewardFunction(model)
         say(f"starting rmlite serve --model {model} on 127.0.0.1")
+        stage("starting rmlite serve")
         proc, host, port = _start_server(model)
         try:
             conn = _connect(host, port)
@@ -147,6 +153,7 @@ def bench_serve(
                         break
                 direct_p50 = float(np.median(direct)) * 1e3
                 for fmt in ("json", "arrow"):
+                    stage(f"batch {batch:,}, {fmt}: at most {requests:,} requests, {seconds:g} s")
                     # A fresh connection per case: uvicorn closes one idle for 5 s.
                     conn.close()
                     conn = _connect(host, port)

@@ -14,10 +14,35 @@ Command = Callable[..., argparse.ArgumentParser]
 """``command(sub, name, ...)``: what ``build_parser`` hands each group's ``add_commands``."""
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_TARGET_MISSED = 3
+"""A check the command was asked to make failed: a benchmark missed a target it printed
+(``--no-fail``: exit 0 anyway), or ``monitor --fail-on`` saw an alert. Not a bug (1) and
+not bad input (2), so a script tells them apart."""
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    pass
+    """Descriptions and examples keep their line breaks; each option's default shows once.
+
+    argparse's own defaults formatter appends ``(default: X)`` to every option, even when
+    the help already says its default, when the option is required, when the default is
+    ``None`` (nothing given) or when it is a flag's ``False``. Here the default is appended
+    only when it says something the help does not.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text.lower()
+            or action.required
+            or not action.option_strings
+            or default is None
+            or default is False
+            or default is argparse.SUPPRESS
+            or action.nargs == 0  # store_true / store_const / count / help / version
+        ):
+            return text
+        return text + " (default: %(default)s)"
 
 
 # ------------------------------------------------------------------------ output
@@ -91,13 +116,15 @@ def _add_dataclass_flags(
         flag = rename.get(f.name, "--" + f.name.replace("_", "-"))
         help_text = f.metadata.get("help", "")
         default = f.default
+        # the field's default, once (the flag's own default is None: "not given")
+        shown = help_text if default is None else f"{help_text} (default: {default})"
         if isinstance(default, bool):
             parser.add_argument(
                 flag,
                 dest=f.name,
                 action=argparse.BooleanOptionalAction,
                 default=None,
-                help=f"{help_text} (default: {default})",
+                help=shown,
             )
         elif f.name == "clip":
             parser.add_argument(
@@ -107,7 +134,7 @@ def _add_dataclass_flags(
                 nargs=2,
                 metavar=("LOW", "HIGH"),
                 default=None,
-                help=f"{help_text} (default: {default})",
+                help=shown,
             )
         else:
             typ: Callable[[str], Any] = str
@@ -122,7 +149,7 @@ def _add_dataclass_flags(
                 type=typ,
                 choices=choices,
                 default=None,
-                help=f"{help_text} (default: {default})",
+                help=shown,
             )
 
 
@@ -263,6 +290,43 @@ def _bad_input(message: str) -> int:
 
 def _bench_log(message: str) -> None:
     print(message, flush=True)
+
+
+def _add_no_fail(parser: argparse.ArgumentParser) -> None:
+    """``--no-fail`` of a benchmark with targets: exit 0 even when one is missed."""
+    parser.add_argument(
+        "--no-fail",
+        action="store_true",
+        help=f"exit 0 even when a target is missed (else exit {EXIT_TARGET_MISSED})",
+    )
+
+
+def _bench_exit(
+    args: argparse.Namespace, result: dict[str, Any], targets: dict[str, bool] | None = None
+) -> int:
+    """The exit status of a benchmark: :data:`EXIT_TARGET_MISSED` when a target in
+    ``targets`` (default ``result["targets"]``; name -> met) was missed and ``--no-fail``
+    was not given.
+
+    With ``--json`` the result goes to stdout first; the missed targets are named on
+    stderr either way, so a CI log says why the step failed.
+    """
+    if args.json:
+        _emit_json(result)
+    if targets is None:
+        targets = result.get("targets", {})
+    missed = [name for name, met in targets.items() if not met]
+    if not missed:
+        return EXIT_OK
+    no_fail = bool(getattr(args, "no_fail", False))
+    verdict = "exit 0: --no-fail" if no_fail else f"exit {EXIT_TARGET_MISSED}; --no-fail exits 0"
+    print(f"[rmlite] target missed: {'; '.join(missed)} ({verdict})", file=sys.stderr)
+    return EXIT_OK if no_fail else EXIT_TARGET_MISSED
+
+
+def _bench_progress(args: argparse.Namespace) -> _Progress:
+    """A benchmark's progress on stderr: its stages, silent with ``--json`` or ``-q``."""
+    return _Progress(enabled=progress_enabled(args))
 
 
 def _with_client(args: argparse.Namespace, job: Callable[[Any], Any]) -> Any:

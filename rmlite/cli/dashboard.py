@@ -113,7 +113,7 @@ def add_commands(sub: Any, command: Command) -> None:
     p.add_argument(
         "--host",
         default="127.0.0.1",
-        help="address to listen on; the default is reachable from this machine only",
+        help="address to listen on (default: %(default)s, reachable from this machine only)",
     )
     p.add_argument("--port", type=_port, default=8050, help="port to listen on (0: any free one)")
     p.add_argument(

@@ -269,7 +269,7 @@ def add_commands(sub: Any, command: Command) -> None:
         "Check a dataset's log: step numbering, episode ends, next_obs, NaN/inf, rewards.",
         "rmlite check --dataset walker --json",
     )
-    p.add_argument("--dataset", required=True)
+    p.add_argument("--dataset", required=True, help="dataset to read (see rmlite datasets)")
     p.add_argument(
         "--tolerance",
         type=float,
@@ -324,7 +324,7 @@ def add_commands(sub: Any, command: Command) -> None:
         "Build features and a target from a dataset.",
         "rmlite features --dataset walker --target return --gamma 0.99 --out features.parquet",
     )
-    p.add_argument("--dataset", required=True)
+    p.add_argument("--dataset", required=True, help="dataset to read (see rmlite datasets)")
     p.add_argument(
         "--out", default=None, help="write keys, features and target to Parquet (or .csv)"
     )

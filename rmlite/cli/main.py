@@ -31,6 +31,15 @@ from rmlite.cli import (
 from rmlite.cli._common import _Formatter
 from rmlite.cli._options import CommandParser, parse_args
 
+EXIT_CODES = """Exit codes:
+  0    success
+  2    bad input: a log, parameter, model folder or --db path that cannot be used
+  3    a check you asked for failed: a bench target missed, monitor --fail-on alerted
+  75   try again later: another process holds the store, or the disk is full
+  130  interrupted (Ctrl+C); the message says whether the store changed
+  1    a bug in rmlite: the traceback, and a request to report it"""
+"""The exit statuses, as ``rmlite --help`` lists them (the README's table says more)."""
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``rmlite`` (also used to render the README's CLI tour).
@@ -43,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Reward models from RL logs: ingest into DuckDB, build features, train, "
         "validate. Defaults for the store and for each command can live in rmlite.toml "
         "(or [tool.rmlite] in pyproject.toml), found from here upward.",
-        epilog="Example:\n  rmlite quickstart\n  rmlite ingest logs/*.parquet --dataset walker\n  rmlite --db walker.duckdb -q check --dataset walker",
+        epilog="Example:\n  rmlite quickstart\n  rmlite ingest logs/*.parquet --dataset walker\n"
+        "  rmlite --db walker.duckdb -q check --dataset walker\n\n" + EXIT_CODES,
         formatter_class=_Formatter,
     )
     parser.add_argument("--version", action="version", version=_version())
@@ -84,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "bench",
         help="Benchmarks users can run (ratios against a baseline measured in the same run).",
+        description="Benchmarks users can run: each measures its baseline in the same run "
+        "and reports ratios, shows its stage on stderr while it runs, and exits 3 when a "
+        "target it prints is missed (--no-fail: exit 0).",
+        epilog="Example:\n  rmlite bench models --rows 1_000_000 --features 40\n"
+        "  rmlite bench data --rows 1_000_000 --no-fail --json > bench-data.json",
         formatter_class=_Formatter,
     )
     benches = p.add_subparsers(dest="bench", metavar="BENCH", required=True)

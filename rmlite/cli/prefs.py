@@ -15,7 +15,9 @@ from rmlite.cli._common import (
     EXIT_OK,
     Command,
     _add_dataclass_flags,
+    _bench_exit,
     _bench_log,
+    _bench_progress,
     _cell,
     _check_backend,
     _console,
@@ -213,16 +215,19 @@ def _print_metrics(metrics: dict[str, Any], title: str) -> None:
 def cmd_bench_prefs(args: argparse.Namespace) -> int:
     from rmlite.bench import bench_prefs
 
-    result = bench_prefs(
-        pairs=args.pairs,
-        episodes=args.episodes,
-        segment_length=args.segment_length,
-        noise=args.noise,
-        log=None if args.json else _bench_log,
-    )
-    if args.json:
-        _emit_json(result)
-    return EXIT_OK
+    progress = _bench_progress(args)
+    try:
+        result = bench_prefs(
+            pairs=args.pairs,
+            episodes=args.episodes,
+            segment_length=args.segment_length,
+            noise=args.noise,
+            log=None if args.json else _bench_log,
+            progress=progress,
+        )
+    finally:
+        progress.stop()
+    return _bench_exit(args, result)
 
 
 # ------------------------------------------------------------------------ parser
@@ -231,11 +236,16 @@ def cmd_bench_prefs(args: argparse.Namespace) -> int:
 def _model_flags(p: argparse.ArgumentParser) -> None:
     from rmlite.data.feature_spec import FeatureSpec
 
-    p.add_argument("--dataset", required=True)
+    p.add_argument("--dataset", required=True, help="dataset the judged segments come from")
     p.add_argument(
         "--backend", type=_check_backend, default="lightgbm", help="lightgbm, xgboost or mlp"
     )
-    p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
+    p.add_argument(
+        "--device",
+        choices=["cpu", "cuda", "auto"],
+        default="cpu",
+        help="where the model trains (auto: cuda when a GPU is visible)",
+    )
     p.add_argument(
         "--holdout",
         type=float,
@@ -332,7 +342,7 @@ def add_commands(sub: Any, command: Command) -> None:
         "Simulate a teacher: random segment pairs labeled by a Bradley–Terry oracle over the true rewards (B-Pref).",
         "rmlite prefs synth --dataset pendulum --pairs 2000 --segment-length 25 --noise 0.1 --seed 0",
     )
-    q.add_argument("--dataset", required=True)
+    q.add_argument("--dataset", required=True, help="dataset whose segments are compared")
     q.add_argument("--pairs", type=_count, default=1000, help="number of pairs")
     q.add_argument("--segment-length", type=_count, default=25, help="steps per segment")
     q.add_argument("--noise", type=float, default=0.0, help="flip rate of labels, in [0, 0.5]")
@@ -345,7 +355,7 @@ def add_commands(sub: Any, command: Command) -> None:
     q.add_argument(
         "--tie-threshold", type=float, default=0.0, help="|R_A - R_B| at most this is a tie (0.5)"
     )
-    q.add_argument("--seed", type=_seed, default=0)
+    q.add_argument("--seed", type=_seed, default=0, help="seeds the pairs and the labels")
     q.add_argument("--annotator", default="synthetic", help="name stored with the judgements")
     q.add_argument(
         "--out", default=None, help="write the pairs to a file (.parquet/.csv/.jsonl) instead"
@@ -384,8 +394,13 @@ def add_bench_commands(bench: Any) -> None:
         formatter_class=_Formatter,
     )
     b.set_defaults(func=cmd_bench_prefs)
-    b.add_argument("--pairs", type=lambda s: int(s.replace("_", "")), default=20_000)
+    b.add_argument(
+        "--pairs",
+        type=lambda s: int(s.replace("_", "")),
+        default=20_000,
+        help="simulated judgements (80%% train, 20%% held out by episode)",
+    )
     b.add_argument("--episodes", type=int, default=200, help="Pendulum-v1 episodes of 200 steps")
-    b.add_argument("--segment-length", type=int, default=25)
+    b.add_argument("--segment-length", type=int, default=25, help="steps per judged segment")
     b.add_argument("--noise", type=float, default=0.1, help="flip rate of the simulated teacher")
     b.add_argument("--json", action="store_true")

@@ -13,11 +13,15 @@ from typing import Any
 from rmlite.cli._common import (
     EXIT_OK,
     Command,
+    _add_no_fail,
+    _bench_exit,
     _bench_log,
+    _bench_progress,
     _console,
     _count,
     _emit_json,
     _Formatter,
+    _int_in,
     _Progress,
     _seed,
     progress_enabled,
@@ -43,6 +47,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
             max_steps=args.max_steps,
             vectorization=args.vectorization,
             progress=progress,
+            episode_offset=args.episode_offset,
         )
     finally:
         progress.stop()
@@ -106,34 +111,40 @@ def cmd_minari_export(args: argparse.Namespace) -> int:
 def cmd_bench_wrapper(args: argparse.Namespace) -> int:
     from rmlite.bench import bench_wrapper
 
-    result = bench_wrapper(
-        num_envs=args.num_envs,
-        steps=args.steps,
-        repeats=args.repeats,
-        episodes=args.episodes,
-        log=None if args.json else _bench_log,
-        env=args.env,
-        max_steps=args.max_steps,
-    )
-    if args.json:
-        _emit_json(result)
-    return EXIT_OK
+    progress = _bench_progress(args)
+    try:
+        result = bench_wrapper(
+            num_envs=args.num_envs,
+            steps=args.steps,
+            repeats=args.repeats,
+            episodes=args.episodes,
+            log=None if args.json else _bench_log,
+            env=args.env,
+            max_steps=args.max_steps,
+            progress=progress,
+        )
+    finally:
+        progress.stop()
+    return _bench_exit(args, result)
 
 
 def cmd_bench_policy(args: argparse.Namespace) -> int:
     from rmlite.bench import bench_policy
 
-    result = bench_policy(
-        budget=args.budget,
-        algo=args.algo,
-        episodes=args.episodes,
-        eval_episodes=args.eval_episodes,
-        seed=args.seed,
-        log=None if args.json else _bench_log,
-    )
-    if args.json:
-        _emit_json(result)
-    return EXIT_OK
+    progress = _bench_progress(args)
+    try:
+        result = bench_policy(
+            budget=args.budget,
+            algo=args.algo,
+            episodes=args.episodes,
+            eval_episodes=args.eval_episodes,
+            seed=args.seed,
+            log=None if args.json else _bench_log,
+            progress=progress,
+        )
+    finally:
+        progress.stop()
+    return _bench_exit(args, result)
 
 
 # ------------------------------------------------------------------------ parser
@@ -156,7 +167,18 @@ def add_commands(sub: Any, command: Command) -> None:
         help="'random', or MODULE:CALLABLE called as callable(obs_batch, rng) -> actions",
     )
     p.add_argument(
-        "--seed", type=_seed, default=0, help="same seed, same rows (re-collect adds nothing)"
+        "--seed",
+        type=_seed,
+        default=0,
+        help="with --episode-offset: same seed and offset, same rows (re-collect adds nothing)",
+    )
+    p.add_argument(
+        "--episode-offset",
+        type=_int_in(0, None, "an episode id >= 0"),
+        default=None,
+        metavar="N",
+        help="id of the first episode; the rollout is seeded with SEED + N (default: one "
+        "past the largest id the dataset holds, so each collect adds new episodes)",
     )
     p.add_argument("--num-envs", type=_count, default=8, help="sub-envs stepped together")
     p.add_argument("--max-steps", type=_count, default=None, help="step limit per episode")
@@ -256,7 +278,7 @@ def add_bench_commands(bench: Any) -> None:
         formatter_class=_Formatter,
     )
     b.set_defaults(func=cmd_bench_wrapper)
-    b.add_argument("--num-envs", type=int, default=16)
+    b.add_argument("--num-envs", type=int, default=16, help="sub-envs of the vector env")
     b.add_argument("--steps", type=int, default=1000, help="steps per timing")
     b.add_argument("--repeats", type=int, default=5, help="alternating timings; medians compared")
     b.add_argument("--episodes", type=int, default=40, help="episodes the reward model trains on")
@@ -266,6 +288,7 @@ def add_bench_commands(bench: Any) -> None:
     b.add_argument(
         "--max-steps", type=int, default=None, help="cap on the training episodes' length"
     )
+    _add_no_fail(b)
     b.add_argument("--json", action="store_true")
 
     b = bench.add_parser(
@@ -277,8 +300,9 @@ def add_bench_commands(bench: Any) -> None:
     )
     b.set_defaults(func=cmd_bench_policy)
     b.add_argument("--budget", type=int, default=20_000, help="env steps per agent")
-    b.add_argument("--algo", choices=["sac", "td3"], default="sac")
+    b.add_argument("--algo", choices=["sac", "td3"], default="sac", help="stable-baselines3 agent")
     b.add_argument("--episodes", type=int, default=40, help="episodes the reward model trains on")
-    b.add_argument("--eval-episodes", type=int, default=10)
-    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--eval-episodes", type=int, default=10, help="episodes each agent is scored on")
+    b.add_argument("--seed", type=int, default=0, help="seeds rollouts, model and agents")
+    _add_no_fail(b)
     b.add_argument("--json", action="store_true")

@@ -11,7 +11,15 @@ import json
 import sys
 from typing import Any
 
-from rmlite.cli._common import EXIT_INTERNAL, EXIT_OK, Command, _bench_log, _emit_json, _Formatter
+from rmlite.cli._common import (
+    EXIT_INTERNAL,
+    EXIT_OK,
+    Command,
+    _bench_exit,
+    _bench_log,
+    _bench_progress,
+    _Formatter,
+)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -76,16 +84,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_bench_serve(args: argparse.Namespace) -> int:
     from rmlite.bench.serve import bench_serve
 
-    result = bench_serve(
-        batches=tuple(args.batch or (1, 256)),
-        requests=args.requests,
-        seconds=args.seconds,
-        model=args.model,
-        log=None if args.json else _bench_log,
-    )
-    if args.json:
-        _emit_json(result)
-    return EXIT_OK
+    progress = _bench_progress(args)
+    try:
+        result = bench_serve(
+            batches=tuple(args.batch or (1, 256)),
+            requests=args.requests,
+            seconds=args.seconds,
+            model=args.model,
+            log=None if args.json else _bench_log,
+            progress=progress,
+        )
+    finally:
+        progress.stop()
+    return _bench_exit(args, result)
 
 
 def add_commands(sub: Any, command: Command) -> None:
@@ -109,7 +120,7 @@ def add_commands(sub: Any, command: Command) -> None:
     p.add_argument(
         "--host",
         default="127.0.0.1",
-        help="address to listen on; the default is reachable from this machine only",
+        help="address to listen on (default: %(default)s, reachable from this machine only)",
     )
     p.add_argument("--port", type=int, default=8060, help="port to listen on (0: any free one)")
     p.add_argument(

@@ -230,7 +230,7 @@ def add_commands(sub: Any, command: Command) -> None:
         "Train a reward model, validated on held-out episodes; record the run.",
         "rmlite train --dataset walker --target reward --next-obs --backend lightgbm --out models/walker",
     )
-    p.add_argument("--dataset", required=True)
+    p.add_argument("--dataset", required=True, help="dataset to train on (see rmlite datasets)")
     p.add_argument(
         "--backend", type=_check_backend, default="lightgbm", help="lightgbm, xgboost or mlp"
     )
@@ -324,7 +324,7 @@ def add_commands(sub: Any, command: Command) -> None:
         "rmlite evaluate --model models/walker --dataset walker-new --json",
     )
     p.add_argument("--model", required=True, help="model folder written by rmlite train")
-    p.add_argument("--dataset", required=True)
+    p.add_argument("--dataset", required=True, help="dataset with ground-truth rewards to score")
 
     p = command(
         "predict",
@@ -332,8 +332,8 @@ def add_commands(sub: Any, command: Command) -> None:
         "Predicted rewards for every transition of a dataset.",
         "rmlite predict --model models/walker --dataset walker-new --out preds.parquet",
     )
-    p.add_argument("--model", required=True)
-    p.add_argument("--dataset", required=True)
+    p.add_argument("--model", required=True, help="model folder written by rmlite train")
+    p.add_argument("--dataset", required=True, help="dataset whose transitions get rewards")
     p.add_argument("--out", required=True, help="Parquet (or .csv) file")
     p.add_argument("--return-std", action="store_true", help="also write the ensemble spread")
 
@@ -344,4 +344,4 @@ def add_commands(sub: Any, command: Command) -> None:
         "rmlite quickstart --db demo.duckdb",
     )
     p.add_argument("--episodes", type=_count, default=40, help="episodes to roll out")
-    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--seed", type=_seed, default=0, help="seeds rollouts, split and model")

@@ -14,7 +14,10 @@ from rmlite.cli._common import (
     EXIT_OK,
     Command,
     _add_dataclass_flags,
+    _add_no_fail,
+    _bench_exit,
     _bench_log,
+    _bench_progress,
     _check_backend,
     _console,
     _count,
@@ -134,18 +137,21 @@ def cmd_tune(args: argparse.Namespace) -> int:
 def cmd_bench_tune(args: argparse.Namespace) -> int:
     from rmlite.bench import bench_tune
 
-    result = bench_tune(
-        rows=args.rows,
-        features=args.features,
-        budget=args.budget,
-        n_estimators=args.n_estimators,
-        dask_workers=args.dask_workers,
-        n_jobs=args.n_jobs,
-        log=None if args.json else _bench_log,
-    )
-    if args.json:
-        _emit_json(result)
-    return EXIT_OK
+    progress = _bench_progress(args)
+    try:
+        result = bench_tune(
+            rows=args.rows,
+            features=args.features,
+            budget=args.budget,
+            n_estimators=args.n_estimators,
+            dask_workers=args.dask_workers,
+            n_jobs=args.n_jobs,
+            log=None if args.json else _bench_log,
+            progress=progress,
+        )
+    finally:
+        progress.stop()
+    return _bench_exit(args, result)
 
 
 def add_commands(sub: Any, command: Command) -> None:
@@ -158,11 +164,16 @@ def add_commands(sub: Any, command: Command) -> None:
         "Tune a reward model with Optuna (episode-grouped CV, pruning); refit, save and record the best trial.",
         "rmlite tune --dataset walker --target reward --backend lightgbm --n-trials 50 --timeout 600 --pruner hyperband --out models/walker-tuned",
     )
-    p.add_argument("--dataset", required=True)
+    p.add_argument("--dataset", required=True, help="dataset to tune on (see rmlite datasets)")
     p.add_argument(
         "--backend", type=_check_backend, default="lightgbm", help="lightgbm, xgboost or mlp"
     )
-    p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
+    p.add_argument(
+        "--device",
+        choices=["cpu", "cuda", "auto"],
+        default="cpu",
+        help="where trials train (auto: cuda when a GPU is visible)",
+    )
     p.add_argument(
         "--n-trials", type=_count, default=20, help="finished trials the study should hold"
     )
@@ -184,7 +195,7 @@ def add_commands(sub: Any, command: Command) -> None:
         help="episode-grouped folds per trial",
     )
     p.add_argument("--holdout", type=float, default=0.2, help="share of episodes held out")
-    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--seed", type=_seed, default=0, help="seeds the sampler, folds and models")
     p.add_argument("--out", default=None, help="folder to save the refitted best model in")
     p.add_argument(
         "--space",
@@ -237,10 +248,16 @@ def add_bench_commands(bench: Any) -> None:
         formatter_class=_Formatter,
     )
     b.set_defaults(func=cmd_bench_tune)
-    b.add_argument("--rows", type=lambda s: int(s.replace("_", "")), default=200_000)
-    b.add_argument("--features", type=int, default=20)
+    b.add_argument(
+        "--rows",
+        type=lambda s: int(s.replace("_", "")),
+        default=200_000,
+        help="synthetic transitions (episodes of 200)",
+    )
+    b.add_argument("--features", type=int, default=20, help="float32 columns")
     b.add_argument("--budget", type=float, default=120.0, help="seconds per tuning session")
     b.add_argument("--n-estimators", type=int, default=200, help="boosting rounds per trial")
     b.add_argument("--dask-workers", type=int, default=2, help="0 skips the Dask comparison")
     b.add_argument("--n-jobs", type=int, default=1, help="threads per tuning trial")
+    _add_no_fail(b)
     b.add_argument("--json", action="store_true")

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -51,7 +50,7 @@ from rmlite.estimators._calibration import IDENTITY, apply_platt, logit, platt_s
 from rmlite.estimators._folder import _jsonable, restore_fitted, write_model_folder
 from rmlite.estimators._params import PARAMETER_CONSTRAINTS
 from rmlite.exceptions import ParameterError, RmliteError, SchemaError
-from rmlite.models.device import resolve_device
+from rmlite.models.device import fit_threads, resolve_device
 
 _PLATT_MIN_CLASS = 10
 """Fewest validation events (and non-events) that Platt scaling is fitted on."""
@@ -340,7 +339,7 @@ class _RewardModel(BaseEstimator):
                 loss="bce" if self._objective == "binary" else "mse",
                 device=self.device_,
                 random_state=seed,
-                n_threads=os.cpu_count() if self.n_jobs == -1 else self.n_jobs,
+                n_threads=fit_threads(self.n_jobs, len(X_fit)),
                 **(self.backend_params or {}),
             )
             model = fit_mlp(
@@ -368,6 +367,7 @@ class _RewardModel(BaseEstimator):
             n_jobs=self.n_jobs,
             device=self.device_,
             extra=self._gbm_extra(w_fit, y_fit),
+            rows=len(X_fit),
         )
         return fit_gbm(
             self.backend,  # type: ignore[arg-type]
@@ -695,7 +695,10 @@ class RewardRegressor(RegressorMixin, _RewardModel):
     random_state
         Seed for splits, resampling and the engines.
     n_jobs
-        CPU threads (default: all cores).
+        CPU threads of a fit: -1 all cores, an int that many. Default: one thread below
+        20,000 training rows, else the physical cores (see
+        :func:`rmlite.models.device.fit_threads`: a small fit on many threads of a busy
+        machine ran 15-30x slower than on one).
     hidden_sizes, activation, dropout, weight_decay, batch_size
         MLP architecture and training (AdamW).
     backend_params

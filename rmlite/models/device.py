@@ -17,10 +17,70 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import os
 
 from rmlite.exceptions import RmliteError
 
 DEVICES = ("cpu", "cuda", "auto")
+
+SMALL_FIT_ROWS = 20_000
+"""Below this many training rows a default fit runs on one thread (see :func:`fit_threads`)."""
+
+
+def fit_threads(n_jobs: int | None, rows: int | None = None) -> int:
+    """CPU threads for one fit: the one rule every backend (LightGBM, XGBoost, the MLP) uses.
+
+    ``n_jobs=-1`` means every core this process may use and an int >= 1 that many threads.
+    The default (``None``) is one thread when the fit has fewer than
+    :data:`SMALL_FIT_ROWS` rows, else the physical cores (hyper-threads share a core's
+    floating-point units and only add contention). A small fit has too little work per
+    boosting round to share: its threads spend their time waiting on each other, and on a
+    busy machine a thread that is not scheduled stalls all the others at every barrier.
+    Measured on 2 cores with both loaded by other processes, a 3,200-row LightGBM fit
+    (500 trees) took 118-159 s on 2 threads and 4-10 s on one.
+
+    Examples
+    --------
+    >>> fit_threads(3), fit_threads(None, rows=3_200)
+    (3, 1)
+    >>> fit_threads(None, rows=1_000_000) == physical_cores()
+    True
+    """
+    if n_jobs is not None and n_jobs > 0:
+        return int(n_jobs)
+    if n_jobs == -1:
+        return _usable_cpus()
+    if rows is not None and rows < SMALL_FIT_ROWS:
+        return 1
+    return physical_cores()
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+@functools.cache
+def physical_cores() -> int:
+    """Physical cores this process may use (distinct core ids in ``/proc/cpuinfo``, at most
+    the CPUs in its affinity mask); the logical CPU count where that cannot be read."""
+    usable = _usable_cpus()
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+    except OSError:
+        return usable
+    cores, physical = set(), "0"
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "physical id":
+            physical = value.strip()
+        elif key == "core id":
+            cores.add((physical, value.strip()))
+    return max(1, min(usable, len(cores))) if cores else usable
 
 
 class DeviceError(RmliteError, ValueError):

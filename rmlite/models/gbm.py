@@ -55,10 +55,17 @@ def gbm_params(
     n_jobs: int | None,
     device: str,
     extra: dict[str, Any] | None = None,
+    rows: int | None = None,
 ) -> dict[str, Any]:
-    """Native training parameters for one backend; ``extra`` (``backend_params``) wins."""
+    """Native training parameters for one backend; ``extra`` (``backend_params``) wins.
+
+    Threads: :func:`~rmlite.models.device.fit_threads` of ``n_jobs`` and the training
+    ``rows`` (the default is one thread for a small fit, else the physical cores).
+    """
+    from rmlite.models.device import fit_threads
+
     native_objective, metric = _OBJECTIVES[backend].get(objective, (objective, ""))
-    threads = n_jobs if n_jobs and n_jobs > 0 else (os.cpu_count() or 1)
+    threads = fit_threads(n_jobs, rows)
     seed = 0 if random_state is None else int(random_state)
     if backend == "lightgbm":
         params: dict[str, Any] = {

@@ -41,7 +41,7 @@ from torch import nn
 from rmlite._typing import Float32Array
 from rmlite.data.matrix_file import MatrixFile
 from rmlite.exceptions import ParameterError, RmliteError, SchemaError
-from rmlite.models.device import DeviceError
+from rmlite.models.device import DeviceError, fit_threads
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -127,7 +127,11 @@ class MLPConfig:
     )
     n_threads: int | None = field(
         default=None,
-        metadata={"help": "torch CPU threads while fitting and predicting; None: torch's own"},
+        metadata={
+            "help": "torch CPU threads while fitting and predicting; None: one thread for "
+            "a fit under 20,000 rows, else the physical cores (rmlite.models.device."
+            "fit_threads); torch's own when predicting"
+        },
     )
     lr_schedule: str = field(
         default="cosine",
@@ -441,7 +445,9 @@ def fit_mlp(
         y_mean, y_std = float(y.mean()), float(y.std()) or 1.0
     seed = int(config.random_state) if config.random_state is not None else secrets.randbits(63)
 
-    with _torch_threads(config.n_threads), _private_rng(device):
+    # None: the rule every backend shares (one thread for a small fit, else the physical
+    # cores), not torch's own default of every logical CPU.
+    with _torch_threads(fit_threads(config.n_threads, n)), _private_rng(device):
         x_mean_t, x_std_t = torch.from_numpy(x_mean).to(device), torch.from_numpy(x_std).to(device)
         # An in-memory matrix becomes one standardized float32 copy on the device, held
         # for the whole fit; each batch is a slice of it by a permuted index (3.5x faster

@@ -56,6 +56,8 @@ class CollectReport:
     episodes_truncated: int
     collect_seconds: float
     ingest: IngestReport
+    first_episode: int = 0
+    """The id of the first collected episode (the rest follow it)."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
@@ -65,7 +67,8 @@ class CollectReport:
 
     def __str__(self) -> str:
         return (
-            f"{self.env}: {self.episodes} episodes ({self.transitions:,} transitions, mean "
+            f"{self.env}: {self.episodes} episodes (ids {self.first_episode}-"
+            f"{self.first_episode + self.episodes - 1}; {self.transitions:,} transitions, mean "
             f"return {self.mean_return:.2f}) collected with {self.num_envs} envs in "
             f"{self.collect_seconds:.2f} s; {self.ingest}"
         )
@@ -237,6 +240,28 @@ def collect_log(
     )
 
 
+def next_episode_id(store: LogStore, dataset: str) -> int:
+    """One past the largest episode id ``dataset`` holds (0 when it holds none yet).
+
+    A dataset whose episodes are named by text (``"run-a/ep-3"``) has no next integer:
+    the error says to give ``--episode-offset`` or use another dataset.
+    """
+    if store.path != ":memory:" and not os.path.exists(store.path):
+        return 0  # no store yet: the ingest creates it
+    known = store.datasets()
+    if known.is_empty() or dataset not in known["dataset"].to_list():
+        return 0
+    ids = store.episodes(dataset)[S.EPISODE]
+    if not ids.dtype.is_integer():
+        raise ParameterError(
+            f"dataset {dataset!r} names its episodes by text ({ids[0]!r}, ...): collected "
+            "episodes are numbered, so there is no next id to continue from. Collect into "
+            "another dataset (--dataset), or give --episode-offset N."
+        )
+    largest = ids.cast(pl.Int64).max()
+    return 0 if largest is None else int(largest) + 1  # type: ignore[arg-type]
+
+
 def _transitions_frame(
     episode: np.ndarray,
     step: np.ndarray,
@@ -290,25 +315,49 @@ def collect(
     max_steps: int | None = None,
     vectorization: Vectorization = "sync",
     progress: Callable[[str], None] | None = None,
+    episode_offset: int | None = 0,
     **make_kwargs: Any,
 ) -> CollectReport:
     """Roll out a Gymnasium env (see :func:`collect_log`) and ingest it into ``dataset``.
 
-    The ingest is the store's own (one transaction, idempotent): collecting again with
-    the same seed adds nothing.
+    The episodes get the ids ``episode_offset``, ``episode_offset + 1``, ... and the
+    rollout is seeded with ``seed + episode_offset``: the same seed and offset give the
+    same episodes under the same ids, and the ingest is the store's own (one transaction,
+    idempotent), so collecting them again adds nothing. ``episode_offset=None`` adds
+    fresh episodes after the largest id the dataset holds (0 for a new dataset), as
+    ``rmlite collect`` does by default, so that ``rmlite monitor`` sees a new batch.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from rmlite import LogStore
+    >>> store = LogStore(os.path.join(tempfile.mkdtemp(), "rl.duckdb"))
+    >>> for _ in range(2):
+    ...     _ = collect(store, "Pendulum-v1", 2, "pend", max_steps=5, episode_offset=None)
+    >>> store.episodes("pend")["episode_id"].to_list()
+    [0, 1, 2, 3]
     """
+    if episode_offset is None:
+        episode_offset = next_episode_id(store, dataset)
+    elif not (isinstance(episode_offset, int) and episode_offset >= 0):
+        raise ParameterError(
+            f"--episode-offset must be an int >= 0 (or absent: after the largest stored "
+            f"id). Got {episode_offset!r} instead."
+        )
     started = time.perf_counter()
     log = collect_log(
         env_id,
         episodes,
         policy=policy,
-        seed=seed,
+        seed=seed + episode_offset,
         num_envs=num_envs,
         max_steps=max_steps,
         vectorization=vectorization,
         progress=progress,
         **make_kwargs,
     )
+    if episode_offset:
+        log = log.with_columns(pl.col(S.EPISODE) + episode_offset)
     seconds = time.perf_counter() - started
     env = _make_env_fn(env_id, max_steps, **make_kwargs)()
     if _is_discrete(env.action_space):
@@ -328,4 +377,5 @@ def collect(
         episodes_truncated=int(ends[S.TRUNCATED].sum()),
         collect_seconds=seconds,
         ingest=ingest,
+        first_episode=episode_offset,
     )
