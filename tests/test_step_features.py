@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import doctest
+
 import numpy as np
 import polars as pl
 import pytest
 
 from rmlite import FeatureSpec
+from rmlite.data import step_features
 from rmlite.data.feature_spec import FittedStats
 from rmlite.data.features import build_features, features_from_arrays
 from rmlite.data.step_features import StepFeaturizer
@@ -190,3 +193,7 @@ def test_reward_function_equals_features_from_arrays_then_predict(
         got = fn(obs, action, next_obs, step)
         assert got.dtype == np.float64
         np.testing.assert_array_equal(got.view(np.uint64), expected.view(np.uint64))
+
+
+def test_doctests() -> None:
+    assert doctest.testmod(step_features).failed == 0

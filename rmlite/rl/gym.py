@@ -19,7 +19,7 @@ Examples
 >>> env = LearnedReward(gym.make("Pendulum-v1"), model)
 >>> obs, info = env.reset(seed=0)
 >>> obs, reward, terminated, truncated, info = env.step(np.array([0.5], dtype=np.float32))
->>> abs(reward - info["true_reward"]) < 0.5
+>>> bool(abs(reward - info["true_reward"]) < 0.5)
 True
 """
 
