@@ -21,4 +21,8 @@ def test_bench_wrapper_times_a_mujoco_env() -> None:
         result["learned_us_per_step"] / result["plain_us_per_step"]
     )
     assert result["meets_target"] == (result["ratio"] <= 1.15)
+    assert len(result["ratio_rounds"]) == len(result["cpu_ratio_rounds"]) == 1
+    assert result["cpu_ratio"] == pytest.approx(
+        result["cpu_learned_us_per_step"] / result["cpu_plain_us_per_step"]
+    )
     assert lines[-1].startswith("HalfCheetah-v5, 2 envs:")

@@ -197,10 +197,14 @@ class CompiledTrees:
             )
         n = len(X)
         out = np.empty(n, dtype=np.float64)
+        margin = 1 if self.raw else 0
+        if n < _PARALLEL_ROWS:  # per-step batches: one call, no thread bookkeeping
+            if n:
+                self._fn(_address(X), n, self.n_features, margin, _address(out))
+            return out
         jobs = n_jobs if n_jobs is not None else self.n_jobs
         threads = (os.cpu_count() or 1) if jobs is None or jobs < 1 else int(jobs)
-        margin = 1 if self.raw else 0
-        if threads == 1 or n < _PARALLEL_ROWS:
+        if threads == 1:
             self._fn(X.ctypes.data, n, self.n_features, margin, out.ctypes.data)
             return out
         bounds = np.linspace(0, n, threads + 1).astype(np.int64)
@@ -225,6 +229,18 @@ class CompiledTrees:
 
     def __repr__(self) -> str:
         return f"CompiledTrees({str(self.path)!r}, n_features={self.n_features})"
+
+
+def _address(a: np.ndarray) -> int:
+    """Address of a non-empty array's first byte.
+
+    ``a.ctypes.data`` builds a helper object on every access (about 1.5 µs, twice per
+    per-step prediction); the address of a ctypes view of a writable buffer costs a third
+    of that.
+    """
+    if a.flags.writeable:
+        return ctypes.addressof(ctypes.c_char.from_buffer(a))  # type: ignore[arg-type]  # ndarray is a buffer
+    return int(a.ctypes.data)
 
 
 def booster_trees(backend: str, booster: Any) -> tuple[bytes, Any]:

@@ -19,7 +19,7 @@ Examples
 >>> env = LearnedReward(gym.make("Pendulum-v1"), model)
 >>> obs, info = env.reset(seed=0)
 >>> obs, reward, terminated, truncated, info = env.step(np.array([0.5], dtype=np.float32))
->>> abs(reward - info["true_reward"]) < 0.5
+>>> bool(abs(reward - info["true_reward"]) < 0.5)
 True
 """
 
@@ -190,6 +190,7 @@ class LearnedRewardVector(gym.vector.VectorWrapper):
         self._obs: np.ndarray | None = None
         self._t = np.zeros(n, dtype=np.int64)
         self._resetting = np.zeros(n, dtype=bool)
+        self._any_resetting = False
         self._all = np.ones(n, dtype=bool)
 
     def reset(
@@ -203,6 +204,7 @@ class LearnedRewardVector(gym.vector.VectorWrapper):
         else:
             self._t[np.asarray(mask)] = 0
             self._resetting[np.asarray(mask)] = False
+        self._any_resetting = bool(self._resetting.any())
         self._obs = np.asarray(obs)
         return obs, info
 
@@ -224,7 +226,7 @@ class LearnedRewardVector(gym.vector.VectorWrapper):
             final.reshape(n, -1),
             self._t,
         )
-        if self.autoreset_mode == AutoresetMode.NEXT_STEP:
+        if self.autoreset_mode == AutoresetMode.NEXT_STEP and self._any_resetting:
             learned[self._resetting] = 0.0  # a reset step: no transition, no reward
         info = {
             **info,
@@ -235,8 +237,10 @@ class LearnedRewardVector(gym.vector.VectorWrapper):
         }
         self._t += 1
         if self.autoreset_mode == AutoresetMode.NEXT_STEP:
-            self._t[self._resetting] = 0
-            self._resetting = done
+            if self._any_resetting:
+                self._t[self._resetting] = 0
+            # One test per step spares the two masked writes above when no sub-env resets.
+            self._resetting, self._any_resetting = done, bool(done.any())
         elif self.autoreset_mode == AutoresetMode.SAME_STEP:
             self._t[done] = 0
         self._obs = np.asarray(next_obs)

@@ -26,8 +26,8 @@ from rmlite.data import schema as S
 from rmlite.data.features import (
     FeatureSpec,
     FittedStats,
-    features_from_arrays,
 )
+from rmlite.data.step_features import StepFeaturizer
 from rmlite.data.store import LogStore
 from rmlite.exceptions import ParameterError, SchemaError
 from rmlite.models.compiled import batch_plan
@@ -39,9 +39,10 @@ if TYPE_CHECKING:
 class RewardFunction:
     """A saved reward model used as a per-step reward.
 
-    Features are built exactly as training built them (the model's saved feature spec
-    and fitted statistics, through :func:`rmlite.data.features.features_from_arrays` or
-    :func:`~rmlite.data.features.build_features`), and predictions come back in reward units.
+    Features are built exactly as training built them, from the model's saved feature spec
+    and fitted statistics: per step by :class:`rmlite.data.step_features.StepFeaturizer`
+    (equal to :func:`~rmlite.data.features.features_from_arrays`), whole datasets by
+    :func:`~rmlite.data.features.build_features`. Predictions come back in reward units.
     Event models give the event probability. Return-to-go models are refused: a
     discounted return is not a per-step reward.
 
@@ -116,6 +117,7 @@ class RewardFunction:
         # Per-step batches of a tree regressor skip Booster.predict's per-call setup:
         # compiled trees, else LightGBM's single-row predictor.
         self._rows: list[Any] | None = None
+        self._featurize: StepFeaturizer | None = None  # built by the first per-step call
         self.compiled = False
         if compiled:
             self.use_compiled()
@@ -178,7 +180,9 @@ class RewardFunction:
         step: np.ndarray | None = None,
     ) -> np.ndarray:
         """Rewards of a batch of transitions, one per row (float64)."""
-        X = features_from_arrays(obs, action, next_obs, step, self.spec, self.stats)
+        if self._featurize is None:  # checks the spec and statistics once, not every step
+            self._featurize = StepFeaturizer(self.spec, self.stats)
+        X = self._featurize(obs, action, next_obs, step)
         if self._rows is not None and len(X) <= self._rows[0].max_rows:
             if self.single:
                 return self.stats.inverse_transform_target(self._rows[0](X))
