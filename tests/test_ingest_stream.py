@@ -190,12 +190,16 @@ def test_a_killed_streaming_ingest_leaves_the_store_as_it_was(tmp_path):
 
 
 _RSS_CHILD = """
-import resource, sys
+import sys
 from rmlite import LogStore
 from rmlite.testing import synthetic_log
 
 def peak():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over execve from the forked parent,
+    # so a large pytest process hid the child's own peak (growth 0 and 0).
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
 
 db, log = sys.argv[1], sys.argv[2]
 # Warm up every library and thread pool on a tiny streamed ingest: the baseline.
@@ -232,8 +236,8 @@ def test_streamed_ingest_memory_does_not_grow_with_the_rows(tmp_path):
     plus 256 MB, Polars' streaming reader aborted ("memory allocation of 131072 bytes
     failed") although resident memory was far below the cap, because its threads and
     allocator arenas reserve large virtual ranges they never touch (VmPeak 2.6 GB against
-    185 MB resident after the warm-up). So the child measures ``ru_maxrss`` over its
-    baseline instead, for two log sizes.
+    185 MB resident after the warm-up). So the child measures its peak resident memory
+    (VmHWM) over its baseline instead, for two log sizes.
     """
     small, large = _growth(tmp_path, 300_000), _growth(tmp_path, 1_200_000)
     assert large < 1.3 * small, (small, large)

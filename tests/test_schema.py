@@ -7,7 +7,7 @@ import dataclasses
 import polars as pl
 import pytest
 
-from rmlite import ColumnMapping, RmliteError
+from rmlite import ColumnMapping
 from rmlite.data import schema as S
 
 

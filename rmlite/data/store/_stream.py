@@ -299,6 +299,7 @@ def _append(con: duckdb.DuckDBPyConnection, batch: pa.Table, first: bool) -> Non
     # of the ingest stayed resident (about 250 bytes a row, 0.5 GB more at 2M rows). A
     # relation's view lives only as long as its query.
     batch_rel = con.from_arrow(batch)
-    if first:
-        batch_rel.query("stream_batch", sql("stream_create")).fetchall()
-    batch_rel.query("stream_batch", sql("stream_append")).fetchall()
+    for name in ("stream_create", "stream_append") if first else ("stream_append",):
+        done = batch_rel.query("stream_batch", sql(name))
+        if done is not None:  # the row count; fetched, as an unfinished result blocks
+            done.fetchall()
