@@ -129,7 +129,7 @@ def test_text_ids_into_an_integer_dataset_are_refused_when_streaming(tmp_path):
 def test_memory_limit_is_parsed_and_a_bad_one_is_refused():
     assert memory_budget("4GB") == 4 * 10**9
     assert memory_budget("256MiB") == 256 << 20
-    assert memory_budget(None) >= 1 << 30
+    assert 1 << 30 <= memory_budget(None) <= 2 << 30
     with pytest.raises(ParameterError, match=r"'memory_limit' parameter .* Got 'lots'"):
         memory_budget("lots")
     with pytest.raises(ParameterError, match=r"at least 32MB"):
@@ -190,18 +190,22 @@ def test_a_killed_streaming_ingest_leaves_the_store_as_it_was(tmp_path):
 
 
 _RSS_CHILD = """
-import resource, sys
+import sys
 from rmlite import LogStore
 from rmlite.testing import synthetic_log
 
 def peak():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over execve from the forked parent,
+    # so a large pytest process hid the child's own peak (growth 0 and 0).
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
 
 db, log = sys.argv[1], sys.argv[2]
 # Warm up every library and thread pool on a tiny streamed ingest: the baseline.
 LogStore(db).ingest(synthetic_log(rows=2_000), "warm", stream=True, memory_limit="256MB")
 base = peak()
-report = LogStore(db).ingest(log, "big", stream=True, memory_limit="256MB")
+report = LogStore(db).ingest(log, "big", stream=True, memory_limit="64MB")
 print("ROWS", report.rows_added, "GROWTH", peak() - base, flush=True)
 """
 
@@ -220,20 +224,20 @@ def _growth(tmp_path: Path, rows: int) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="not bounded yet: with a 256MB budget the peak grew by 252 MB at 300k rows "
-    "and 487 MB at 1M (memory outside DuckDB's memory_limit still grows with the rows)",
-)
 def test_streamed_ingest_memory_does_not_grow_with_the_rows(tmp_path):
     """Peak RSS over a warmed-up baseline is flat in rows (within 1.3x for 4x the rows).
+
+    The 64MB budget (38MB for DuckDB) is outgrown by both logs, so both measure the
+    steady state rather than DuckDB filling its share. Before the fix (every batch kept
+    alive by con.register until COMMIT) the growth was 235 MB at 300k rows and 443 MB
+    at 1.2M; after it, 185 MB and 171 MB.
 
     RLIMIT_AS proved unworkable: with the address space capped at the warmed-up VmPeak
     plus 256 MB, Polars' streaming reader aborted ("memory allocation of 131072 bytes
     failed") although resident memory was far below the cap, because its threads and
     allocator arenas reserve large virtual ranges they never touch (VmPeak 2.6 GB against
-    185 MB resident after the warm-up). So the child measures ``ru_maxrss`` over its
-    baseline instead, for two log sizes.
+    185 MB resident after the warm-up). So the child measures its peak resident memory
+    (VmHWM) over its baseline instead, for two log sizes.
     """
     small, large = _growth(tmp_path, 300_000), _growth(tmp_path, 1_200_000)
     assert large < 1.3 * small, (small, large)

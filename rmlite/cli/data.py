@@ -257,7 +257,7 @@ def add_commands(sub: Any, command: Command) -> None:
         default=None,
         metavar="SIZE",
         help="memory budget of a streaming ingest, e.g. 4GB or 512MiB (default: a quarter "
-        "of RAM, at least 1GB); DuckDB spills to <store>.tmp/ beyond it",
+        "of RAM, between 1GiB and 2GiB); DuckDB spills to <store>.tmp/ beyond it",
     )
     from rmlite.data.schema import ColumnMapping
 

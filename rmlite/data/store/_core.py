@@ -108,7 +108,7 @@ class LogStore:
             The memory budget of a streaming ingest, in bytes or as text (``"4GB"``):
             DuckDB gets most of it as its ``memory_limit`` and spills to ``<store>.tmp/``
             beyond it; the batches are sized from it. Default: a quarter of the machine's
-            memory, at least 1 GiB.
+            memory, between 1 and 2 GiB.
         batch_rows
             Rows per batch when streaming (default: sized from ``memory_limit``).
 
