@@ -74,6 +74,15 @@ def write_log(path: str | Path, rows: int, seed: int = 0) -> int:
 
 
 def _peak_rss() -> int:
+    """This process's peak resident size: VmHWM (``ru_maxrss`` on Linux carries the parent's
+    peak across ``execve``, so a child started by a big process would report that)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     import resource
 
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # KiB on Linux
