@@ -59,6 +59,7 @@ def test_console_script_is_installed() -> None:
     assert out.returncode == 0 and out.stdout.startswith("rmlite ")
 
 
+@pytest.mark.slow  # 20-120 s of subprocesses on 2 busy cores; the default run stays short
 def test_ingest_check_datasets_features(tmp_path: Path, log_file: Path) -> None:
     db = tmp_path / "s.duckdb"
     out = run("ingest", str(log_file), "--db", str(db), "--dataset", "pend", "--json")
@@ -111,6 +112,7 @@ def test_ingest_check_datasets_features(tmp_path: Path, log_file: Path) -> None:
     assert last.sort("episode_id")["target"].to_list() == pytest.approx(rewards.to_list(), rel=1e-5)
 
 
+@pytest.mark.slow  # 20-120 s of subprocesses on 2 busy cores; the default run stays short
 def test_sql_formats(tmp_path: Path, log_file: Path) -> None:
     db = tmp_path / "s.duckdb"
     assert run("ingest", str(log_file), "--db", str(db), "--dataset", "pend").returncode == 0
@@ -136,6 +138,7 @@ def test_sql_formats(tmp_path: Path, log_file: Path) -> None:
     assert dump(db) == before
 
 
+@pytest.mark.slow  # 20-120 s of subprocesses on 2 busy cores; the default run stays short
 def test_sql_reads_files_and_stdin_previews_40_rows_and_exports_with_copy(
     tmp_path: Path, log_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -186,6 +189,7 @@ def test_sql_reads_files_and_stdin_previews_40_rows_and_exports_with_copy(
     assert "never changes the store" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # 20-120 s of subprocesses on 2 busy cores; the default run stays short
 def test_bad_input_exit_2_names_file_and_column_and_leaves_store(
     tmp_path: Path, log_file: Path
 ) -> None:
@@ -297,6 +301,7 @@ def test_quickstart_embedded_default(tmp_path: Path) -> None:
     assert again["monitor_pass"] is None  # nothing new to monitor
 
 
+@pytest.mark.slow  # 20-120 s of subprocesses on 2 busy cores; the default run stays short
 def test_bench_data_runs_and_reports_ratios(tmp_path: Path) -> None:
     out = run(
         "bench",
@@ -376,6 +381,7 @@ def test_train_evaluate_predict(tmp_path: Path) -> None:
     assert runs == [{"backend": "xgboost", "dataset": "pend"}]
 
 
+@pytest.mark.slow  # 20-120 s of subprocesses on 2 busy cores; the default run stays short
 def test_train_bad_input_exit_2_and_nothing_written(tmp_path: Path, log_file: Path) -> None:
     db = tmp_path / "s.duckdb"
     assert run("ingest", str(log_file), "--db", str(db), "--dataset", "pend").returncode == 0

@@ -72,6 +72,7 @@ def log_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.slow  # 20-120 s of subprocesses on 2 busy cores; the default run stays short
 def test_global_options_work_before_and_after_the_command(tmp_path: Path, log_file: Path) -> None:
     db = str(tmp_path / "s.duckdb")
     before = run("--db", db, "-q", "ingest", str(log_file), "--dataset", "pend", cwd=tmp_path)
@@ -116,6 +117,7 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
+@pytest.mark.slow  # 20-120 s of subprocesses on 2 busy cores; the default run stays short
 def test_config_file_sets_the_store_and_command_defaults(tmp_path: Path, log_file: Path) -> None:
     project = tmp_path / "project"
     write(project / "rmlite.toml", 'db = "data/store.duckdb"\n[sql]\nformat = "csv"\n'

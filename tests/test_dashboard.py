@@ -354,6 +354,7 @@ def test_the_server_listens_on_loopback_only(server: str) -> None:
         s.connect((outward, port))
 
 
+@pytest.mark.slow  # 20-120 s of subprocesses on 2 busy cores; the default run stays short
 def test_report_is_one_self_contained_file_that_renders(
     project: Path, browser: Any, tmp_path: Path
 ) -> None:

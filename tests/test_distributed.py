@@ -86,6 +86,7 @@ def test_dask_estimator_fits_dask_arrays_and_saves_locally(client: Any, tmp_path
         DaskRewardRegressor(client=client, backend="mlp").fit(X, y)
 
 
+@pytest.mark.slow  # 20-120 s of subprocesses on 2 busy cores; the default run stays short
 def test_a_worker_killed_mid_training_is_a_clear_error() -> None:
     rng = np.random.default_rng(0)
     X = rng.normal(size=(20_000, 8)).astype(np.float32)

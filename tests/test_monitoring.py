@@ -182,6 +182,7 @@ def test_monitor_loop_picks_up_an_ingest_between_passes(copy) -> None:
     assert [len(p.window.episodes) for p in done] == [8, 2]
 
 
+@pytest.mark.slow  # 20-120 s of subprocesses on 2 busy cores; the default run stays short
 def test_overfitting_alarm_fires_on_an_overfit_model_only(tmp_path: Path) -> None:
     # Noisy rewards (σ = 0.25): a deliberately overfit model memorizes the noise, and its
     # hold-out loss climbs back from its minimum; the default model does not.
@@ -270,6 +271,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow  # 20-120 s of subprocesses on 2 busy cores; the default run stays short
 def test_cli_monitor(copy) -> None:
     store, model = copy
     base = ("monitor", "--db", store.path, "--model", str(model), "--dataset", "pendulum")

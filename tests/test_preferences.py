@@ -286,7 +286,10 @@ def test_epic_invariants(pendulum40):
 # ---------------------------------------------------------------------- quality
 
 
-@pytest.mark.parametrize("backend", ["lightgbm", "mlp", "xgboost"])
+@pytest.mark.parametrize(
+    "backend",
+    [pytest.param("lightgbm", marks=pytest.mark.slow), "mlp", "xgboost"],  # lightgbm: ~40 s
+)
 def test_quality_bar_on_pendulum(pref_store, pendulum40, backend):
     """2,000 pairs of 25-step segments, 10% flipped: held-out accuracy within 5 points of
     the true reward's on the same labels, segment-return Pearson >= 0.95 (LightGBM, MLP;

@@ -27,6 +27,7 @@ def test_setup_commands_are_the_documented_two() -> None:
     assert "python3 -m pytest" in ci and '-e ".[dev]"' in ci
 
 
+@pytest.mark.slow  # 20-120 s of subprocesses on 2 busy cores; the default run stays short
 def test_cli_tour_and_python_example_run(tmp_path: Path) -> None:
     tour = blocks("bash")[1]
     env = {
