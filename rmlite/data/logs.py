@@ -127,6 +127,16 @@ def expand_sources(sources: Iterable[Source]) -> list[Source]:
     return out
 
 
+def _file_format(path: str) -> tuple[str, str]:
+    """The reader a file's ending picks, and the separator for delimited text."""
+    fmt = FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise IngestError(
+            f"{path}: unknown file type {Path(path).suffix!r}; rmlite reads {_endings()}."
+        )
+    return fmt, "\t" if path.lower().endswith(".tsv") else ","
+
+
 def _readable(path: str) -> bool:
     return os.path.isfile(path) and Path(path).suffix.lower() in FORMATS
 
@@ -146,12 +156,7 @@ def read_source(src: Source) -> tuple[str, pl.DataFrame]:
         assert isinstance(frame, pl.DataFrame)
         return "<pyarrow.Table>", frame
     path = os.fspath(src)
-    fmt = FORMATS.get(Path(path).suffix.lower())
-    if fmt is None:
-        raise IngestError(
-            f"{path}: unknown file type {Path(path).suffix!r}; rmlite reads {_endings()}."
-        )
-    sep = "\t" if path.lower().endswith(".tsv") else ","
+    fmt, sep = _file_format(path)
     try:
         if fmt == "parquet":
             frame = pl.read_parquet(path)
@@ -213,12 +218,7 @@ def read_batches(src: Source, batch_rows: int) -> Iterator[pl.DataFrame]:
             yield frame
         return
     path = os.fspath(src)
-    fmt = FORMATS.get(Path(path).suffix.lower())
-    if fmt is None:
-        raise IngestError(
-            f"{path}: unknown file type {Path(path).suffix!r}; rmlite reads {_endings()}."
-        )
-    sep = "\t" if path.lower().endswith(".tsv") else ","
+    fmt, sep = _file_format(path)
     try:
         if fmt == "parquet":
             lazy = pl.scan_parquet(path)
