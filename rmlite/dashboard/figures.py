@@ -160,19 +160,7 @@ def accuracy(
             "tickfont": {"size": 10},
             "tickformat": ".3~g",
         }
-        notes.append(
-            {
-                "text": f"<b>{name}</b> <span style='color:#64748b'>{better}</span>",
-                "showarrow": False,
-                "xref": "paper",
-                "yref": "paper",
-                "x": x0,
-                "y": y1,
-                "xanchor": "left",
-                "yanchor": "bottom",
-                "font": {"size": 11},
-            }
-        )
+        notes.append(_panel_title(name, better, x0, y1))
         where = {"xaxis": f"x{suffix}", "yaxis": f"y{suffix}"}
         rows = [r for r in metrics if r.get("metric") == name and _finite(r.get("value"))]
         if rows:
@@ -228,6 +216,21 @@ def accuracy(
             legend={"orientation": "h", "x": 0, "y": 0, "yref": "container", "yanchor": "bottom"},
             **axes,
         ),
+    }
+
+
+def _panel_title(name: str, better: str, x0: float, y1: float) -> dict[str, Any]:
+    """A small-multiple panel's title: the metric, and which way is better."""
+    return {
+        "text": f"<b>{name}</b> <span style='color:#64748b'>{better}</span>",
+        "showarrow": False,
+        "xref": "paper",
+        "yref": "paper",
+        "x": x0,
+        "y": y1,
+        "xanchor": "left",
+        "yanchor": "bottom",
+        "font": {"size": 11},
     }
 
 
@@ -1177,19 +1180,7 @@ def compare_metrics(runs: Rows, title: str = "Hold-out metrics of the chosen run
             "tickfont": {"size": 10},
         }
         better = "↑ better" if name in SCORE_METRICS else "↓ better"
-        notes.append(
-            {
-                "text": f"<b>{name}</b> <span style='color:#64748b'>{better}</span>",
-                "showarrow": False,
-                "xref": "paper",
-                "yref": "paper",
-                "x": x0,
-                "y": y1,
-                "xanchor": "left",
-                "yanchor": "bottom",
-                "font": {"size": 11},
-            }
-        )
+        notes.append(_panel_title(name, better, x0, y1))
         data.append(
             {
                 "type": "bar",
