@@ -318,9 +318,14 @@ def _cause(path: str, exc: BaseException) -> BaseException:
         if isinstance(e, KeyboardInterrupt):
             return e
         # DuckDB reports a Ctrl+C inside a query as InterruptException, or (while it scans
-        # a registered Arrow table) as a plain RuntimeError("Query interrupted").
-        if isinstance(e, duckdb.InterruptException) or (
-            isinstance(e, RuntimeError) and "query interrupted" in str(e).lower()
+        # a registered Arrow table) as a plain RuntimeError("Query interrupted"), or
+        # (while it reads that table's schema) as an InvalidInputException whose text
+        # names the KeyboardInterrupt raised in Python.
+        text = str(e).lower()
+        if (
+            isinstance(e, duckdb.InterruptException)
+            or (isinstance(e, RuntimeError) and "query interrupted" in text)
+            or (isinstance(e, duckdb.Error) and "keyboardinterrupt" in text)
         ):
             return KeyboardInterrupt()
     for e in chain:
