@@ -313,7 +313,7 @@ class _RewardModel(BaseEstimator):
     ) -> tuple[Any, dict[str, list[float]]]:
         lr = self.learning_rate if self.learning_rate is not None else _LEARNING_RATE[self.backend]
         seed = None if self.random_state is None else int(self.random_state) + member
-        if isinstance(X, MatrixFile):
+        if isinstance(X, MatrixFile) and bool(np.any(fit_idx[1:] < fit_idx[:-1])):
             # A view of a file reads its rows in order; a resample's rows are a multiset.
             fit_idx = np.sort(fit_idx)
         full = len(fit_idx) == len(y) and (fit_idx == np.arange(len(y))).all()

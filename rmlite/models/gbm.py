@@ -264,6 +264,9 @@ def _fit_lightgbm(
                 f"(pip install lightgbm --config-settings=cmake.define.USE_CUDA=ON) or use "
                 f"device='cpu'."
             ) from exc2
+    # The booster keeps its Datasets (the binned copy of every row) for as long as it
+    # lives; predicting and saving need none of it.
+    booster.free_dataset()
     return booster, {name: _first_metric(evals.get(name, {})) for name in CURVES}
 
 

@@ -418,7 +418,10 @@ def _train_on(
     model.feature_names_in_ = np.asarray(frame.feature_names, dtype=object)
 
     say("scoring the hold-out episodes")
-    metrics = {"holdout": score(model, frame, ~in_train), "train": score(model, frame, in_train)}
+    metrics = {
+        "holdout": score(model, frame, ~in_train),
+        "train": score(model, frame, _train_sample(in_train, frame.groups, folder is not None)),
+    }
     model.data_fingerprint_ = store.fingerprint(dataset)
     model.metrics_ = metrics
     model.dataset_ = dataset
@@ -456,6 +459,35 @@ def _train_on(
         timings=timings,
         streamed=folder is not None,
     )
+
+
+TRAIN_METRIC_ROWS = 2_000_000
+"""Training rows the training metrics of a streamed fit are measured on (at most)."""
+
+
+def _train_sample(in_train: np.ndarray, groups: np.ndarray, streamed: bool) -> np.ndarray:
+    """The training rows to score: all of them in memory; for a streamed fit every k-th
+    training episode, whole, so that about :data:`TRAIN_METRIC_ROWS` rows are scored
+    (metrics over hundreds of millions of rows would hold several float64 copies of them,
+    and the training metrics only serve as the overfitting baseline). The hold-out is
+    always scored whole.
+
+    Examples
+    --------
+    >>> groups = np.repeat(np.arange(6), 2)
+    >>> _train_sample(groups < 5, groups, streamed=False).sum()
+    10
+    """
+    n_train = int(in_train.sum())
+    if not streamed or n_train <= TRAIN_METRIC_ROWS:
+        return in_train
+    stride = -(-n_train // TRAIN_METRIC_ROWS)
+    # Rows are in episode order: an episode's ordinal is the count of starts so far.
+    starts = np.empty(len(groups), dtype=bool)
+    starts[:1] = True
+    np.not_equal(groups[1:], groups[:-1], out=starts[1:])
+    ordinal = np.cumsum(starts) - 1
+    return in_train & (ordinal % stride == 0)
 
 
 def _cross_validate(
