@@ -475,7 +475,7 @@ def _train_sample(in_train: np.ndarray, groups: np.ndarray, streamed: bool) -> n
     Examples
     --------
     >>> groups = np.repeat(np.arange(6), 2)
-    >>> _train_sample(groups < 5, groups, streamed=False).sum()
+    >>> int(_train_sample(groups < 5, groups, streamed=False).sum())
     10
     """
     n_train = int(in_train.sum())
