@@ -151,9 +151,9 @@ def test_cli_ingest_streams_with_a_memory_limit(tmp_path):
 
 
 def _write(path: Path, rows: int) -> None:
-    from rmlite.bench.data import write_scale_log
+    from rmlite.bench.scale import write_log
 
-    write_scale_log(str(path), rows, chunk=50_000)
+    write_log(path, rows, block_rows=50_000)
 
 
 @pytest.mark.slow

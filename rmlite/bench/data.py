@@ -1,6 +1,6 @@
 """``rmlite bench data``: ingest and features against DuckDB's own load and pandas.
 
-Each stage runs in a fresh child process, so its peak memory (``ru_maxrss``) is its own,
+Each stage runs in a fresh child process, so its peak memory (VmHWM) is its own,
 and every speed is reported as a ratio against a baseline measured in the same run:
 these machines are noisy, absolute numbers are not comparable between runs.
 
@@ -39,9 +39,18 @@ BENCH_SPEC = {
 """The feature spec ``bench data`` measures (and the pandas reference reproduces)."""
 
 
-def _peak_rss_bytes() -> int:
-    # Linux reports ru_maxrss in KiB.
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+def peak_rss_bytes() -> int:
+    """This process's peak resident size: VmHWM where Linux has it. ``ru_maxrss`` carries
+    the parent's peak across ``execve``, so a stage started by a big process (a spawned
+    pool worker, a subprocess) would report the parent's."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # KiB on Linux
 
 
 def _child(target: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
@@ -66,7 +75,7 @@ def _stage_duckdb(db: str, parquet: str) -> dict[str, Any]:
 
     t = time.perf_counter()
     n = duckdb_parquet_load(db, parquet)
-    return {"seconds": time.perf_counter() - t, "rows": n, "peak_rss": _peak_rss_bytes()}
+    return {"seconds": time.perf_counter() - t, "rows": n, "peak_rss": peak_rss_bytes()}
 
 
 def _stage_ingest(db: str, parquet: str) -> dict[str, Any]:
@@ -77,7 +86,7 @@ def _stage_ingest(db: str, parquet: str) -> dict[str, Any]:
     return {
         "seconds": time.perf_counter() - t,
         "rows": report.rows_added,
-        "peak_rss": _peak_rss_bytes(),
+        "peak_rss": peak_rss_bytes(),
     }
 
 
@@ -85,7 +94,7 @@ def _stage_features(db: str) -> dict[str, Any]:
     from rmlite.data.features import FeatureSpec
     from rmlite.data.store import LogStore
 
-    base = _peak_rss_bytes()
+    base = peak_rss_bytes()
     t = time.perf_counter()
     frame = LogStore(db).features("bench", FeatureSpec(**BENCH_SPEC))  # type: ignore[arg-type]
     seconds = time.perf_counter() - t
@@ -94,7 +103,7 @@ def _stage_features(db: str) -> dict[str, Any]:
         "rows": len(frame),
         "features": frame.X.shape[1],
         "matrix_bytes": frame.X.nbytes,
-        "peak_rss": _peak_rss_bytes(),
+        "peak_rss": peak_rss_bytes(),
         "rss_before": base,
         "checksum": float(np.float64(frame.X[:, -1].sum()) + np.float64(frame.y.sum())),
     }
@@ -144,7 +153,7 @@ def _stage_pandas(db: str) -> dict[str, Any]:
         X, y = pandas_features(df, gamma=BENCH_SPEC["gamma"])  # type: ignore[arg-type]
         times.append(time.perf_counter() - t)
         del X, y
-    return {"cold": times[0], "warm": times[1], "peak_rss": _peak_rss_bytes()}
+    return {"cold": times[0], "warm": times[1], "peak_rss": peak_rss_bytes()}
 
 
 def pandas_features(df: Any, gamma: float) -> tuple[np.ndarray, np.ndarray]:
@@ -216,86 +225,6 @@ def _stage_exactness(length: int, gamma: float) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------- ingest at scale
-
-
-def write_scale_log(path: str, rows: int, episode_length: int = 1000, chunk: int = 200_000) -> int:
-    """Write a synthetic MuJoCo-shaped log (17 obs, 6 actions) of ``rows`` rows to
-    Parquet, ``chunk`` rows at a time (one row group each), so that the writer's memory
-    does not grow with the log. Returns the file's size in bytes."""
-    import polars as pl
-    import pyarrow.parquet as pq
-
-    from rmlite.testing import synthetic_log
-
-    chunk = max(episode_length, chunk - chunk % episode_length)
-    writer = None
-    try:
-        for i, start in enumerate(range(0, rows, chunk)):
-            part = synthetic_log(
-                rows=min(chunk, rows - start), episode_length=episode_length, seed=i
-            ).with_columns(pl.col("episode_id") + start // episode_length)
-            table = part.to_arrow()
-            if writer is None:
-                writer = pq.ParquetWriter(path, table.schema)
-            writer.write_table(table)
-    finally:
-        if writer is not None:
-            writer.close()
-    return os.path.getsize(path)
-
-
-def _stage_write_scale(path: str, rows: int) -> dict[str, Any]:
-    return {"bytes": write_scale_log(path, rows)}
-
-
-def _stage_scale_ingest(
-    db: str, parquet: str, memory_limit: int | str | None, stream: bool
-) -> dict[str, Any]:
-    from rmlite.data.store import LogStore
-
-    base = _peak_rss_bytes()
-    t = time.perf_counter()
-    report = LogStore(db).ingest(parquet, dataset="bench", stream=stream, memory_limit=memory_limit)
-    return {
-        "seconds": time.perf_counter() - t,
-        "rows_added": report.rows_added,
-        "peak_rss_bytes": _peak_rss_bytes(),
-        "rss_before_bytes": base,
-    }
-
-
-def ingest_scale(
-    rows: int,
-    folder: str | os.PathLike[str],
-    memory_limit: int | str | None = None,
-    *,
-    stream: bool = True,
-) -> dict[str, Any]:
-    """Ingest a synthetic MuJoCo-shaped Parquet log of ``rows`` rows in a fresh process.
-
-    The log (17 obs, 6 actions, episodes of 1,000 steps) is written in row groups by
-    another fresh process, so neither step's memory depends on the other. Returns
-    ``rows``, ``seconds`` (the ingest alone), ``peak_rss_bytes`` (the ingesting
-    process's ``ru_maxrss``), ``rss_before_bytes`` (its peak before the ingest began:
-    the interpreter and imports), ``file_bytes`` and ``stream`` (``False`` measures the
-    in-memory path). The log and the store are left in ``folder``.
-    """
-    folder = os.fspath(folder)
-    os.makedirs(folder, exist_ok=True)
-    parquet = os.path.join(folder, f"scale-{rows}.parquet")
-    if not os.path.exists(parquet):
-        _child(_stage_write_scale, parquet, rows)
-    db = os.path.join(folder, f"scale-{rows}-{'stream' if stream else 'memory'}.duckdb")
-    for path in (db, db + ".wal"):
-        if os.path.exists(path):
-            os.remove(path)
-    result = _child(_stage_scale_ingest, db, parquet, memory_limit, stream)
-    return {
-        "rows": rows,
-        "stream": stream,
-        "file_bytes": os.path.getsize(parquet),
-        **result,
-    }
 
 
 # -------------------------------------------------------------------------- driver

@@ -2,7 +2,7 @@
 
 A synthetic MuJoCo-shaped log (17 obs, 6 actions, 1,000-step episodes) is written to
 Parquet a block of episodes at a time, then each measurement runs in a fresh Python
-process that reports its own peak resident size (``ru_maxrss``), so no measurement
+process that reports its own peak resident size (VmHWM), so no measurement
 inherits another's memory:
 
 - ingest of the Parquet file into a new store;
@@ -27,6 +27,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from rmlite.bench.data import peak_rss_bytes
+
 GIB = 2**30
 EPISODE_LENGTH = 1000
 OBS_DIM, ACTION_DIM = 17, 6
@@ -34,11 +36,12 @@ BLOCK_ROWS = 200_000
 """Rows generated and written at once: the writer's memory stays small at any size."""
 
 
-def write_log(path: str | Path, rows: int, seed: int = 0) -> int:
+def write_log(path: str | Path, rows: int, seed: int = 0, block_rows: int | None = None) -> int:
     """Write a synthetic MuJoCo-shaped log of ``rows`` transitions to one Parquet file.
 
     Episodes are whole (``rows`` is rounded up to whole 1,000-step episodes); each block
-    of episodes draws from its own seed, and episode ids run on across blocks.
+    of ``block_rows`` (default :data:`BLOCK_ROWS`, whole episodes) is generated from its
+    own seed and written before the next, and episode ids run on across blocks.
     """
     import polars as pl
     import pyarrow.parquet as pq
@@ -47,11 +50,12 @@ def write_log(path: str | Path, rows: int, seed: int = 0) -> int:
     from rmlite.testing import synthetic_log
 
     total = -(-rows // EPISODE_LENGTH) * EPISODE_LENGTH
+    step = max(EPISODE_LENGTH, (block_rows or BLOCK_ROWS) // EPISODE_LENGTH * EPISODE_LENGTH)
     writer = None
     written = 0
     try:
-        for block, lo in enumerate(range(0, total, BLOCK_ROWS)):
-            n = min(BLOCK_ROWS, total - lo)
+        for block, lo in enumerate(range(0, total, step)):
+            n = min(step, total - lo)
             frame = synthetic_log(
                 rows=n,
                 obs_dim=OBS_DIM,
@@ -73,21 +77,6 @@ def write_log(path: str | Path, rows: int, seed: int = 0) -> int:
 # ------------------------------------------------------------- child processes
 
 
-def _peak_rss() -> int:
-    """This process's peak resident size: VmHWM (``ru_maxrss`` on Linux carries the parent's
-    peak across ``execve``, so a child started by a big process would report that)."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    import resource
-
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # KiB on Linux
-
-
 def ingest_child(parquet: str, db: str, memory_limit: str | None = None) -> dict[str, Any]:
     """Ingest one Parquet file into a store (run in a fresh process by :func:`measure`)."""
     from rmlite import LogStore
@@ -100,7 +89,7 @@ def ingest_child(parquet: str, db: str, memory_limit: str | None = None) -> dict
     return {
         "rows": report.rows_added,
         "seconds": time.perf_counter() - started,
-        "peak_rss_bytes": _peak_rss(),
+        "peak_rss_bytes": peak_rss_bytes(),
     }
 
 
@@ -130,7 +119,7 @@ def train_child(db: str, backend: str, stream: bool, n_estimators: int = 20) -> 
         "features_s": result.timings.get("features_s"),
         "fit_s": result.timings.get("fit_s"),
         "holdout_r2": result.metrics["holdout"]["r2"],
-        "peak_rss_bytes": _peak_rss(),
+        "peak_rss_bytes": peak_rss_bytes(),
         # LightGBM keeps about a byte per feature per training row once binned.
         "binned_bytes": train_rows * n_features,
         "streamed": result.streamed,
