@@ -200,7 +200,7 @@ class RawFeatures:
         X = impute(self.X, spec, stats, self.groups, self.names)
         return FeatureFrame(
             X=np.ascontiguousarray(X),
-            y=finish_target(self, spec, stats),
+            y=finish_target(self.y, self.tail, spec, stats),
             feature_names=list(stats.feature_names),
             groups=self.groups,
             steps=self.steps,
@@ -210,13 +210,18 @@ class RawFeatures:
         )
 
 
-def finish_target(raw: RawFeatures, spec: FeatureSpec, stats: FittedStats) -> Float32Array:
-    """The target as models train on it: scaled, the bootstrap tail added, float32."""
-    y = raw.y
+def finish_target(
+    y: Float64Array, tail: Float32Array, spec: FeatureSpec, stats: FittedStats
+) -> Float32Array:
+    """The target as models train on it: scaled, the bootstrap tail added, float32.
+
+    ``y`` is the raw target of the kept rows, ``tail`` their missing discount mass
+    (:attr:`RawFeatures.tail`).
+    """
     if spec.target != "event":
         y = stats.transform_target(y)
         if spec.target == "return" and spec.truncation == "bootstrap":
-            y = y + raw.tail * stats.bootstrap_value / stats.target_scale
+            y = y + tail * stats.bootstrap_value / stats.target_scale
     return y.astype(np.float32)
 
 

@@ -18,6 +18,7 @@ import duckdb
 import polars as pl
 
 from rmlite._typing import PathLike
+from rmlite.data import schema as S
 from rmlite.data.store import _layout
 from rmlite.exceptions import (
     DatasetNotFoundError,
@@ -40,6 +41,28 @@ def default_path() -> str:
 def sql(name: str) -> str:
     """The text of ``sql/<name>.sql``, shipped as the package ``rmlite.sql``."""
     return resources.files("rmlite.sql").joinpath(f"{name}.sql").read_text(encoding="utf-8")
+
+
+_ALL_COLUMNS = (
+    "SELECT episode_id, step, obs, action, reward, next_obs, terminated, truncated, "
+    '"timestamp", extra'
+)
+"""The column list the transition reads (``read_transitions.sql`` and its kin) open with."""
+
+
+def select_columns(query: str, columns: Sequence[str]) -> str:
+    """A transition read narrowed to ``columns`` (episode and step always kept first).
+
+    Column names come from the schema module only: anything else is refused here, so
+    nothing a caller passes is formatted into the SQL.
+    """
+    unknown = [c for c in columns if c not in S.COLUMNS]
+    if unknown:
+        raise RmliteError(f"unknown column(s) {unknown}; transitions have {list(S.COLUMNS)}.")
+    if _ALL_COLUMNS not in query:
+        raise ValueError("select_columns: the query does not read every transition column.")
+    keep = list(dict.fromkeys([S.EPISODE, S.STEP, *columns]))
+    return query.replace(_ALL_COLUMNS, "SELECT " + ", ".join(f'"{c}"' for c in keep))
 
 
 def _run(

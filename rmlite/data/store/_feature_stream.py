@@ -39,7 +39,7 @@ from rmlite.data.features import (
     impute,
 )
 from rmlite.data.matrix_file import MatrixFile
-from rmlite.data.store._connection import Store, _run, require, sql
+from rmlite.data.store._connection import Store, _run, require, select_columns, sql
 from rmlite.exceptions import SchemaError
 
 DEFAULT_CHUNK_ROWS = 500_000
@@ -89,15 +89,8 @@ def stream_features(
     """The work of :meth:`LogStore.features` with ``stream_to=folder``."""
     spec.validate()
     say = progress or (lambda _msg: None)
-    if not isinstance(chunk_rows, int) or chunk_rows < 1:
-        raise SchemaError(f"The 'chunk_rows' parameter must be an int >= 1. Got {chunk_rows!r}.")
+    keys, lengths, chunks = _plan(store, dataset, chunk_rows)
     os.makedirs(folder, exist_ok=True)
-    with store.connect() as con:
-        require(store, con, dataset)
-        episodes = con.sql(sql("episodes"), params={"dataset": dataset}).pl()
-    keys = episodes[S.EPISODE].to_numpy()
-    lengths = episodes["length"].to_numpy()
-    chunks = episode_chunks(keys, lengths, chunk_rows)
     train_keys = None if train_episodes is None else np.fromiter(train_episodes, dtype=np.int64)
     fitting = stats is None
     # Sampling steps for medians and quartiles, from the training rows' upper bound, as
@@ -145,7 +138,7 @@ def stream_features(
             else:
                 assert stats is not None
                 writer.append(impute(raw.X, spec, stats, raw.groups, raw.names))
-                ys.append(finish_target(raw, spec, stats))
+                ys.append(finish_target(raw.y, raw.tail, spec, stats))
             groups.append(raw.groups)
             steps.append(raw.steps)
             tails.append(raw.tail)
@@ -156,30 +149,13 @@ def stream_features(
         group = np.concatenate(groups)
         del groups
         if fitting:
-            if part.rows == 0:
-                raise SchemaError("train_episodes selects none of the dataset's episodes.")
-            stats = part.finish(spec, names, *dims)
+            stats = part.finish(spec, names, *dims)  # refuses a part of no training rows
             X = _impute_file(X, spans, spec, stats, group, names, folder)
         assert stats is not None
         y = np.concatenate(ys)
         tail = np.concatenate(tails)
         if fitting:
-            y = finish_target(
-                RawFeatures(
-                    X=np.empty((0, 0), np.float32),
-                    y=y,
-                    groups=group,
-                    steps=np.empty(0, np.int64),
-                    tail=tail,
-                    reward=np.empty(0),
-                    episode=np.empty(0, np.int64),
-                    names=names,
-                    obs_dim=dims[0],
-                    act_dim=dims[1],
-                ),
-                spec,
-                stats,
-            )
+            y = finish_target(y, tail, spec, stats)
     except BaseException:
         if writer is not None:
             writer.close()
@@ -208,20 +184,27 @@ def feature_chunks(
 ) -> Iterator[FeatureFrame]:
     """The work of :meth:`LogStore.feature_chunks`."""
     spec.validate()
-    if not isinstance(chunk_rows, int) or chunk_rows < 1:
-        raise SchemaError(f"The 'chunk_rows' parameter must be an int >= 1. Got {chunk_rows!r}.")
-    with store.connect() as con:
-        require(store, con, dataset)
-        episodes = con.sql(sql("episodes"), params={"dataset": dataset}).pl()
-    chunks = episode_chunks(
-        episodes[S.EPISODE].to_numpy(), episodes["length"].to_numpy(), chunk_rows
-    )
+    _, _, chunks = _plan(store, dataset, chunk_rows)
     empty = True
     for raw in _raw_chunks(store, dataset, spec, chunks, stats, require_target):
         empty = False
         yield raw.finish(spec, stats)
     if empty:
         raise SchemaError(_NOTHING_LEFT.format(dataset=dataset))
+
+
+def _plan(
+    store: Store, dataset: str, chunk_rows: int
+) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
+    """The dataset's episode keys, their lengths, and the chunks of whole episodes."""
+    if not isinstance(chunk_rows, int) or chunk_rows < 1:
+        raise SchemaError(f"The 'chunk_rows' parameter must be an int >= 1. Got {chunk_rows!r}.")
+    with store.connect() as con:
+        require(store, con, dataset)
+        episodes = con.sql(sql("episodes"), params={"dataset": dataset}).pl()
+    keys = episodes[S.EPISODE].to_numpy()
+    lengths = episodes["length"].to_numpy()
+    return keys, lengths, episode_chunks(keys, lengths, chunk_rows)
 
 
 def _raw_chunks(
@@ -233,12 +216,7 @@ def _raw_chunks(
     require_target: bool,
 ) -> Iterator[RawFeatures]:
     """Raw features of each chunk of episodes, read in (episode, step) order."""
-    columns = list(dict.fromkeys([S.EPISODE, S.STEP, *spec.columns_needed()]))
-    query = sql("read_episode_range").replace(
-        "SELECT episode_id, step, obs, action, reward, next_obs, terminated, truncated, "
-        '"timestamp", extra',
-        "SELECT " + ", ".join(f'"{c}"' for c in columns),
-    )
+    query = select_columns(sql("read_episode_range"), spec.columns_needed())
     # One read-only connection for the whole pass: a feature build is one job, and
     # reopening the file per chunk would cost more than the chunk's query. DuckDB would
     # keep every block it read cached up to its default limit (80% of RAM): a pass over a

@@ -22,6 +22,7 @@ from rmlite.data.store._connection import (
     has_tables,
     precheck_write,
     require,
+    select_columns,
     sql,
     transaction,
     unregister,
@@ -159,17 +160,7 @@ def read_arrow(
         require(store, con, dataset)
         query = sql("read_transitions" if episodes is None else "read_episodes")
         if columns is not None:
-            unknown = [c for c in columns if c not in S.COLUMNS]
-            if unknown:
-                raise RmliteError(
-                    f"unknown column(s) {unknown}; transitions have {list(S.COLUMNS)}."
-                )
-            keep = list(dict.fromkeys([S.EPISODE, S.STEP, *columns]))
-            query = query.replace(
-                "SELECT episode_id, step, obs, action, reward, next_obs, terminated, "
-                'truncated, "timestamp", extra',
-                "SELECT " + ", ".join(f'"{c}"' for c in keep),
-            )
+            query = select_columns(query, columns)
         params: dict[str, Any] = {"dataset": dataset}
         if episodes is not None:
             params["episodes"] = _episode_keys.to_keys(con, dataset, episodes)
