@@ -577,19 +577,19 @@ def predict_chunks(
     from rmlite.estimators.reward import RewardClassifier, RewardRegressor
 
     model = load_model(model_dir)
-    if isinstance(model, RewardRegressor | RewardClassifier):
-        from rmlite.models.compiled import batch_plan
-
-        # Compiled trees where they win on batches of this size: cached, or worth
-        # compiling now.
-        info = store.datasets().filter(pl.col("dataset") == dataset)
-        rows = int(info["transitions"][0]) if info.height else 0
-        plan = batch_plan(model.backend, min(rows, chunk_rows or rows) or 1)
-        if plan != "no":
-            model.use_compiled(Path(model_dir) / ".compiled", only_cached=plan == "cached")
+    undecided = isinstance(model, RewardRegressor | RewardClassifier)
     for frame in model_frame_chunks(
         store, model, dataset, require_target=False, chunk_rows=chunk_rows
     ):
+        if undecided:
+            from rmlite.models.compiled import batch_plan
+
+            # Compiled trees where they win on batches the size of the first chunk (the
+            # whole dataset when it fits in one): cached, or worth compiling now.
+            plan = batch_plan(model.backend, len(frame))
+            if plan != "no":
+                model.use_compiled(Path(model_dir) / ".compiled", only_cached=plan == "cached")
+            undecided = False
         out: dict[str, Any] = {S.EPISODE: frame.groups, S.STEP: frame.steps}
         if frame.spec.target == "event":
             proba, std = model.predict_proba(frame.X, return_std=True)

@@ -280,13 +280,11 @@ def relabel(
     say(f"building features of {dataset}")
     source_fingerprint = store.fingerprint(dataset)
     names = [str(n) for n in getattr(fn.model, "feature_names_in_", [])] or fn.stats.feature_names
-    info = store.datasets().filter(pl.col("dataset") == dataset)
-    plan = batch_plan(str(getattr(fn.model, "backend", "")), int(info["transitions"].sum()) or 1)
-    if plan != "no":
-        fn.use_compiled(only_cached=plan == "cached")
     # A chunk of whole episodes at a time: only the predicted rewards are held whole,
     # never the feature matrix, whatever the dataset's size.
-    groups, steps, rewards = [], [], []
+    groups: list[np.ndarray] = []
+    steps: list[np.ndarray] = []
+    rewards: list[np.ndarray] = []
     for frame in store.feature_chunks(dataset, fn.spec, fn.stats, require_target=False):
         if frame.feature_names != names:
             raise SchemaError(
@@ -294,6 +292,12 @@ def relabel(
                 f"{names[:6]}...: is the dataset's obs/action size the one the model was "
                 f"trained on?"
             )
+        if not rewards:
+            # Compiled trees where they win on batches the size of this first chunk (the
+            # whole dataset when it fits in one): cached, or compiled when it repays.
+            plan = batch_plan(str(getattr(fn.model, "backend", "")), len(frame))
+            if plan != "no":
+                fn.use_compiled(only_cached=plan == "cached")
         say(f"predicting {len(frame):,} rewards" + (" (compiled trees)" if fn.compiled else ""))
         groups.append(frame.groups)
         steps.append(frame.steps)
