@@ -220,9 +220,10 @@ def accuracy(
 
 
 def _panel_title(name: str, better: str, x0: float, y1: float) -> dict[str, Any]:
-    """A small-multiple panel's title: the metric, and which way is better."""
+    """A small-multiple panel's title: the metric, and which way is better (if said)."""
+    note = f" <span style='color:#64748b'>{better}</span>" if better else ""
     return {
-        "text": f"<b>{name}</b> <span style='color:#64748b'>{better}</span>",
+        "text": f"<b>{name}</b>{note}",
         "showarrow": False,
         "xref": "paper",
         "yref": "paper",
@@ -742,19 +743,7 @@ def drift_histograms(
                     "hovertemplate": f"{name} · {series}<br>%{{x:.3g}}: %{{y:.1%}}<extra></extra>",
                 }
             )
-        notes.append(
-            {
-                "text": f"<b>{name}</b>",
-                "showarrow": False,
-                "xref": "paper",
-                "yref": "paper",
-                "x": x0,
-                "y": y1,
-                "xanchor": "left",
-                "yanchor": "bottom",
-                "font": {"size": 11},
-            }
-        )
+        notes.append(_panel_title(name, "", x0, y1))
     return {
         "data": data,
         "layout": layout(

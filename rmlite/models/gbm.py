@@ -153,39 +153,25 @@ def fit_gbm(
         log-loss for events, whatever the backend.
     """
     watch = None if X_eval is None or y_eval is None else (X_eval, y_eval)
+    fit = {"lightgbm": _fit_lightgbm, "xgboost": _fit_xgboost}.get(backend)
+    if fit is None:
+        raise ValueError(f"unknown gradient-boosting backend {backend!r}")
     try:
-        if backend == "lightgbm":
-            return _fit_lightgbm(
-                X,
-                y,
-                params,
-                num_boost_round,
-                sample_weight,
-                X_val,
-                y_val,
-                w_val,
-                early_stopping_rounds,
-                record_train,
-                objective_fn,
-                on_iteration,
-                watch,
-            )
-        if backend == "xgboost":
-            return _fit_xgboost(
-                X,
-                y,
-                params,
-                num_boost_round,
-                sample_weight,
-                X_val,
-                y_val,
-                w_val,
-                early_stopping_rounds,
-                record_train,
-                objective_fn,
-                on_iteration,
-                watch,
-            )
+        return fit(
+            X,
+            y,
+            params,
+            num_boost_round,
+            sample_weight,
+            X_val,
+            y_val,
+            w_val,
+            early_stopping_rounds,
+            record_train,
+            objective_fn,
+            on_iteration,
+            watch,
+        )
     except DeviceError:
         raise
     except Exception as exc:
@@ -197,7 +183,6 @@ def fit_gbm(
             f"{backend} refused to train with the native parameters {given} "
             f"({_first_line(exc)}). Fix or drop these --param values."
         ) from exc
-    raise ValueError(f"unknown gradient-boosting backend {backend!r}")
 
 
 def _fit_lightgbm(
