@@ -306,26 +306,93 @@ def train(
 
     if stream is None:
         stream = should_stream(info["transitions"], spec, info["obs_dim"], info["action_dim"])
+    # The on-disk matrix of a streamed fit lives as long as this block: fitting, scoring
+    # and saving the reference window all read it.
     with contextlib.ExitStack() as scratch:
         folder = None
         if stream:
             folder = scratch.enter_context(tempfile.TemporaryDirectory(prefix="rmlite-features-"))
-        return _train_on(
-            store,
+        say("building features" + (" (streamed to disk)" if folder else ""))
+        t = time.perf_counter()
+        frame = store.features(
             dataset,
             spec,
-            params,
-            model,
-            train_eps,
-            hold_eps,
-            cv,
-            seed,
-            out,
-            say,
-            timings,
-            started,
-            folder,
-            chunk_rows,
+            train_episodes=train_eps,
+            stream_to=folder,
+            chunk_rows=chunk_rows,
+            progress=say if folder else None,
+        )
+        timings["features_s"] = time.perf_counter() - t
+        in_train = np.isin(frame.groups, train_eps)
+        if not in_train.any() or in_train.all():
+            raise SchemaError(
+                f"{dataset}: after dropping rows without a target or inputs, the training or the "
+                f"hold-out episodes have no rows left; check the rewards or use missing='mean'."
+            )
+
+        cv_result = None
+        if cv and cv > 1:
+            say(f"cross-validating ({cv} episode-grouped folds)")
+            cv_result = _cross_validate(model, frame, in_train, cv)
+
+        say(f"fitting {params.get('backend', 'lightgbm')} on {int(in_train.sum()):,} rows")
+        t = time.perf_counter()
+        # The hold-out is watched while fitting (never fitted, never used to stop), so the
+        # saved learning curves show overfitting the way the final metrics measure it.
+        model.fit(
+            frame.X[in_train],
+            frame.y[in_train],
+            groups=frame.groups[in_train],
+            eval_set=(frame.X[~in_train], frame.y[~in_train]),
+        )
+        timings["fit_s"] = time.perf_counter() - t
+        model.feature_spec_ = spec.to_dict()
+        model.feature_stats_ = frame.stats.to_dict()
+        # The FeatureSpec's names (obs_3, act_1, delta_3, ...), as scikit-learn sets them when
+        # fitted on a data frame: explanations and importances read them.
+        model.feature_names_in_ = np.asarray(frame.feature_names, dtype=object)
+
+        say("scoring the hold-out episodes")
+        metrics = {
+            "holdout": score(model, frame, ~in_train),
+            "train": score(model, frame, _train_sample(in_train, frame.groups, folder is not None)),
+        }
+        model.data_fingerprint_ = store.fingerprint(dataset)
+        model.metrics_ = metrics
+        model.dataset_ = dataset
+        model.train_episodes_ = [int(e) for e in train_eps]
+        model_path = None
+        if out is not None:
+            from rmlite.evaluation.reference import save_reference
+
+            model_path = str(model.save(out))
+            save_reference(model, frame, in_train, model_path, seed)
+        timings["total_s"] = time.perf_counter() - started
+        run_id = store.record_run(
+            {
+                "kind": "train",
+                "dataset": dataset,
+                "target": spec.target,
+                "backend": model.backend,
+                "device": model.device_,
+                "params": model.get_params(),
+                "feature_spec": spec.to_dict(),
+                "metrics": {**metrics, "cv": cv_result},
+                "data_fingerprint": model.data_fingerprint_,
+                "model_path": model_path,
+                "duration_s": timings["total_s"],
+            }
+        )
+        return TrainResult(
+            model=model,
+            metrics=metrics,
+            run_id=run_id,
+            model_path=model_path,
+            train_episodes=[int(e) for e in train_eps],
+            holdout_episodes=[int(e) for e in hold_eps],
+            cv=cv_result,
+            timings=timings,
+            streamed=folder is not None,
         )
 
 
@@ -357,108 +424,6 @@ def available_memory() -> int:
     except OSError:
         pass
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-
-
-def _train_on(
-    store: LogStore,
-    dataset: str,
-    spec: FeatureSpec,
-    params: dict[str, Any],
-    model: Any,
-    train_eps: np.ndarray,
-    hold_eps: np.ndarray,
-    cv: int,
-    seed: int,
-    out: PathLike | None,
-    say: Callable[[str], None],
-    timings: dict[str, float],
-    started: float,
-    folder: str | None,
-    chunk_rows: int | None,
-) -> TrainResult:
-    """The rest of :func:`train`, with the features in memory or (``folder``) on disk."""
-    say("building features" + (" (streamed to disk)" if folder else ""))
-    t = time.perf_counter()
-    frame = store.features(
-        dataset,
-        spec,
-        train_episodes=train_eps,
-        stream_to=folder,
-        chunk_rows=chunk_rows,
-        progress=say if folder else None,
-    )
-    timings["features_s"] = time.perf_counter() - t
-    in_train = np.isin(frame.groups, train_eps)
-    if not in_train.any() or in_train.all():
-        raise SchemaError(
-            f"{dataset}: after dropping rows without a target or inputs, the training or the "
-            f"hold-out episodes have no rows left; check the rewards or use missing='mean'."
-        )
-
-    cv_result = None
-    if cv and cv > 1:
-        say(f"cross-validating ({cv} episode-grouped folds)")
-        cv_result = _cross_validate(model, frame, in_train, cv)
-
-    say(f"fitting {params.get('backend', 'lightgbm')} on {int(in_train.sum()):,} rows")
-    t = time.perf_counter()
-    # The hold-out is watched while fitting (never fitted, never used to stop), so the
-    # saved learning curves show overfitting the way the final metrics measure it.
-    model.fit(
-        frame.X[in_train],
-        frame.y[in_train],
-        groups=frame.groups[in_train],
-        eval_set=(frame.X[~in_train], frame.y[~in_train]),
-    )
-    timings["fit_s"] = time.perf_counter() - t
-    model.feature_spec_ = spec.to_dict()
-    model.feature_stats_ = frame.stats.to_dict()
-    # The FeatureSpec's names (obs_3, act_1, delta_3, ...), as scikit-learn sets them when
-    # fitted on a data frame: explanations and importances read them.
-    model.feature_names_in_ = np.asarray(frame.feature_names, dtype=object)
-
-    say("scoring the hold-out episodes")
-    metrics = {
-        "holdout": score(model, frame, ~in_train),
-        "train": score(model, frame, _train_sample(in_train, frame.groups, folder is not None)),
-    }
-    model.data_fingerprint_ = store.fingerprint(dataset)
-    model.metrics_ = metrics
-    model.dataset_ = dataset
-    model.train_episodes_ = [int(e) for e in train_eps]
-    model_path = None
-    if out is not None:
-        from rmlite.evaluation.reference import save_reference
-
-        model_path = str(model.save(out))
-        save_reference(model, frame, in_train, model_path, seed)
-    timings["total_s"] = time.perf_counter() - started
-    run_id = store.record_run(
-        {
-            "kind": "train",
-            "dataset": dataset,
-            "target": spec.target,
-            "backend": model.backend,
-            "device": model.device_,
-            "params": model.get_params(),
-            "feature_spec": spec.to_dict(),
-            "metrics": {**metrics, "cv": cv_result},
-            "data_fingerprint": model.data_fingerprint_,
-            "model_path": model_path,
-            "duration_s": timings["total_s"],
-        }
-    )
-    return TrainResult(
-        model=model,
-        metrics=metrics,
-        run_id=run_id,
-        model_path=model_path,
-        train_episodes=[int(e) for e in train_eps],
-        holdout_episodes=[int(e) for e in hold_eps],
-        cv=cv_result,
-        timings=timings,
-        streamed=folder is not None,
-    )
 
 
 TRAIN_METRIC_ROWS = 2_000_000
