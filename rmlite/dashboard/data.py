@@ -639,7 +639,7 @@ def _run_rows(runs: pl.DataFrame, dataset: str | None, store_path: str) -> list[
     for r in (
         _of(runs, dataset, None).sort("run_id", descending=True).head(50).iter_rows(named=True)
     ):
-        metrics = _json(r.get("metrics")).get("holdout") or {}
+        metrics = json_object(r.get("metrics")).get("holdout") or {}
         key = "auc" if r.get("target") == "event" else "r2"
         out.append(
             {
@@ -657,7 +657,8 @@ def _run_rows(runs: pl.DataFrame, dataset: str | None, store_path: str) -> list[
     return out
 
 
-def _json(value: Any) -> dict[str, Any]:
+def json_object(value: Any) -> dict[str, Any]:
+    """A JSON column's object (DuckDB hands JSON back as text); {} for anything else."""
     if isinstance(value, dict):
         return value
     if isinstance(value, str) and value:
@@ -680,7 +681,7 @@ def holdout_points(
         {
             "run_id": r["run_id"],
             "created_at": to_jsonable(r["created_at"]),
-            "metrics": to_jsonable(_json(r.get("metrics")).get("holdout") or {}),
+            "metrics": to_jsonable(json_object(r.get("metrics")).get("holdout") or {}),
         }
         for r in chosen.iter_rows(named=True)
     ]

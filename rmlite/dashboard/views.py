@@ -26,7 +26,7 @@ import numpy as np
 import polars as pl
 
 from rmlite.dashboard import figures as F
-from rmlite.dashboard.data import StoreReader, resolve_model_path, to_jsonable
+from rmlite.dashboard.data import StoreReader, json_object, resolve_model_path, to_jsonable
 from rmlite.data.store import LogStore
 
 MAX_EPISODES = 200
@@ -313,11 +313,11 @@ def compare_runs(runs: pl.DataFrame, run_ids: Sequence[int]) -> dict[str, Any]:
     chosen = runs.filter(pl.col("run_id").is_in(list(run_ids))).sort("run_id")
     picked = []
     for r in chosen.iter_rows(named=True):
-        params = _json(r.get("params"))
+        params = json_object(r.get("params"))
         picked.append(
             {
                 "run_id": r["run_id"],
-                "metrics": _json(r.get("metrics")).get("holdout") or {},
+                "metrics": json_object(r.get("metrics")).get("holdout") or {},
                 "params": {
                     "backend": r.get("backend"),
                     "target": r.get("target"),
@@ -365,18 +365,6 @@ def _flat(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def _cell(value: Any) -> Any:
     return value if isinstance(value, int | float | str | bool) or value is None else str(value)
-
-
-def _json(value: Any) -> dict[str, Any]:
-    if isinstance(value, dict):
-        return value
-    if isinstance(value, str) and value:
-        try:
-            loaded = json.loads(value)
-        except ValueError:
-            return {}
-        return loaded if isinstance(loaded, dict) else {}
-    return {}
 
 
 def _rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
