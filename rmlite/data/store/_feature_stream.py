@@ -21,11 +21,11 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from rmlite._memory import release_freed_memory
 from rmlite._typing import PathLike
 from rmlite.data import schema as S
 from rmlite.data.feature_spec import FeatureFrame, FeatureSpec, FittedStats
@@ -39,7 +39,7 @@ from rmlite.data.features import (
     impute,
 )
 from rmlite.data.matrix_file import MatrixFile
-from rmlite.data.store._connection import Store, _run, require, select_columns, sql
+from rmlite.data.store._connection import Store, read_budget, require, select_columns, sql
 from rmlite.exceptions import SchemaError
 
 DEFAULT_CHUNK_ROWS = 500_000
@@ -161,7 +161,7 @@ def stream_features(
             writer.close()
             _remove(path)
         raise
-    return FeatureFrame(
+    frame = FeatureFrame(
         X=X,  # type: ignore[arg-type]  # a MatrixFile stands in for the float32 matrix
         y=y,
         feature_names=list(stats.feature_names),
@@ -171,6 +171,11 @@ def stream_features(
         stats=stats,
         spec=spec,
     )
+    # The chunks' arrays are garbage now; the heap kept their pages (0.5 GB at 30M
+    # transitions), which the fit that follows needs.
+    del ys, steps, tails
+    release_freed_memory()
+    return frame
 
 
 def feature_chunks(
@@ -221,7 +226,7 @@ def _raw_chunks(
     # reopening the file per chunk would cost more than the chunk's query. DuckDB would
     # keep every block it read cached up to its default limit (80% of RAM): a pass over a
     # 10M-row dataset left 2 GB resident. A chunk's query needs far less.
-    with store.connect() as con, _read_budget(con):
+    with store.connect() as con, read_budget(con):
         for lo, hi in chunks:
             table: pa.Table = con.sql(
                 query, params={"dataset": dataset, "lo": lo, "hi": hi}
@@ -234,19 +239,6 @@ def _raw_chunks(
                 if "no transition is left" in str(exc):
                     continue  # a chunk whose rows all lack the target: others may not
                 raise SchemaError(f"dataset {dataset!r}: {exc}") from exc
-
-
-READ_MEMORY_LIMIT = "512MB"
-"""DuckDB's memory limit while a streaming pass reads the store."""
-
-
-@contextlib.contextmanager
-def _read_budget(con: Any) -> Iterator[None]:
-    _run(con, f"SET memory_limit = '{READ_MEMORY_LIMIT}'")
-    try:
-        yield
-    finally:
-        _run(con, "RESET memory_limit")
 
 
 def _impute_file(

@@ -21,6 +21,7 @@ from rmlite.data.store._connection import (
     _run,
     has_tables,
     precheck_write,
+    read_budget,
     require,
     select_columns,
     sql,
@@ -215,7 +216,7 @@ def rejected(store: Store, dataset: str | None = None) -> pl.DataFrame:
 
 def fingerprint(store: Store, dataset: str) -> str:
     """The work of :meth:`LogStore.fingerprint`."""
-    with store.connect() as con:
+    with store.connect() as con, read_budget(con):
         require(store, con, dataset)
         n, content = con.sql(sql("fingerprint"), params={"dataset": dataset}).fetchall()[0]
     return f"{dataset}:{n}:{int(content):016x}"
