@@ -70,6 +70,13 @@ def test_matrix_file_reads_rows_views_and_chunks(tmp_path) -> None:
     assert np.array_equal(np.concatenate(chunks), values[mask])
 
 
+def test_matrix_file_views_hold_int32_row_numbers(tmp_path) -> None:
+    X, values = _matrix(tmp_path)
+    view = X[np.arange(len(values)) % 3 == 0]
+    assert view.rows is not None and view.rows.dtype == np.int32
+    assert np.array_equal(view[5:9], values[::3][5:9])
+
+
 def test_matrix_file_reads_scattered_rows_in_bounded_blocks(tmp_path, monkeypatch) -> None:
     X, values = _matrix(tmp_path, rows=50_000)
     monkeypatch.setattr(MatrixFile, "chunk_rows", lambda self, chunk_bytes=0: 500)
@@ -239,3 +246,20 @@ def test_predict_to_file_writes_every_chunk_or_nothing(synthetic_store, tmp_path
         predict_to_file(synthetic_store, tmp_path / "m", "nope", tmp_path / "q.parquet")
     assert not (tmp_path / "q.parquet").exists()
     assert not (tmp_path / "q.parquet.partial").exists()
+
+
+def test_streamed_fit_parks_the_frame_arrays_and_restores_them(synthetic_store, tmp_path) -> None:
+    from rmlite.pipeline.rewards import _PARKED, _parked
+
+    frame = synthetic_store.features(
+        "syn", FeatureSpec(next_obs=True), stream_to=tmp_path, chunk_rows=700
+    )
+    before = {name: getattr(frame, name).copy() for name in _PARKED}
+    with pytest.raises(RuntimeError, match="engine failed"), _parked(frame, str(tmp_path)):
+        assert all(len(getattr(frame, name)) == 0 for name in _PARKED)
+        assert {f"{name}.npy" for name in _PARKED} <= set(os.listdir(tmp_path))
+        raise RuntimeError("engine failed")
+    for name in _PARKED:  # back whole, even when the fit fails, and the files gone
+        assert np.array_equal(getattr(frame, name), before[name])
+        assert getattr(frame, name).dtype == before[name].dtype
+    assert not any(f.endswith(".npy") for f in os.listdir(tmp_path))

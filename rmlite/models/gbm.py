@@ -205,6 +205,11 @@ def _fit_lightgbm(
     params = dict(params)
     if objective_fn is not None:
         params["objective"] = objective_fn
+    if isinstance(X, MatrixFile) and not {"force_col_wise", "force_row_wise"} & set(params):
+        # Left to choose, LightGBM times both layouts on the first round, holding a
+        # row-wise copy of the binned data beside the column-wise one: 0.3 GB more at
+        # 8M rows of 40 features. A streamed fit is the one that cannot spare it.
+        params["force_col_wise"] = True
     train_set = lgb.Dataset(_lgb_data(X), label=y, weight=sample_weight, free_raw_data=True)
     valid_sets, valid_names = [], []
     if record_train:
