@@ -216,6 +216,23 @@ def test_unknown_dataset_is_named(store, pendulum_log):
 # ------------------------------------------------------------- simulated teachers
 
 
+def test_synthetic_teacher_draws_each_pair_once(tmp_path):
+    # 2 episodes of 30 steps: 12 segment starts, 132 ordered pairs; 100 draws repeat some
+    # pair with near certainty, and the store refuses a repeated pair (notebook 02 hit it).
+    ep, st = np.repeat([0, 1], 30), np.tile(np.arange(30), 2)
+    prefs = T.synthetic_preferences(ep, st, st / 30.0, 100, 25, seed=0)
+    keys = prefs.select("episode_a", "start_a", "episode_b", "start_b")
+    assert keys.unique().height == 100
+    assert not (
+        (prefs["episode_a"] == prefs["episode_b"]) & (prefs["start_a"] == prefs["start_b"])
+    ).any()
+    store = LogStore(tmp_path / "pairs.duckdb")
+    store.ingest(rollout("Pendulum-v1", episodes=2, seed=0, max_steps=30), dataset="p")
+    assert store.ingest_preferences(prefs, dataset="p").pairs_added == 100
+    # More pairs than there are distinct ones: repeats stay, and the draw still ends.
+    assert T.synthetic_preferences(ep, st, st / 30.0, 200, 25, seed=0).height == 200
+
+
 def test_synthetic_teacher_flip_rate_and_ties(pendulum40):
     ep, st, r = (pendulum40[c].to_numpy() for c in (S.EPISODE, S.STEP, S.REWARD))
     clean = T.synthetic_preferences(ep, st, r, 4000, 25, seed=3)

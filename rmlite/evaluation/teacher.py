@@ -109,6 +109,14 @@ def synthetic_preferences(
     while same.any() and len(starts) > 1:
         b[same] = starts[rng.integers(0, len(starts), size=int(same.sum()))]
         same = a == b
+    # Nor is a pair (A, B) drawn twice, which the store refuses too: redraw both segments of
+    # each repeat (B alone may have no partner left for a much-drawn A). When n_pairs
+    # exceeds the distinct pairs there are, repeats have to stay.
+    bad = _refused(a, b)
+    while bad.any() and n_pairs <= len(starts) * (len(starts) - 1):
+        a[bad] = starts[rng.integers(0, len(starts), size=int(bad.sum()))]
+        b[bad] = starts[rng.integers(0, len(starts), size=int(bad.sum()))]
+        bad = _refused(a, b)
     c = np.concatenate([[0.0], np.cumsum(np.nan_to_num(reward))])
     diff = (c[a + L] - c[a]) - (c[b + L] - c[b])
     if temperature > 0:
@@ -133,3 +141,11 @@ def synthetic_preferences(
             "annotator": [annotator] * n_pairs,
         }
     )
+
+
+def _refused(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairs the store would refuse: a segment against itself, or a repeat of an earlier pair."""
+    _, first = np.unique(np.stack([a, b], axis=1), axis=0, return_index=True)
+    repeat = np.ones(len(a), dtype=bool)
+    repeat[first] = False
+    return np.asarray((a == b) | repeat)
