@@ -110,21 +110,22 @@ def train_on_dask(args: argparse.Namespace, spec: Any, params: dict[str, Any]) -
 
     progress = _Progress(enabled=progress_enabled(args))
     try:
-        result = _with_client(
-            args,
-            lambda client: train_distributed(
-                LogStore(args.db),
-                args.dataset,
-                spec,
-                params,
-                client=client,
-                holdout=args.holdout,
-                seed=args.seed,
-                out=args.out,
-                parts_dir=args.parts_dir,
-                progress=progress,
-            ),
-        )
+        with _printed_warnings():
+            result = _with_client(
+                args,
+                lambda client: train_distributed(
+                    LogStore(args.db),
+                    args.dataset,
+                    spec,
+                    params,
+                    client=client,
+                    holdout=args.holdout,
+                    seed=args.seed,
+                    out=args.out,
+                    parts_dir=args.parts_dir,
+                    progress=progress,
+                ),
+            )
     finally:
         progress.stop()
     result.pop("model")
@@ -139,6 +140,7 @@ def train_on_dask(args: argparse.Namespace, spec: Any, params: dict[str, Any]) -
         f"run {result['run_id']}; fit {result['timings']['fit_s']:.2f} s"
         + (f"; model saved to {result['model_path']}" if result["model_path"] else "")
     )
+    _print_warnings(result["warnings"])
     return EXIT_OK
 
 
