@@ -862,7 +862,7 @@ def train_distributed(
     from rmlite.data import schema as S
     from rmlite.data.features import FeatureSpec
     from rmlite.evaluation.metrics import regression_metrics
-    from rmlite.pipeline import split_episodes
+    from rmlite.pipeline import quality_warnings, split_episodes
 
     _require_dask()
     say = progress or (lambda _m: None)
@@ -946,6 +946,14 @@ def train_distributed(
     y_pred = fitted.inverse_transform_target(pred)
     hold_metrics = regression_metrics(y_true, y_pred, ep if spec.target == "reward" else None)
     metrics = {"holdout": hold_metrics}
+    notes = quality_warnings(
+        hold_metrics,
+        spec.target,
+        train_episodes=len(train_eps),
+        train_rows=int(X_train.shape[0]),
+        n_features=len(fitted.feature_names),
+        holdout_episodes=len(hold_eps),
+    )
     local = model.to_local()
     local.feature_spec_ = spec_dict
     local.feature_stats_ = stats
@@ -981,5 +989,6 @@ def train_distributed(
         "partitions": len(groups),
         "train_episodes": len(train_eps),
         "holdout_episodes": len(hold_eps),
+        "warnings": notes,
         "model": local,
     }

@@ -4,6 +4,9 @@ Every error rmlite raises on purpose derives from :class:`RmliteError`, so calle
 catch the library's errors without catching their own bugs. Errors about bad input
 also derive from :class:`ValueError`, so generic code that expects ``ValueError`` for
 bad values keeps working.
+
+Warnings (a result that exists but means little) derive from :class:`RmliteWarning`;
+the CLI prints the same messages in its output and in ``--json``'s ``warnings`` list.
 """
 
 from __future__ import annotations
@@ -55,6 +58,21 @@ class StoreOpenError(RmliteError, OSError):
 
 class StoreFullError(RmliteError, OSError):
     """The disk ran full while writing the store; the write was rolled back."""
+
+
+class RmliteWarning(UserWarning):
+    """Root of every warning rmlite issues on purpose (filter them all with this class)."""
+
+
+class SmallSampleWarning(RmliteWarning):
+    """Too little data for a number to mean much: a model trained on a handful of episodes
+    or on fewer rows than its features need, a drift test on a window or reference of too
+    few episodes. The number is still reported; the message says what would be enough."""
+
+
+class ModelQualityWarning(RmliteWarning):
+    """A model scores worse than predicting the mean (hold-out R² below 0, or a Brier
+    score above the event rate's): its predictions carry no signal on those episodes."""
 
 
 _lazy: dict[str, type] = {}

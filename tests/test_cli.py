@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -403,3 +404,68 @@ def test_train_bad_input_exit_2_and_nothing_written(tmp_path: Path, log_file: Pa
     assert json.loads(
         run("sql", "SELECT count(*) AS n FROM runs", "--db", str(db), "--json").stdout
     ) == [{"n": 0}]
+
+
+@pytest.fixture(scope="module")
+def good_and_noise(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store with 15 Pendulum episodes ('pend') and 5 whose rewards are noise ('noise')
+    (ingested in-process: the commands under test run as subprocesses)."""
+    from rmlite import LogStore
+
+    db = tmp_path_factory.mktemp("meaning") / "s.duckdb"
+    store = LogStore(db)
+    store.ingest(rollout("Pendulum-v1", episodes=15, seed=0, max_steps=60), dataset="pend")
+    noise = rollout("Pendulum-v1", episodes=5, seed=1, max_steps=40)
+    noise = noise.with_columns(pl.Series("reward", np.random.default_rng(0).normal(size=200)))
+    store.ingest(noise, dataset="noise")
+    return db
+
+
+def test_train_says_when_its_model_means_little(good_and_noise: Path) -> None:
+    # 5 episodes of noise rewards: one 'warning:' line per reason under the result (the
+    # slow test below checks that a good model on enough episodes prints none).
+    bad = run("train", "--db", str(good_and_noise), "--n-estimators", "100", "--dataset", "noise")
+    assert bad.returncode == 0, bad.stderr
+    lines = [line for line in bad.stdout.splitlines() if line.startswith("warning: ")]
+    assert len(lines) == 3, bad.stdout  # 4 training episodes, 1 held out, R² below 0
+    text = " ".join(bad.stdout.split())  # rich wraps lines at 80 columns when piped
+    assert "warning: trained on 4 episode(s), fewer than 10" in text
+    assert re.search(r"warning: hold-out R² is -[0-9.]+, below 0", text), text
+    assert "SmallSampleWarning" not in bad.stderr  # printed once, not again by Python
+
+
+@pytest.mark.slow  # 20-120 s of subprocesses on 2 busy cores; the default run stays short
+def test_tune_evaluate_monitor_say_when_they_mean_little(
+    good_and_noise: Path, tmp_path: Path
+) -> None:
+    db = str(good_and_noise)
+    trained = {}
+    for name in ("pend", "noise"):
+        out = run("train", "--db", db, "--dataset", name, "--n-estimators", "100",
+                  "--out", str(tmp_path / name), "--json")  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        trained[name] = json.loads(out.stdout)
+    # A good model on enough episodes: no warning; the noise model's reasons in --json.
+    assert trained["pend"]["metrics"]["holdout"]["r2"] > 0.9 and trained["pend"]["warnings"] == []
+    assert len(trained["noise"]["warnings"]) == 3
+    fine = run("train", "--db", db, "--dataset", "pend", "--n-estimators", "100")
+    assert fine.returncode == 0 and "warning" not in (fine.stdout + fine.stderr).lower()
+    tune = ("tune", "--db", db, "--n-trials", "2", "--n-estimators", "30", "--n-jobs", "1",
+            "--cv", "2", "--storage", str(tmp_path / "study.log"), "--json")  # fmt: skip
+    noisy = json.loads(run(*tune, "--dataset", "noise").stdout)
+    assert any("below 0" in w for w in noisy["warnings"]), noisy
+    assert json.loads(run(*tune, "--dataset", "pend").stdout)["warnings"] == []
+
+    ev = run("evaluate", "--db", db, "--model", str(tmp_path / "pend"), "--dataset", "noise")
+    assert ev.returncode == 0, ev.stderr
+    assert re.search(r"warning: noise R² is -[0-9.]+, below 0", " ".join(ev.stdout.split()))
+
+    watch = ("monitor", "--db", db, "--model")
+    small = run(*watch, str(tmp_path / "noise"), "--dataset", "noise")
+    assert small.returncode == 0, small.stderr
+    text = " ".join(small.stdout.split())
+    assert "warning: drift not judged against a reference of 4 training episodes" in text
+    assert re.search(r"warning: \d+/4 features drifted on a window of 1 episode\(s\) judged", text)
+    quiet = run(*watch, str(tmp_path / "pend"), "--dataset", "pend", "--json")
+    assert quiet.returncode == 0, quiet.stderr
+    assert json.loads(quiet.stdout)["warnings"] == []

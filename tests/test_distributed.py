@@ -61,6 +61,7 @@ def test_cluster_training_matches_one_machine(
     single = train(store, "pend", FeatureSpec(), params)
     r2_dist, r2_single = dist["metrics"]["holdout"]["r2"], single.metrics["holdout"]["r2"]
     assert r2_single > 0.95 and abs(r2_dist - r2_single) < R2_TOLERANCE
+    assert dist["warnings"] == single.warnings == []  # 13 training episodes, 3 held out
     assert dist["workers"] == 2 and dist["partitions"] >= 2
     # The saved model is the usual folder: it loads and evaluates with its preprocessing.
     assert evaluate(store, out, "pend")["metrics"]["r2"] > 0.95
@@ -155,6 +156,7 @@ def test_train_command_on_a_local_cluster(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["workers"] == 2 and summary["metrics"]["holdout"]["r2"] > 0.5
+    assert "trained on 6 episode(s), fewer than 10" in summary["warnings"][0]  # 8 in all
     assert (tmp_path / "m" / "model.json").exists()
     bad = run("train", "--dataset", "p", "--cluster", "remote:2")
     assert bad.returncode == 2 and "local:N" in bad.stderr

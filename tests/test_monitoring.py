@@ -7,6 +7,7 @@ import logging
 import shutil
 import subprocess
 import sys
+import warnings
 from datetime import datetime
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from rmlite.estimators.loading import load_model
 from rmlite.evaluation.drift import Thresholds
 from rmlite.evaluation.monitor import evaluate_window, monitor, monitor_pass
 from rmlite.evaluation.reference import REFERENCE_FILE
-from rmlite.exceptions import RmliteError, SchemaError
+from rmlite.exceptions import RmliteError, SchemaError, SmallSampleWarning
 from rmlite.pipeline import train
 from rmlite.testing import rollout
 
@@ -159,8 +160,11 @@ def test_small_windows_are_judged_by_their_size(copy) -> None:
     drift = result.window.drift
     assert "act_0" in set(drift.filter(pl.col("severity") == "alert")["name"])
     assert drift.filter(pl.col("name") == "obs_0")["psi_alert"][0] > 0.25  # raised for 3
-    fixed = evaluate_window(store, model, "few", thresholds=Thresholds(bootstrap=0))
+    assert result.window.warnings == []  # the sample-size rule accounts for 3 episodes
+    with pytest.warns(SmallSampleWarning, match=r"window of 3 episode\(s\) judged by fixed"):
+        fixed = evaluate_window(store, model, "few", thresholds=Thresholds(bootstrap=0))
     assert set(fixed.drift["severity"]) <= {"ok", "warn"} and "warn" in set(fixed.drift["severity"])
+    assert fixed.to_dict()["warnings"] == fixed.warnings and len(fixed.warnings) == 1
     assert not [a for a in fixed.alerts if a["source"] == "drift"]
     window = evaluate_window(
         store, model, "few", thresholds=Thresholds(bootstrap=0, min_episodes=1)
@@ -269,6 +273,23 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "rmlite.cli", *args], capture_output=True, text=True, timeout=300
     )
+
+
+def test_a_reference_of_few_episodes_is_said_to_judge_nothing(tmp_path: Path) -> None:
+    # A model trained on 4 episodes keeps 3 in its reference: too few to resample, so the
+    # fixed limits judge the window, and most features "drift" on one episode by chance.
+    store = LogStore(tmp_path / "store.duckdb")
+    store.ingest(rollout("Pendulum-v1", episodes=5, seed=0, max_steps=60), dataset="pend")
+    with pytest.warns(SmallSampleWarning):  # the training set is small too
+        train(store, "pend", params={"n_estimators": 20}, out=tmp_path / "model")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = monitor_pass(store, tmp_path / "model", "pend")
+    assert result is not None and len(result.window.episodes) == 1
+    said = [str(w.message) for w in caught if issubclass(w.category, SmallSampleWarning)]
+    assert said == result.window.warnings and len(said) == 2
+    assert "reference of 4 training episodes (fewer than 5)" in said[0]
+    assert "window of 1 episode(s) judged by fixed limits" in result.window.warnings[1]
 
 
 @pytest.mark.slow  # 20-120 s of subprocesses on 2 busy cores; the default run stays short

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -133,3 +134,58 @@ def test_targets_the_dataset_cannot_support_are_clear_errors(tmp_path: Path) -> 
     with pytest.raises(SchemaError, match="needs both classes in y; it holds only one class"):
         train(s, "pend", FeatureSpec(target="event", event_threshold=100.0))
     assert s.runs().height == 0
+
+
+def _noise_log(episodes: int, seed: int = 0) -> pl.DataFrame:
+    """Pendulum transitions whose rewards are noise: nothing for a model to learn."""
+    log = rollout("Pendulum-v1", episodes=episodes, seed=seed, max_steps=40)
+    noise = np.random.default_rng(seed).normal(size=log.height)
+    return log.with_columns(pl.Series("reward", noise))
+
+
+def test_a_good_model_on_enough_data_trains_without_warnings(
+    store: LogStore, tmp_path: Path
+) -> None:
+    from rmlite.exceptions import RmliteWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RmliteWarning)  # any rmlite warning fails the test
+        result = train(store, "pend", FeatureSpec(), {"n_estimators": 100}, out=tmp_path / "m")
+        report = evaluate(store, tmp_path / "m", "pend-new")
+    assert result.metrics["holdout"]["r2"] > 0.9 and result.warnings == []
+    assert result.to_dict()["warnings"] == [] and report["warnings"] == []
+
+
+def test_too_little_data_and_a_model_worse_than_the_mean_are_said(tmp_path: Path) -> None:
+    from rmlite.exceptions import ModelQualityWarning, SmallSampleWarning
+
+    store = LogStore(tmp_path / "s.duckdb")
+    store.ingest(_noise_log(5), dataset="noise")
+    store.ingest(_noise_log(5, seed=1), dataset="noise-new")
+    spec = FeatureSpec(next_obs=True, delta=True)  # 10 features, 160 training rows
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = train(store, "noise", spec, {"n_estimators": 200}, out=tmp_path / "m")
+    issued = [(w.category, str(w.message)) for w in caught]
+    assert [c for c, _ in issued] == [SmallSampleWarning, SmallSampleWarning, ModelQualityWarning]
+    assert [m for _, m in issued] == result.warnings
+    assert all(w.filename == __file__ for w in caught)  # they point at the caller's line
+    assert result.metrics["holdout"]["r2"] < 0
+    joined = "\n".join(result.warnings)
+    assert "fewer than 10" in joined and "per feature" not in joined  # 16 rows per feature
+    assert "hold-out holds 1 episode(s)" in joined and "below 0" in joined
+    with pytest.warns(ModelQualityWarning, match="the noise-new transitions worse than their"):
+        report = evaluate(store, tmp_path / "m", "noise-new")
+    assert report["metrics"]["r2"] < 0 and "below 0" in report["warnings"][0]
+
+
+def test_rows_per_feature_rule() -> None:
+    from rmlite.evaluation.metrics import data_size_warnings, skill_warnings
+
+    assert data_size_warnings(10, 570, 57, holdout_episodes=3) == []
+    (line,) = data_size_warnings(10, 569, 57, holdout_episodes=3)
+    assert line.startswith("trained on 569 rows for 57 features (9.98 per feature, fewer than 10)")
+    assert skill_warnings({"r2": 0.0}, "reward") == []
+    assert skill_warnings({"event_rate": 0.1, "brier": 0.05}, "event") == []
+    (event,) = skill_warnings({"event_rate": 0.1, "brier": 0.2}, "event")
+    assert "above 0.09" in event

@@ -31,7 +31,7 @@ from rmlite import (
     SchemaError,
 )
 from rmlite.data import schema as S
-from rmlite.exceptions import StoreLockedError
+from rmlite.exceptions import ParameterError, StoreLockedError
 from rmlite.testing import synthetic_log
 
 # ----------------------------------------------------------------------------- helpers
@@ -753,3 +753,30 @@ def test_default_store_path_comes_from_the_environment(tmp_path, monkeypatch, pe
     assert (tmp_path / "env.duckdb").exists()
     monkeypatch.delenv("RMLITE_DB")
     assert LogStore().path == "rmlite.duckdb"
+
+
+def test_reward_histogram_is_counted_in_duckdb_as_numpy_counts_it(
+    store: LogStore, pendulum_log: pl.DataFrame
+) -> None:
+    rewards = pendulum_log["reward"].to_numpy().copy()
+    log = pendulum_log.with_columns(
+        pl.when(pl.int_range(pl.len()) % 17 == 3).then(None).otherwise(pl.col("reward"))
+        .alias("reward")
+    )  # fmt: skip
+    store.ingest(log, dataset="pend")
+    finite = rewards[np.arange(len(rewards)) % 17 != 3]
+    for bins in (1, 7, 30):
+        edges, counts = store.reward_histogram("pend", bins)
+        want_counts, want_edges = np.histogram(finite, bins=bins)
+        np.testing.assert_array_equal(counts, want_counts)
+        np.testing.assert_allclose(edges, want_edges, rtol=0, atol=1e-12)
+    store.ingest(log.head(5).with_columns(pl.lit(-1.5).alias("reward")), dataset="flat")
+    edges, counts = store.reward_histogram("flat")
+    want_counts, want_edges = np.histogram(np.full(5, -1.5), bins=1)
+    assert counts.tolist() == want_counts.tolist() and edges.tolist() == want_edges.tolist()
+    store.ingest(log.head(5).with_columns(pl.lit(None, pl.Float64).alias("reward")), dataset="none")
+    assert [a.size for a in store.reward_histogram("none")] == [0, 0]
+    with pytest.raises(ParameterError, match=r"'bins' parameter must be an int >= 1\. Got 0"):
+        store.reward_histogram("pend", 0)
+    with pytest.raises(DatasetNotFoundError, match="pendd"):
+        store.reward_histogram("pendd")

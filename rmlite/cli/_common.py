@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import sys
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 Command = Callable[..., argparse.ArgumentParser]
@@ -77,6 +78,26 @@ def _cell(value: Any) -> str:
     if isinstance(value, list) and len(value) > 6:
         return "[" + ", ".join(_cell(v) for v in value[:6]) + ", ...]"
     return str(value)
+
+
+def _print_warnings(messages: list[str]) -> None:
+    """Print a result's warnings under it, one ``warning:`` line each (stdout: they belong
+    to the numbers they qualify; ``--json`` carries them in its ``warnings`` list)."""
+    for message in messages:
+        _console().print(f"[yellow]warning:[/] {message}")
+
+
+@contextlib.contextmanager
+def _printed_warnings() -> Iterator[None]:
+    """Silence rmlite's Python warnings inside a command that prints them in its output
+    (else each would show twice, once as a traceback-style line on stderr)."""
+    import warnings
+
+    from rmlite.exceptions import RmliteWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RmliteWarning)
+        yield
 
 
 def progress_enabled(args: argparse.Namespace) -> bool:

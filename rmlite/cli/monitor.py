@@ -11,7 +11,15 @@ import logging
 import sys
 from typing import Any
 
-from rmlite.cli._common import EXIT_OK, Command, _console, _count, _emit_json
+from rmlite.cli._common import (
+    EXIT_OK,
+    Command,
+    _console,
+    _count,
+    _emit_json,
+    _print_warnings,
+    _printed_warnings,
+)
 
 EXIT_ALERTS = 3
 """Exit status of ``rmlite monitor --fail-on ...`` when a pass raised what it names."""
@@ -71,16 +79,18 @@ def cmd_monitor(args: argparse.Namespace) -> int:
             f"overfitting: {w.overfitting['status']}; {len(w.alerts)} alert(s) "
             f"[{result.seconds:.1f} s]"
         )
+        _print_warnings(w.warnings)
 
-    done = monitor(
-        LogStore(args.db),
-        args.model,
-        args.dataset,
-        thresholds,
-        every=args.every,
-        passes=args.passes,
-        on_pass=report,
-    )
+    with _printed_warnings():
+        done = monitor(
+            LogStore(args.db),
+            args.model,
+            args.dataset,
+            thresholds,
+            every=args.every,
+            passes=args.passes,
+            on_pass=report,
+        )
     failing = {"alert": {"alert"}, "warn": {"alert", "warn"}}.get(args.fail_on or "", set())
     if any(a["severity"] in failing for p in done for a in p.window.alerts):
         return EXIT_ALERTS

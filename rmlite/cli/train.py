@@ -24,6 +24,8 @@ from rmlite.cli._common import (
     _estimator_params,
     _from_args,
     _hidden_sizes,
+    _print_warnings,
+    _printed_warnings,
     _Progress,
     _seed,
     _table,
@@ -52,19 +54,20 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     progress = _Progress(enabled=progress_enabled(args))
     try:
-        result = train(
-            LogStore(args.db),
-            args.dataset,
-            spec,
-            _estimator_params(args),
-            holdout=args.holdout,
-            cv=args.cv,
-            seed=args.seed,
-            out=args.out,
-            progress=progress,
-            stream=args.stream,
-            chunk_rows=args.chunk_rows,
-        )
+        with _printed_warnings():
+            result = train(
+                LogStore(args.db),
+                args.dataset,
+                spec,
+                _estimator_params(args),
+                holdout=args.holdout,
+                cv=args.cv,
+                seed=args.seed,
+                out=args.out,
+                progress=progress,
+                stream=args.stream,
+                chunk_rows=args.chunk_rows,
+            )
     finally:
         progress.stop()
     summary = {"dataset": args.dataset, "target": spec.target, **result.to_dict()}
@@ -96,6 +99,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"run {result.run_id}; fit {result.timings['fit_s']:.2f} s"
         + (f"; model saved to {result.model_path}" if result.model_path else "")
     )
+    _print_warnings(result.warnings)
     return EXIT_OK
 
 
@@ -106,21 +110,22 @@ def train_on_dask(args: argparse.Namespace, spec: Any, params: dict[str, Any]) -
 
     progress = _Progress(enabled=progress_enabled(args))
     try:
-        result = _with_client(
-            args,
-            lambda client: train_distributed(
-                LogStore(args.db),
-                args.dataset,
-                spec,
-                params,
-                client=client,
-                holdout=args.holdout,
-                seed=args.seed,
-                out=args.out,
-                parts_dir=args.parts_dir,
-                progress=progress,
-            ),
-        )
+        with _printed_warnings():
+            result = _with_client(
+                args,
+                lambda client: train_distributed(
+                    LogStore(args.db),
+                    args.dataset,
+                    spec,
+                    params,
+                    client=client,
+                    holdout=args.holdout,
+                    seed=args.seed,
+                    out=args.out,
+                    parts_dir=args.parts_dir,
+                    progress=progress,
+                ),
+            )
     finally:
         progress.stop()
     result.pop("model")
@@ -135,6 +140,7 @@ def train_on_dask(args: argparse.Namespace, spec: Any, params: dict[str, Any]) -
         f"run {result['run_id']}; fit {result['timings']['fit_s']:.2f} s"
         + (f"; model saved to {result['model_path']}" if result["model_path"] else "")
     )
+    _print_warnings(result["warnings"])
     return EXIT_OK
 
 
@@ -142,7 +148,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from rmlite.data.store import LogStore
     from rmlite.pipeline import evaluate
 
-    result = evaluate(LogStore(args.db), args.model, args.dataset)
+    with _printed_warnings():
+        result = evaluate(LogStore(args.db), args.model, args.dataset)
     if args.json:
         _emit_json(result)
     else:
@@ -157,6 +164,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             _console().print(
                 "[yellow]note:[/] this is the data the model was trained on (hold-out included): use new episodes for an unbiased estimate"
             )
+        _print_warnings(result["warnings"])
     return EXIT_OK
 
 

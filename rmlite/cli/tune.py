@@ -27,6 +27,8 @@ from rmlite.cli._common import (
     _from_args,
     _hidden_sizes,
     _int_in,
+    _print_warnings,
+    _printed_warnings,
     _seed,
     _with_client,
     progress_enabled,
@@ -88,30 +90,31 @@ def cmd_tune(args: argparse.Namespace) -> int:
         space[key] = parse_dimension(raw)
     bar = _TuneBar(enabled=progress_enabled(args), total=args.n_trials)
     try:
-        result = _with_client(
-            args,
-            lambda client: tune_dataset(
-                LogStore(args.db),
-                args.dataset,
-                spec,
-                params,
-                n_trials=args.n_trials,
-                timeout=args.timeout,
-                storage=args.storage,
-                study_name=args.study,
-                search_space=space,
-                search_spec=args.search_spec,
-                cv=args.cv,
-                pruning="none" if args.no_pruning else args.pruner,
-                workers=args.workers,
-                client=client,
-                holdout=args.holdout,
-                seed=args.seed,
-                out=args.out,
-                verbose=args.verbose > 0,
-                progress=bar,
-            ),
-        )
+        with _printed_warnings():
+            result = _with_client(
+                args,
+                lambda client: tune_dataset(
+                    LogStore(args.db),
+                    args.dataset,
+                    spec,
+                    params,
+                    n_trials=args.n_trials,
+                    timeout=args.timeout,
+                    storage=args.storage,
+                    study_name=args.study,
+                    search_space=space,
+                    search_spec=args.search_spec,
+                    cv=args.cv,
+                    pruning="none" if args.no_pruning else args.pruner,
+                    workers=args.workers,
+                    client=client,
+                    holdout=args.holdout,
+                    seed=args.seed,
+                    out=args.out,
+                    verbose=args.verbose > 0,
+                    progress=bar,
+                ),
+            )
     finally:
         bar.stop()
     summary = {"dataset": args.dataset, "target": spec.target, **result.to_dict()}
@@ -131,6 +134,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     )
     if result.recovered:
         _console().print(f"trials {result.recovered} were left running by a dead process: failed")
+    _print_warnings(result.warnings)
     return EXIT_OK
 
 

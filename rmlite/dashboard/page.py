@@ -248,7 +248,7 @@ _PAGE = """<!doctype html>
   <div class="card" id="card-lengths"><div class="chart" id="chart-lengths"></div></div>
   <div class="card" id="card-returns_hist"><div class="chart" id="chart-returns_hist"></div></div>
   <div class="card" id="card-rewards"><div class="chart" id="chart-rewards"></div></div>
-  <div class="card"><h2>rmlite check</h2><div class="scroll"><table id="checks"></table></div></div>
+  <div class="card"><h2>rmlite check</h2><div class="scroll tall"><table id="checks"></table></div></div>
 </div>
 <div class="grid">
   <div class="card"><h2>Relabels (reads or writes of this dataset)</h2>

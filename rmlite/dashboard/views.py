@@ -226,9 +226,8 @@ def dataset_views(store: LogStore, dataset: str) -> dict[str, Any]:
     """A dataset page: episode length, return and reward distributions, the ``check``
     findings, and the relabels that read or wrote it."""
     episodes = store.episodes(dataset)
-    rewards = pl.from_arrow(store.read_arrow(dataset, ["reward"]))
-    assert isinstance(rewards, pl.DataFrame)
-    reward = rewards["reward"].drop_nulls().drop_nans().to_numpy()
+    # Counted in DuckDB: a dataset of any size sends the page HISTOGRAM_BINS numbers.
+    reward_edges, reward_counts = store.reward_histogram(dataset, HISTOGRAM_BINS)
     report = store.check(dataset)
     checks = report.to_dict()
     rows = [
@@ -274,8 +273,12 @@ def dataset_views(store: LogStore, dataset: str) -> dict[str, Any]:
                 "return",
                 "episodes",
             ),
-            "rewards": _histogram(
-                reward, "Reward per transition (logged)", "reward", "transitions"
+            "rewards": _counted_histogram(
+                reward_edges,
+                reward_counts,
+                "Reward per transition (logged)",
+                "reward",
+                "transitions",
             ),
         },
     }
@@ -300,6 +303,16 @@ def _histogram(
     return F.histogram(
         edges.tolist(), counts.tolist(), f"{title} · {values.size:,}", xlabel, ylabel, integer
     )
+
+
+def _counted_histogram(
+    edges: np.ndarray, counts: np.ndarray, title: str, xlabel: str, ylabel: str
+) -> dict[str, Any]:
+    """A histogram whose counts the store made (:meth:`LogStore.reward_histogram`)."""
+    if not counts.size:
+        return F.empty(title, "nothing to count yet")
+    n = int(counts.sum())
+    return F.histogram(edges.tolist(), counts.tolist(), f"{title} · {n:,}", xlabel, ylabel, False)
 
 
 # ------------------------------------------------------------------- comparison

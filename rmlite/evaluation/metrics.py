@@ -105,3 +105,100 @@ def calibration_curve(
         ).tolist(),
         "count": count[used].astype(float).tolist(),
     }
+
+
+# ------------------------------------------------------- results that mean little
+
+MIN_TRAIN_EPISODES = 10
+"""Fewer training episodes than this: a model's hold-out metrics say little. Episodes, not
+rows, are the independent draws (steps of an episode are correlated), and with a
+fifth held out, 10 training episodes leave a hold-out of 2-3."""
+MIN_ROWS_PER_FEATURE = 10
+"""Fewer training rows per feature than this: the model can fit noise in every feature
+(the common rule of thumb of 10 observations per parameter, taken per input column)."""
+MIN_HOLDOUT_EPISODES = 3
+"""Hold-out metrics over fewer episodes than this are one noisy draw."""
+
+
+def data_size_warnings(
+    train_episodes: int, train_rows: int, n_features: int, holdout_episodes: int | None = None
+) -> list[str]:
+    """Why a model's training set is too small for its metrics to mean much (empty: it is not).
+
+    The rule: at least :data:`MIN_TRAIN_EPISODES` training episodes, at least
+    :data:`MIN_ROWS_PER_FEATURE` training rows per feature, and at least
+    :data:`MIN_HOLDOUT_EPISODES` hold-out episodes.
+
+    Examples
+    --------
+    >>> data_size_warnings(32, 1_000, 23, holdout_episodes=8)
+    []
+    >>> print(data_size_warnings(4, 141, 57)[1])  # doctest: +ELLIPSIS
+    trained on 141 rows for 57 features (2.47 per feature, fewer than 10): ...
+    """
+    out: list[str] = []
+    fix = "ingest more episodes (rmlite collect, rmlite ingest)"
+    if train_episodes < MIN_TRAIN_EPISODES:
+        out.append(
+            f"trained on {train_episodes} episode(s), fewer than {MIN_TRAIN_EPISODES}: too few "
+            f"for the model or its hold-out metrics to mean much; {fix}"
+        )
+    per_feature = train_rows / max(n_features, 1)
+    if per_feature < MIN_ROWS_PER_FEATURE:
+        out.append(
+            f"trained on {train_rows:,} rows for {n_features} features ({per_feature:.3g} per "
+            f"feature, fewer than {MIN_ROWS_PER_FEATURE}): the model can fit noise in every "
+            f"feature; {fix}, or use fewer features (no --next-obs/--delta/--lags)"
+        )
+    if holdout_episodes is not None and holdout_episodes < MIN_HOLDOUT_EPISODES:
+        out.append(
+            f"the hold-out holds {holdout_episodes} episode(s), fewer than "
+            f"{MIN_HOLDOUT_EPISODES}: its metrics are one noisy draw; {fix}, or raise --holdout"
+        )
+    return out
+
+
+def skill_warnings(metrics: dict[str, Any], target: str, where: str = "hold-out") -> list[str]:
+    """Why a model predicts ``where`` worse than the mean would (empty: it does not).
+
+    Regression: R² below 0 (the mean of the true values scores 0). Events: a Brier score
+    above ``rate x (1 - rate)``, the score of always predicting the event rate.
+
+    Examples
+    --------
+    >>> skill_warnings({"r2": 0.8}, "reward")
+    []
+    >>> print(skill_warnings({"r2": -2.24}, "return")[0])  # doctest: +ELLIPSIS
+    hold-out R² is -2.24, below 0: the model predicts ... worse than their mean return does; ...
+    """
+    fix = (
+        "train on more episodes, or a simpler model (fewer trees or epochs, shallower trees, "
+        "a lower learning rate)"
+    )
+    if target == "event":
+        rate, brier = metrics.get("event_rate"), metrics.get("brier")
+        if rate is None or brier is None or not np.isfinite(brier):
+            return []
+        if brier > rate * (1 - rate):
+            return [
+                f"{where} Brier score is {brier:.4g}, above {rate * (1 - rate):.4g} (always "
+                f"predicting the event rate {rate:.3g}): the model's probabilities are worse "
+                f"than no model; {fix}"
+            ]
+        return []
+    r2 = metrics.get("r2")
+    if r2 is None or not np.isfinite(r2) or r2 >= 0:
+        return []
+    what = {"reward": "reward", "return": "return"}.get(target, target)
+    return [
+        f"{where} R² is {r2:.3g}, below 0: the model predicts the {where} transitions worse "
+        f"than their mean {what} does; {fix}"
+    ]
+
+
+def warn_all(messages: list[str], category: type[Warning], stacklevel: int = 3) -> None:
+    """Issue each message as a Python warning of ``category`` (callers also return them)."""
+    import warnings
+
+    for message in messages:
+        warnings.warn(message, category, stacklevel=stacklevel)

@@ -56,7 +56,7 @@ from rmlite.evaluation.drift import (
     histogram_table,
 )
 from rmlite.evaluation.frame import model_frame
-from rmlite.evaluation.metrics import event_metrics, regression_metrics
+from rmlite.evaluation.metrics import event_metrics, regression_metrics, warn_all
 from rmlite.evaluation.overfit import overfitting
 from rmlite.evaluation.reference import (
     EPISODE_COLUMN,
@@ -67,7 +67,7 @@ from rmlite.evaluation.reference import (
     load_reference,
     target_predictions,
 )
-from rmlite.exceptions import SchemaError
+from rmlite.exceptions import SchemaError, SmallSampleWarning
 
 log = logging.getLogger("rmlite.monitor")
 
@@ -107,6 +107,8 @@ class WindowResult:
     thresholds: Thresholds = field(default_factory=Thresholds)
     histograms: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=HISTOGRAM_SCHEMA))
     """kind, name, edges, reference, current: per-column histograms of both windows."""
+    warnings: list[str] = field(default_factory=list)
+    """Why the drift verdicts mean little, when they do (:func:`sample_warnings`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -123,6 +125,7 @@ class WindowResult:
             "alerts": self.alerts,
             "overfitting": self.overfitting,
             "thresholds": self.thresholds.to_dict(),
+            "warnings": self.warnings,
         }
 
 
@@ -278,6 +281,18 @@ def evaluate_window(
         overall["alert"] = overall["score"] >= together
     overall["rule"] = rule
     histograms = histogram_table(ref_cols, current, kinds)
+    features_resampled = limits is not None and all(
+        name in limits for name, kind in kinds.items() if kind == "feature"
+    )
+    small = sample_warnings(
+        ref_train[EPISODE_COLUMN].n_unique() if EPISODE_COLUMN in ref_train.columns else None,
+        len(episodes),
+        resampled=features_resampled,
+        drifted=overall["drifted"],
+        features=overall["features"],
+        t=t,
+    )
+    warn_all(small, SmallSampleWarning)
 
     holdout = (getattr(model, "metrics_", None) or {}).get("holdout") or {}
     train_metrics = (getattr(model, "metrics_", None) or {}).get("train") or {}
@@ -321,7 +336,54 @@ def evaluate_window(
         curves=getattr(model, "curves_", []) or [],
         thresholds=t,
         histograms=histograms,
+        warnings=small,
     )
+
+
+def sample_warnings(
+    reference_episodes: int | None,
+    window_episodes: int,
+    *,
+    resampled: bool,
+    drifted: int,
+    features: int,
+    t: Thresholds,
+) -> list[str]:
+    """Why a window's drift verdicts mean little (empty: they mean what they say).
+
+    Two cases. The reference's training split holds fewer than
+    :data:`MIN_RESAMPLED_EPISODES` episodes: no resampling can say how much same-policy
+    windows vary, so the features are judged by the fixed limits. And a window of fewer than
+    ``t.min_episodes`` episodes judged by the fixed limits: PSI on a few correlated
+    episodes is biased upward, so many features "drift" by chance (they only warn). Under
+    the sample-size rule a small window is accounted for, and nothing is said.
+
+    Examples
+    --------
+    >>> sample_warnings(32, 8, resampled=True, drifted=0, features=57, t=Thresholds())
+    []
+    >>> for line in sample_warnings(4, 1, resampled=False, drifted=57, features=57,
+    ...                             t=Thresholds()):
+    ...     print(line[:59])
+    drift not judged against a reference of 4 training episodes
+    57/57 features drifted on a window of 1 episode(s) judged b
+    """
+    out: list[str] = []
+    if reference_episodes is not None and reference_episodes < MIN_RESAMPLED_EPISODES:
+        out.append(
+            f"drift not judged against a reference of {reference_episodes} training episodes "
+            f"(fewer than {MIN_RESAMPLED_EPISODES}): too few to tell drift from how episodes "
+            f"vary, so fixed limits apply, which small samples cross by chance; retrain the "
+            f"model on more episodes (at least 10)"
+        )
+    if not resampled and window_episodes < t.min_episodes:
+        out.append(
+            f"{drifted}/{features} features drifted on a window of {window_episodes} "
+            f"episode(s) judged by fixed limits (fewer than min_episodes={t.min_episodes}): "
+            f"PSI on so few episodes is biased upward, so these drift verdicts only warn and "
+            f"mean little; monitor windows of at least {t.min_episodes} episodes"
+        )
+    return out
 
 
 _LIMITS: OrderedDict[tuple[Any, ...], tuple[dict[str, dict[str, float]], float]] = OrderedDict()

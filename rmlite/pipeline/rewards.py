@@ -179,6 +179,10 @@ class TrainResult:
     timings: dict[str, float] = field(default_factory=dict)
     streamed: bool = False
     """Whether the features were built on disk and the model trained from there."""
+    warnings: list[str] = field(default_factory=list)
+    """Why the metrics mean little, when they do: too little data
+    (:func:`~rmlite.evaluation.metrics.data_size_warnings`) or a model worse than the mean
+    (:func:`~rmlite.evaluation.metrics.skill_warnings`); also issued as Python warnings."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (without the model object)."""
@@ -192,6 +196,7 @@ class TrainResult:
             "timings": self.timings,
             "streamed": self.streamed,
             "params": self.model.get_params(),
+            "warnings": self.warnings,
         }
 
 
@@ -363,6 +368,14 @@ def train(
             "holdout": score(model, frame, ~in_train),
             "train": score(model, frame, _train_sample(in_train, frame.groups, folder is not None)),
         }
+        notes = quality_warnings(
+            metrics["holdout"],
+            spec.target,
+            train_episodes=len(train_eps),
+            train_rows=int(in_train.sum()),
+            n_features=len(frame.feature_names),
+            holdout_episodes=len(hold_eps),
+        )
         model.data_fingerprint_ = store.fingerprint(dataset)
         model.metrics_ = metrics
         model.dataset_ = dataset
@@ -399,6 +412,7 @@ def train(
             cv=cv_result,
             timings=timings,
             streamed=folder is not None,
+            warnings=notes,
         )
 
 
@@ -429,6 +443,34 @@ def _parked(frame: FeatureFrame, folder: str | None) -> Iterator[None]:
         for name, path in parked.items():
             setattr(frame, name, np.load(path))
             os.remove(path)
+
+
+def quality_warnings(
+    holdout: dict[str, Any],
+    target: str,
+    *,
+    train_episodes: int,
+    train_rows: int,
+    n_features: int,
+    holdout_episodes: int,
+) -> list[str]:
+    """What makes a trained model's hold-out metrics mean little, each issued as a warning.
+
+    Too little data (:class:`~rmlite.exceptions.SmallSampleWarning`: fewer than 10 training
+    episodes, fewer than 10 training rows per feature, or fewer than 3 hold-out episodes)
+    and a model worse than predicting the mean on the hold-out
+    (:class:`~rmlite.exceptions.ModelQualityWarning`: R² below 0). ``train`` and
+    :func:`rmlite.tuning.tune_dataset` call it; the messages are returned too, for the
+    CLI's output.
+    """
+    from rmlite.evaluation.metrics import data_size_warnings, skill_warnings, warn_all
+    from rmlite.exceptions import ModelQualityWarning, SmallSampleWarning
+
+    small = data_size_warnings(train_episodes, train_rows, n_features, holdout_episodes)
+    worse = skill_warnings(holdout, target)
+    warn_all(small, SmallSampleWarning, stacklevel=4)
+    warn_all(worse, ModelQualityWarning, stacklevel=4)
+    return small + worse
 
 
 def should_stream(transitions: int, spec: FeatureSpec, obs_dim: int, action_dim: int) -> bool:
@@ -525,18 +567,28 @@ def _cross_validate(
 
 
 def evaluate(store: LogStore, model_dir: PathLike, dataset: str) -> dict[str, Any]:
-    """Metrics of a saved model on every transition of a dataset that has a target."""
+    """Metrics of a saved model on every transition of a dataset that has a target.
+
+    ``warnings`` in the result says (and a :class:`~rmlite.exceptions.ModelQualityWarning`
+    too) when the model predicts the dataset worse than the mean of its targets does.
+    """
     from rmlite.estimators.loading import load_model
+    from rmlite.evaluation.metrics import skill_warnings, warn_all
+    from rmlite.exceptions import ModelQualityWarning
 
     model = load_model(model_dir)
     frame = model_frame(store, model, dataset, require_target=True)
+    metrics = score(model, frame, slice(None))
+    worse = skill_warnings(metrics, frame.spec.target, where=dataset)
+    warn_all(worse, ModelQualityWarning)
     return {
         "model": str(model_dir),
         "dataset": dataset,
         "target": frame.spec.target,
-        "metrics": score(model, frame, slice(None)),
+        "metrics": metrics,
         "same_data_as_training": store.fingerprint(dataset)
         == getattr(model, "data_fingerprint_", None),
+        "warnings": worse,
     }
 
 

@@ -91,6 +91,9 @@ class TuneResult:
     run_id: int | None = None
     model_path: str | None = None
     metrics: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+    """Why the refit model's hold-out metrics mean little, when they do (too little data, or
+    worse than the mean: :func:`rmlite.pipeline.quality_warnings`)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (without the model object)."""
@@ -606,7 +609,7 @@ def tune_dataset(
     """
     from rmlite.data import schema as S
     from rmlite.data.features import FeatureSpec
-    from rmlite.pipeline import make_estimator, score, split_episodes
+    from rmlite.pipeline import make_estimator, quality_warnings, score, split_episodes
 
     spec = spec or FeatureSpec()
     spec.validate()
@@ -624,7 +627,7 @@ def tune_dataset(
     space = _search_space(base["backend"], overrides)
 
     episodes = store.episodes(dataset, keys=True)[S.EPISODE].to_numpy()
-    train_eps, _hold = split_episodes(episodes, holdout, seed)
+    train_eps, hold_eps = split_episodes(episodes, holdout, seed)
     data = _Data(
         store_path=store.path, dataset=dataset, spec=spec.to_dict(), train_episodes=train_eps
     )
@@ -674,6 +677,14 @@ def tune_dataset(
         "cv": {"metric": metric, "value": result.best_score, "folds": cv},
         "study": {"name": name, "storage": resolved, "trial": result.best_trial},
     }
+    result.warnings = quality_warnings(
+        metrics["holdout"],
+        best_spec.target,
+        train_episodes=len(train_eps),
+        train_rows=int(in_train.sum()),
+        n_features=len(frame.feature_names),
+        holdout_episodes=len(hold_eps),
+    )
     model.feature_spec_ = best_spec.to_dict()
     model.feature_stats_ = frame.stats.to_dict()
     model.data_fingerprint_ = store.fingerprint(dataset)

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import duckdb
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -161,6 +162,15 @@ class LogStore:
         (``"run-a/ep-17"``) ``keys=True`` gives the integer keys instead, in the same order.
         """
         return _transitions.episodes(self, dataset, keys=keys)
+
+    def reward_histogram(self, dataset: str, bins: int = 30) -> tuple[np.ndarray, np.ndarray]:
+        """(edges, counts) of a dataset's finite rewards in ``bins`` equal-width bins.
+
+        Counted in DuckDB, so only the counts leave the store, whatever the dataset's size;
+        the bins are :func:`numpy.histogram`'s over [min, max] (one bin of width 1 around
+        the value when every reward is equal). Empty arrays when no reward is finite.
+        """
+        return _transitions.reward_histogram(self, dataset, bins)
 
     def episode_keys(self, dataset: str, episodes: Iterable[Any]) -> list[int]:
         """The integer keys of episodes named by their ids as ingested (text or integer).

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import duckdb
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -36,7 +37,7 @@ from rmlite.data.store._landing import (
     record_ingest,
 )
 from rmlite.data.store._reports import CheckReport, IngestReport
-from rmlite.exceptions import IngestError, RmliteError, SchemaError
+from rmlite.exceptions import IngestError, ParameterError, RmliteError, SchemaError
 
 
 def ingest(
@@ -183,6 +184,23 @@ def episodes(store: Store, dataset: str, *, keys: bool = False) -> pl.DataFrame:
         require(store, con, dataset)
         frame = con.sql(sql("episodes"), params={"dataset": dataset}).pl()
         return frame if keys else _episode_keys.label(con, dataset, frame)
+
+
+def reward_histogram(store: Store, dataset: str, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """The work of :meth:`LogStore.reward_histogram`."""
+    if not isinstance(bins, int) or isinstance(bins, bool) or bins < 1:
+        raise ParameterError(f"The 'bins' parameter must be an int >= 1. Got {bins!r} instead.")
+    with store.connect() as con:
+        require(store, con, dataset)
+        found = con.sql(sql("reward_histogram"), params={"dataset": dataset, "bins": bins}).pl()
+    if not found.height:
+        return np.array([], dtype=np.float64), np.array([], dtype=np.int64)
+    lo, hi = float(found["lo"][0]), float(found["hi"][0])
+    counts = np.zeros(bins if hi > lo else 1, dtype=np.int64)
+    counts[found["bin"].to_numpy()] = found["count"].to_numpy()
+    # The edges numpy.histogram_bin_edges gives: [lo - 0.5, lo + 0.5] for one value.
+    edges = np.linspace(lo, hi, bins + 1) if hi > lo else np.array([lo - 0.5, lo + 0.5])
+    return edges, counts
 
 
 def label_episodes(
