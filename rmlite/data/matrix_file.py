@@ -67,7 +67,11 @@ class MatrixFile:
     ndim = 2
 
     def __init__(
-        self, path: PathLike, n_file_rows: int, n_cols: int, rows: npt.NDArray[np.integer] | None = None
+        self,
+        path: PathLike,
+        n_file_rows: int,
+        n_cols: int,
+        rows: npt.NDArray[np.integer] | None = None,
     ) -> None:
         self.path = os.fspath(path)
         self.n_file_rows = int(n_file_rows)
