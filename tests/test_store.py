@@ -780,3 +780,25 @@ def test_reward_histogram_is_counted_in_duckdb_as_numpy_counts_it(
         store.reward_histogram("pend", 0)
     with pytest.raises(DatasetNotFoundError, match="pendd"):
         store.reward_histogram("pendd")
+
+
+def test_a_transaction_a_failed_statement_aborted_does_not_pass_for_a_commit(tmp_path) -> None:
+    """DuckDB commits an aborted transaction as a silent rollback; the store says so."""
+    import contextlib
+
+    import duckdb
+
+    from rmlite.data.store._connection import transaction
+
+    store = LogStore(tmp_path / "s.duckdb")
+    store.ingest(synthetic_log(rows=100, episode_length=20), dataset="a")
+    before = store.read("a").height
+    with (
+        store.connect(write=True) as con,
+        pytest.raises(RmliteError, match="nothing was written"),
+        transaction(store.path, con),
+    ):
+        con.execute("DELETE FROM transitions")
+        with contextlib.suppress(duckdb.Error):
+            con.execute("SELECT * FROM no_such_table")
+    assert store.read("a").height == before

@@ -305,6 +305,17 @@ def transaction(path: str, con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     _run(con, "BEGIN TRANSACTION")
     try:
         yield
+        # DuckDB turns the COMMIT of a transaction that a failed statement aborted into a
+        # silent rollback; a failure some cleanup suppressed would then report rows that
+        # were never written. Ask first.
+        try:
+            _run(con, "SELECT 1")
+        except duckdb.TransactionException as exc:
+            raise RmliteError(
+                f"{path}: a statement failed inside the write transaction "
+                f"({_first_line(exc)}); it was rolled back and nothing was written. This is "
+                f"a bug in rmlite: please report it."
+            ) from exc
         # A Ctrl+C during COMMIT may be raised after DuckDB has committed: hold it until
         # the commit is counted, so that nobody is told "nothing was written" about a
         # write that landed.
