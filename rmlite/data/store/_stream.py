@@ -61,7 +61,7 @@ STREAM_FRACTION = 1 / 16
 """Files larger together than this share of the budget stream on their own: the in-memory
 path peaks at about 6x a Parquet file's size (1.7 GB for a 300 MB file)."""
 
-_TEMP_TABLES = ("stream_raw", "stream_judged", "staged_ids", "staged")
+_TEMP_TABLES = ("stream_raw", "stream_judged", "stream_params", "staged_ids", "staged")
 _UNITS = {
     "": 1,
     "b": 1,
@@ -184,15 +184,30 @@ def ingest(
             finally:
                 # A file store's connection closes, taking its temp tables; the in-memory
                 # store's stays open for the next call.
-                for table in reversed(_TEMP_TABLES):
-                    with contextlib.suppress(duckdb.Error):
-                        _run(con, f"DROP TABLE IF EXISTS temp.{table}")
+                with contextlib.suppress(duckdb.Error):
+                    _drop_temp_tables(con)
     except BaseException:
         if fresh:
             for path in (store.path, f"{store.path}.wal"):
                 with contextlib.suppress(OSError):
                     os.remove(path)
         raise
+
+
+def _drop_temp_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop this ingest's temp tables and view, each by its kind: a DROP of the wrong
+    kind fails, and a failed statement aborts the transaction the rows land in."""
+    kinds = dict(
+        _run(
+            con,
+            "SELECT table_name, table_type FROM information_schema.tables "
+            "WHERE table_catalog = 'temp'",
+        )
+    )
+    for name in reversed(_TEMP_TABLES):
+        if name in kinds:
+            kind = "VIEW" if kinds[name] == "VIEW" else "TABLE"
+            _run(con, f"DROP {kind} temp.{name}")
 
 
 def _stored_dims(con: duckdb.DuckDBPyConnection, dataset: str) -> tuple[int, int] | None:
@@ -251,11 +266,16 @@ def _land(
         _run(con, sql("stream_episode_ids"))
         _run(con, sql("insert_episode_keys"), {"dataset": dataset})
     staged = "stream_staged" + ("_text" if stream.text_ids else "") + ("_derive" if derive else "")
-    _run(con, sql(staged), params)
+    if staged == "stream_staged":  # rows land as judged: a view over them
+        _run(con, sql("stream_params"), params)
+        _run(con, sql(staged))
+    else:  # rows rekeyed or completed: one copy, and the judged rows go
+        _run(con, sql(staged), params)
     if bad:
         say(f"quarantining {bad:,} rows")
         _run(con, sql("stream_insert_rejected"), {"ingest_id": ingest_id, "dataset": dataset})
-    _run(con, "DROP TABLE temp.stream_judged")
+    if staged != "stream_staged":
+        _run(con, "DROP TABLE temp.stream_judged")
 
     infinite = {c: (n, source, row) for c, n, source, row in _run(con, sql("stream_infinities"))}
     warnings = [
