@@ -13,7 +13,8 @@ One pass over the store, then at most one pass over the file:
    statistics (or, with missing-value indicator columns, copied into a wider file).
 
 Targets, episode ids and steps (28 bytes a row) stay in memory: the hold-out split and
-the metrics need them whole.
+the metrics need them whole (``rmlite.pipeline.train`` parks them on disk while the
+engine fits).
 """
 
 from __future__ import annotations
