@@ -187,6 +187,9 @@ def rmlite_cli(*args: str, cwd: Path) -> subprocess.Popen[str]:
     )
 
 
+# 36 s of subprocess tuning: -m slow; test_tune_dataset_refits_records_and_resumes keeps
+# resuming in the default set.
+@pytest.mark.slow
 def test_a_killed_session_resumes_through_the_cli(tmp_path: Path) -> None:
     rollout("Pendulum-v1", episodes=10, seed=3, max_steps=60).write_parquet(tmp_path / "p.parquet")
     ingest = rmlite_cli("ingest", "p.parquet", "--dataset", "p", "--db", "s.duckdb", cwd=tmp_path)

@@ -347,15 +347,12 @@ def train(
         # Episode ids serve the fit only for an early-stopping split or an ensemble's
         # resamples; otherwise their copy (8 bytes a row) would sit beside the engine's.
         needs_groups = model._uses_validation() or model.n_members > 1
-        fit_args: Any = (
-            frame.X[in_train],
-            frame.y[in_train],
-            frame.groups[in_train] if needs_groups else None,
-            (frame.X[~in_train], frame.y[~in_train]),
-        )
+        X_fit, y_fit = frame.X[in_train], frame.y[in_train]
+        groups_fit = frame.groups[in_train] if needs_groups else None
+        watched = (frame.X[~in_train], frame.y[~in_train])
         with _parked(frame, folder):
-            model.fit(fit_args[0], fit_args[1], groups=fit_args[2], eval_set=fit_args[3])
-        del fit_args
+            model.fit(X_fit, y_fit, groups=groups_fit, eval_set=watched)
+        del X_fit, y_fit, groups_fit, watched
         timings["fit_s"] = time.perf_counter() - t
         model.feature_spec_ = spec.to_dict()
         model.feature_stats_ = frame.stats.to_dict()
