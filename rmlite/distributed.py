@@ -351,7 +351,7 @@ class DaskRewardRegressor(RewardRegressor):
         y = _aligned(y, X, "y", np.float32)
         g = None if groups is None else _aligned(groups, X, "groups", np.int64)
         w = None if sample_weight is None else _aligned(sample_weight, X, "sample_weight", None)
-        by_episode = self.early_stopping_rounds is not None or self.n_members > 1
+        by_episode = self._splits_rows()
         if by_episode and g is None:
             wanted = (
                 "early_stopping_rounds" if self.early_stopping_rounds is not None else "n_members"

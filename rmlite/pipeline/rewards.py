@@ -344,11 +344,10 @@ def train(
         t = time.perf_counter()
         # The hold-out is watched while fitting (never fitted, never used to stop), so the
         # saved learning curves show overfitting the way the final metrics measure it.
-        # Episode ids serve the fit only for an early-stopping split or an ensemble's
-        # resamples; otherwise their copy (8 bytes a row) would sit beside the engine's.
-        needs_groups = model._uses_validation() or model.n_members > 1
+        # Episode ids serve the fit only to split or resample; otherwise their copy (8 bytes
+        # a row) would sit beside the engine's.
         X_fit, y_fit = frame.X[in_train], frame.y[in_train]
-        groups_fit = frame.groups[in_train] if needs_groups else None
+        groups_fit = frame.groups[in_train] if model._splits_rows() else None
         watched = (frame.X[~in_train], frame.y[~in_train])
         with _parked(frame, folder):
             model.fit(X_fit, y_fit, groups=groups_fit, eval_set=watched)
