@@ -266,7 +266,8 @@ def _land(
         _run(con, sql("stream_episode_ids"))
         _run(con, sql("insert_episode_keys"), {"dataset": dataset})
     staged = "stream_staged" + ("_text" if stream.text_ids else "") + ("_derive" if derive else "")
-    if staged == "stream_staged":  # rows land as judged: a view over them
+    as_judged = staged == "stream_staged"
+    if as_judged:  # rows land as judged: a view over them
         _run(con, sql("stream_params"), params)
         _run(con, sql(staged))
     else:  # rows rekeyed or completed: one copy, and the judged rows go
@@ -274,7 +275,7 @@ def _land(
     if bad:
         say(f"quarantining {bad:,} rows")
         _run(con, sql("stream_insert_rejected"), {"ingest_id": ingest_id, "dataset": dataset})
-    if staged != "stream_staged":
+    if not as_judged:
         _run(con, "DROP TABLE temp.stream_judged")
 
     infinite = {c: (n, source, row) for c, n, source, row in _run(con, sql("stream_infinities"))}
