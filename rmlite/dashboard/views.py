@@ -300,19 +300,23 @@ def _histogram(
     else:
         edges = np.histogram_bin_edges(values, bins=HISTOGRAM_BINS if high > low else 1)
     counts, edges = np.histogram(values, bins=edges)
-    return F.histogram(
-        edges.tolist(), counts.tolist(), f"{title} · {values.size:,}", xlabel, ylabel, integer
-    )
+    return _counted_histogram(edges, counts, title, xlabel, ylabel, integer)
 
 
 def _counted_histogram(
-    edges: np.ndarray, counts: np.ndarray, title: str, xlabel: str, ylabel: str
+    edges: np.ndarray,
+    counts: np.ndarray,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    integer: bool = False,
 ) -> dict[str, Any]:
-    """A histogram whose counts the store made (:meth:`LogStore.reward_histogram`)."""
+    """A histogram of counts already made (by :func:`_histogram`, or by the store:
+    :meth:`LogStore.reward_histogram`), its total in the title."""
     if not counts.size:
         return F.empty(title, "nothing to count yet")
     n = int(counts.sum())
-    return F.histogram(edges.tolist(), counts.tolist(), f"{title} · {n:,}", xlabel, ylabel, False)
+    return F.histogram(edges.tolist(), counts.tolist(), f"{title} · {n:,}", xlabel, ylabel, integer)
 
 
 # ------------------------------------------------------------------- comparison
